@@ -1,0 +1,56 @@
+"""One typed settings object, read from `SIDECAR_*` environment variables (and an optional file).
+
+Nothing is read at import time: call `Settings()` (or `load_settings`) where the process starts.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SIDECAR_", env_file=None, extra="ignore")
+
+    # HTTP API
+    host: str = Field("127.0.0.1", description="Address `sidecar serve` binds.")
+    port: int = Field(8080, description="Port `sidecar serve` binds.")
+    api_keys: list[SecretStr] = Field(
+        default_factory=list, description="Accepted API keys; empty disables authentication."
+    )
+    api_keys_file: Path | None = Field(None, description="File with one accepted API key per line.")
+    max_body_bytes: int = Field(10 * 1024 * 1024, description="Largest request body accepted (413 above).")
+    max_inputs_per_request: int = Field(512, description="Most `input` items in one inference request.")
+    max_input_chars: int = Field(100_000, description="Most characters in one input string.")
+
+    # Endpoint registry
+    registry_path: Path = Field(Path(".sidecar/endpoints.sqlite3"), description="SQLite endpoint store.")
+    registry_index: str | None = Field(
+        None, description="Store endpoints in this index of the target engine instead (shared by replicas)."
+    )
+    registry_engine_url: str | None = Field(None, description="Engine URL for `registry_index`.")
+
+    # Inference engine
+    device: str = Field("auto", description="`auto` (cuda when present), `cpu`, `cuda`, `cuda:N`.")
+    max_batch_tokens: int | None = Field(None, description="Token budget per batch; default per device.")
+    max_batch_requests: int | None = Field(None, description="Most texts per batch; default per device.")
+    max_wait_ms: float = Field(2.0, description="Longest a text waits for others to join its batch.")
+    max_queue: int = Field(4096, description="Texts waiting per model before 429 Overloaded.")
+    max_seq_length: int = Field(512, description="Model input length in tokens; longer input is truncated.")
+    torch_threads: int | None = Field(None, description="CPU threads for torch; default = cores.")
+    warmup: bool = Field(True, description="Run a warm-up batch when a model loads.")
+
+    # Local stack (written by `make stack-up` into .devstack/env)
+    kafka_bootstrap: str = Field("127.0.0.1:9092", description="Kafka bootstrap servers.")
+    opensearch_url: str = Field("http://127.0.0.1:9200", description="OpenSearch URL.")
+    es_url: str = Field("http://127.0.0.1:9201", description="Elasticsearch (or ES-wire) URL.")
+
+    log_level: str = Field("INFO", description="Log level.")
+    log_json: bool = Field(True, description="Structured JSON logs.")
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build settings from the environment, with explicit overrides (e.g. CLI flags) on top."""
+    return Settings(**{k: v for k, v in overrides.items() if v is not None})  # type: ignore[arg-type]
