@@ -24,6 +24,10 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(10 * 1024 * 1024, description="Largest request body accepted (413 above).")
     max_inputs_per_request: int = Field(512, description="Most `input` items in one inference request.")
     max_input_chars: int = Field(100_000, description="Most characters in one input string.")
+    max_concurrent_requests: int = Field(
+        512, description="Inference HTTP requests served at once; more are refused with 429."
+    )
+    shutdown_grace_s: int = Field(30, description="On SIGTERM, how long in-flight HTTP requests may finish.")
 
     # Endpoint registry
     registry_path: Path = Field(Path(".sidecar/endpoints.sqlite3"), description="SQLite endpoint store.")

@@ -25,6 +25,8 @@ WWW_AUTHENTICATE = ['ApiKey', 'Bearer realm="security"']
 
 def error_body(err: SidecarError) -> dict[str, Any]:
     """The Elasticsearch error envelope for `err`."""
+    if getattr(err, "short_form", False):
+        return {"error": err.reason, "status": err.status}
     cause: dict[str, Any] = {"type": err.es_type, "reason": err.reason}
     if isinstance(err, AuthenticationError):
         cause["header"] = {"WWW-Authenticate": WWW_AUTHENTICATE}
@@ -61,11 +63,6 @@ def incorrect_method_body(path: str, method: str, allowed: Iterable[str]) -> dic
         "error": f"Incorrect HTTP method for uri [{path}] and method [{method}], allowed: [{methods}]",
         "status": 405,
     }
-
-
-def unsupported_content_type_body(content_type: str) -> dict[str, Any]:
-    """Elasticsearch's answer to a body in a format it cannot read (status 406)."""
-    return {"error": f"Content-Type header [{content_type}] is not supported", "status": 406}
 
 
 def encode(body: Any) -> bytes:

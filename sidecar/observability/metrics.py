@@ -49,3 +49,17 @@ INFERENCE_REQUEST_SECONDS = Histogram(
 INFERENCE_REMOTE_RETRIES = Counter(
     "sidecar_inference_remote_retries_total", "Retries of calls to remote inference services.", ["service"]
 )
+
+# --- HTTP API -------------------------------------------------------------------------------------
+HTTP_REQUESTS = Counter(
+    "sidecar_http_requests_total",
+    "HTTP requests answered, by route template and status.",
+    ["method", "route", "status"],
+)
+HTTP_REQUEST_SECONDS = Histogram(
+    "sidecar_http_request_seconds",
+    "Time to answer one HTTP request, by route template.",
+    ["method", "route"],
+    buckets=_TIME_BUCKETS,
+)
+HTTP_IN_FLIGHT = Gauge("sidecar_http_inference_in_flight", "Inference HTTP requests being served.")

@@ -1,0 +1,186 @@
+"""Request bodies: read, parse and validate in one place, with Elasticsearch's error types.
+
+- no body where one is required -> `parse_exception` "request body is required"
+- malformed JSON, a non-object, an unknown field or a wrongly typed field -> `x_content_parse_exception`
+- semantic rules (input missing, query for rerank, ...) -> `action_request_validation_exception`
+  with the same sentences Elasticsearch uses.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Literal, TypeVar
+
+from fastapi import Request
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from sidecar.api.media import is_json_body_type
+from sidecar.errors import MissingBodyError, ParseError, RequestValidationError, SidecarError
+from sidecar.inference.types import InputType, TaskType
+
+M = TypeVar("M", bound=BaseModel)
+
+InputTypeName = Literal["ingest", "search", "classification", "clustering"]
+
+
+class UnsupportedContentTypeError(SidecarError):
+    """A request body in a format other than JSON (Elasticsearch answers 406)."""
+
+    status = 406
+    es_type = "content_type_header_exception"
+    short_form = True  # Elasticsearch answers `{"error": "<sentence>", "status": 406}`
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class PerformRequest(_Strict):
+    """`POST /_inference/...`: what Elasticsearch's perform-inference API accepts."""
+
+    input: str | list[str] | None = Field(None, description="A text or a list of texts.")
+    query: str | None = Field(None, description="The query (rerank only).")
+    input_type: str | None = Field(None, description="ingest | search | classification | clustering.")
+    task_settings: dict[str, Any] | None = Field(None, description="Per-request task settings.")
+    top_n: int | None = Field(None, description="Rerank: how many documents to return.")
+    return_documents: bool | None = Field(None, description="Rerank: include document texts.")
+    timeout: str | None = Field(None, description="How long to wait (Elasticsearch time value).")
+
+    def inputs(self) -> list[str]:
+        if self.input is None:
+            return []
+        return [self.input] if isinstance(self.input, str) else list(self.input)
+
+
+class HuggingFaceRequest(_Strict):
+    """The body Elasticsearch's `hugging_face` service sends (Hugging Face Inference API format)."""
+
+    inputs: str | list[str] = Field(description="A text or a list of texts.")
+    parameters: dict[str, Any] | None = Field(None, description="Accepted for compatibility; ignored.")
+    options: dict[str, Any] | None = Field(None, description="Accepted for compatibility; ignored.")
+    truncate: bool | None = Field(None, description="Accepted; input is always truncated to the model length.")
+    normalize: bool | None = Field(None, description="Accepted for compatibility; ignored.")
+
+    def texts(self) -> list[str]:
+        return [self.inputs] if isinstance(self.inputs, str) else list(self.inputs)
+
+
+class CustomServiceRequest(_Strict):
+    """The body of the documented `custom` service template: `{"input": ${input}, ...}`."""
+
+    input: str | list[str] = Field(description="A text or a list of texts.")
+    input_type: InputTypeName | None = Field(None, description="ingest | search | classification | clustering.")
+    task_settings: dict[str, Any] | None = Field(None, description="Per-request task settings.")
+
+    def texts(self) -> list[str]:
+        return [self.input] if isinstance(self.input, str) else list(self.input)
+
+
+class EndpointConfig(BaseModel):
+    """`PUT /_inference/...` body (documentation only; the registry validates the settings)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    service: str = Field(description="The inference service, e.g. `splade`, `hugging_face`, `openai`.")
+    service_settings: dict[str, Any] = Field(description="Settings of the service.")
+    task_settings: dict[str, Any] | None = Field(None, description="Default task settings.")
+    chunking_settings: dict[str, Any] | None = Field(None, description="Chunking (embedding tasks only).")
+    task_type: str | None = Field(None, description="Task type, when the path has none.")
+
+
+async def read_json(request: Request, *, required: bool = True) -> Any:
+    """The request body parsed as JSON; None when there is none and none is required."""
+    raw = await request.body()
+    if not raw.strip():
+        if required:
+            raise MissingBodyError("request body is required")
+        return None
+    content_type = request.headers.get("content-type")
+    if content_type is None:
+        raise UnsupportedContentTypeError("Content-Type header is missing")
+    if not is_json_body_type(content_type):
+        raise UnsupportedContentTypeError(f"Content-Type header [{content_type}] is not supported")
+    try:
+        return json.loads(raw, object_pairs_hook=_no_duplicates)
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError and bad UTF-8 are ValueErrors
+        raise ParseError(f"Failed to parse request body: {_short(exc)}") from exc
+
+
+async def read_object(request: Request) -> dict[str, Any]:
+    body = await read_json(request)
+    if not isinstance(body, dict):
+        raise ParseError(f"request body must be a JSON object, found [{type(body).__name__}]")
+    return body
+
+
+def parse_model(model: type[M], data: Any, parser: str) -> M:
+    """Validate `data` against `model`, turning pydantic's errors into Elasticsearch's."""
+    if not isinstance(data, dict):
+        raise ParseError(f"[{parser}] request body must be a JSON object")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        name = str(first["loc"][0]) if first["loc"] else "?"
+        if first["type"] == "extra_forbidden":
+            raise ParseError(f"[{parser}] unknown field [{name}]") from None
+        if first["type"] == "missing":
+            raise RequestValidationError(f"Validation Failed: 1: Field [{name}] cannot be null;") from None
+        raise ParseError(f"[{parser}] failed to parse field [{name}]") from None
+
+
+def validate_perform(body: PerformRequest, task_type: TaskType | None) -> InputType | None:
+    """Elasticsearch's own checks of a perform-inference request; returns the parsed `input_type`.
+
+    `task_type` is the task the request targets (None when neither the path nor the endpoint is known).
+    """
+
+    def fail(message: str) -> RequestValidationError:
+        return RequestValidationError(f"Validation Failed: 1: {message};")
+
+    input_type = _parse_input_type(body.input_type)
+    if body.input is None:
+        raise fail("Field [input] cannot be null")
+    if isinstance(body.input, list) and not body.input:
+        raise fail("Field [input] cannot be an empty array")
+    if task_type is TaskType.RERANK:
+        if body.query is None:
+            raise fail("Field [query] cannot be null for task type [rerank]")
+        if not body.query:
+            raise fail("Field [query] cannot be empty for task type [rerank]")
+        if body.top_n is not None and body.top_n < 1:
+            raise fail("Field [top_n] must be greater than 0")
+    elif task_type is not None:
+        if body.return_documents is not None:
+            raise fail(f"Field [return_documents] cannot be specified for task type [{task_type}]")
+        if body.top_n is not None:
+            raise fail(f"Field [top_n] cannot be specified for task type [{task_type}]")
+    if task_type in (TaskType.TEXT_EMBEDDING, TaskType.SPARSE_EMBEDDING) and body.query is not None:
+        raise fail(f"Field [query] cannot be specified for task type [{task_type}]")
+    if task_type is not None and task_type is not TaskType.TEXT_EMBEDDING and input_type is not None:
+        raise fail(f"Field [input_type] cannot be specified for task type [{task_type}]")
+    return input_type
+
+
+def _parse_input_type(raw: str | None) -> InputType | None:
+    if raw is None:
+        return None
+    try:
+        return InputType(raw.lower())
+    except ValueError:
+        allowed = ", ".join(t.value for t in InputType)
+        raise ParseError(f"Unrecognized input_type [{raw}], must be one of [{allowed}]") from None
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise ValueError(f"Duplicate field '{key}'")
+        result[key] = value
+    return result
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    return text if len(text) <= 200 else text[:200] + "..."

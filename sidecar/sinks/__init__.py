@@ -1,0 +1,1 @@
+"""Bulk sinks: Elasticsearch and OpenSearch, sharing their retry and outcome logic in `base`."""

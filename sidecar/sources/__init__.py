@@ -1,0 +1,1 @@
+"""Document sources: each an async stream of messages with an acknowledgement."""
