@@ -5,6 +5,9 @@ Each subcommand imports its machinery lazily so `sidecar --help` stays fast (no 
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated
+
 import typer
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
@@ -13,6 +16,158 @@ app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 @app.callback()
 def _root() -> None:
     """Learned sparse retrieval beside Elasticsearch and OpenSearch."""
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Bind address (env SIDECAR_HOST).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default 8080, env SIDECAR_PORT).")] = None,
+    config: Annotated[Path | None, typer.Option(help="YAML or .env file of settings.")] = None,
+) -> None:
+    """Run the Elasticsearch-compatible inference API."""
+    from sidecar.api.server import serve as run_server
+    from sidecar.api.server import settings_from
+
+    run_server(settings_from(config, host=host, port=port))
+
+
+@app.command()
+def infer(
+    texts: Annotated[list[str], typer.Argument(help="One or more texts.")],
+    endpoint: Annotated[str, typer.Option("--endpoint", "-e", help="Endpoint id.")] = ".splade-tiny",
+    query: Annotated[str | None, typer.Option(help="Query (rerank endpoints).")] = None,
+    url: Annotated[str | None, typer.Option(help="Ask a running sidecar instead.")] = None,
+    api_key: Annotated[
+        str | None, typer.Option(envvar="SIDECAR_CLIENT_API_KEY", help="API key for --url.")
+    ] = None,
+    top: Annotated[int, typer.Option(help="Sparse results: how many tokens to show.")] = 15,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the raw Elasticsearch answer.")] = False,
+    config: Annotated[Path | None, typer.Option(help="YAML or .env file of settings.")] = None,
+) -> None:
+    """Print an ad-hoc inference result for TEXTS."""
+    import asyncio
+    import json
+
+    from rich.console import Console
+
+    from sidecar.api.infer_command import infer_body, render
+    from sidecar.api.server import settings_from
+    from sidecar.errors import SidecarError
+
+    settings = settings_from(config)
+    try:
+        body = asyncio.run(
+            infer_body(texts, endpoint=endpoint, settings=settings, url=url, api_key=api_key, query=query)
+        )
+    except SidecarError as err:
+        typer.echo(f"error: {err.es_type}: {err.reason}", err=True)
+        raise typer.Exit(1) from None
+    if as_json:
+        typer.echo(json.dumps(body, ensure_ascii=False))
+    else:
+        render(body, texts, top=top, console=Console())
+
+
+@app.command()
+def worker(
+    pipeline: Annotated[list[Path], typer.Option("--pipeline", "-p", help="Pipeline file; repeat for more.")],
+    metrics_port: Annotated[int, typer.Option(help="Port of /metrics and health (0: any).")] = 9108,
+    metrics_host: Annotated[str, typer.Option(help="Bind address of the metrics/health server.")] = "0.0.0.0",  # noqa: S104
+    config: Annotated[Path | None, typer.Option(help="A .env-style file of SIDECAR_* settings.")] = None,
+) -> None:
+    """Consume Kafka, enrich with inference, bulk index; at-least-once with idempotent ids."""
+    from sidecar.worker.commands import worker_command
+
+    raise typer.Exit(worker_command(pipeline, metrics_host, metrics_port, config))
+
+
+@app.command()
+def validate(
+    paths: Annotated[list[Path] | None, typer.Argument(help="Files (default pipelines/*.yaml).")] = None,
+    check_endpoints: Annotated[
+        bool, typer.Option(help="Also look the endpoints up in the local registry (loads no model).")
+    ] = False,
+) -> None:
+    """Check pipeline files; print every problem as FILE:LINE: KEY: MESSAGE."""
+    from sidecar.worker.commands import validate_command
+
+    raise typer.Exit(validate_command(paths or [], check_endpoints))
+
+
+@app.command()
+def setup(
+    pipeline: Annotated[list[Path], typer.Option("--pipeline", "-p", help="Pipeline file; repeat for more.")],
+    config: Annotated[Path | None, typer.Option(help="A .env-style file of SIDECAR_* settings.")] = None,
+) -> None:
+    """Create the index, mappings or index template the pipelines need."""
+    from sidecar.worker.commands import setup_command
+
+    raise typer.Exit(setup_command(pipeline, config))
+
+
+@app.command()
+def demo(
+    pipeline: Annotated[Path, typer.Option(help="The demo pipeline.")] = Path("pipelines/demo.yaml"),
+    samples: Annotated[Path, typer.Option(help="JSONL documents to produce.")] = Path(
+        "pipelines/samples/everyday-science.jsonl"
+    ),
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for the documents to be indexed.")] = 300.0,
+) -> None:
+    """Produce the sample documents to Kafka, run the worker until indexed, print a semantic search."""
+    from sidecar.worker.demo import demo_command
+
+    raise typer.Exit(demo_command(pipeline, samples, timeout))
+
+
+@app.command()
+def search(
+    text: Annotated[str, typer.Argument(help="The query text.")],
+    pipeline: Annotated[Path, typer.Option("--pipeline", "-p", help="The pipeline whose index to search.")],
+    k: Annotated[int, typer.Option("--k", help="Hits to show.")] = 10,
+    hybrid: Annotated[bool, typer.Option(help="Fuse with the engine's BM25 (and dense fields).")] = False,
+    fusion: Annotated[str, typer.Option(help="Hybrid fusion: minmax or rrf.")] = "minmax",
+    weights: Annotated[
+        str | None, typer.Option(help="Fusion weights, `0.5,0.5` or `bm25=0.5,sparse=0.5`.")
+    ] = None,
+    query_top_k: Annotated[int, typer.Option(help="Sparse query terms kept (0: all).")] = 32,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the hits as JSON.")] = False,
+) -> None:
+    """Search the index a pipeline fills: sparse, or hybrid with BM25 (and dense)."""
+    from sidecar.search.command import search_command
+
+    raise typer.Exit(search_command(pipeline, text, k=k, hybrid=hybrid, fusion=fusion, weights=weights,
+                                    query_top_k=query_top_k, as_json=as_json))
+
+
+@app.command(name="eval")
+def eval_(
+    dataset: Annotated[Path, typer.Option(help="BEIR folder: corpus.jsonl, queries.jsonl, qrels.tsv.")],
+    pipeline: Annotated[Path | None, typer.Option(help="Take endpoints, pruning, chunking from it.")] = None,
+    engine: Annotated[str, typer.Option(help="opensearch or elasticsearch (local stack).")] = "opensearch",
+    url: Annotated[str | None, typer.Option(help="Engine URL (default from SIDECAR_*_URL).")] = None,
+    doc_top_k: Annotated[int | None, typer.Option(help="Sparse terms kept per document.")] = None,
+    query_top_k: Annotated[int, typer.Option(help="Sparse terms kept per query (0: all).")] = 32,
+    max_length: Annotated[int | None, typer.Option(help="Model input length in tokens.")] = None,
+    dense: Annotated[bool, typer.Option(help="Also evaluate the dense endpoint.")] = True,
+    sweep: Annotated[bool, typer.Option(help="Also sweep min-max fusion weights.")] = False,
+    reindex: Annotated[bool, typer.Option(help="Rebuild the index even when it matches.")] = False,
+    out: Annotated[Path, typer.Option(help="Folder for the JSON results and the chart.")] = Path(
+        ".cache/eval/results"
+    ),
+) -> None:
+    """Index a BEIR dataset into the local engine; nDCG@10 and Recall@100 per method."""
+    from sidecar.eval.command import eval_command
+    from sidecar.eval.runner import EvalOptions
+    from sidecar.pipelines.schema import Engine
+
+    try:
+        chosen = Engine(engine)
+    except ValueError:
+        raise typer.BadParameter("use opensearch or elasticsearch", param_hint="--engine") from None
+    options = EvalOptions(dataset=dataset, engine=chosen, url=url, pipeline=pipeline, doc_top_k=doc_top_k,
+                          query_top_k=query_top_k or None, max_length=max_length, dense=dense,
+                          reindex=reindex, sweep=sweep)
+    raise typer.Exit(eval_command(options, out))
 
 
 def main() -> None:

@@ -75,7 +75,8 @@ def _locked(cache: Path) -> Iterator[None]:
 def _run(cmd: list[str]) -> None:
     result = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if result.returncode != 0:
-        raise ToolFetchError(f"command failed ({result.returncode}): {' '.join(cmd)}\n{result.stderr[-4000:]}")
+        tail = result.stderr[-4000:]
+        raise ToolFetchError(f"command failed ({result.returncode}): {' '.join(cmd)}\n{tail}")
 
 
 def _write_executable(target: Path, data: bytes) -> None:

@@ -55,6 +55,13 @@ def _meta_problems(doc: dict[str, Any]) -> list[str]:
         problems.append(f"metadata.name {name!r} is not a DNS-1123 subdomain")
     if doc.get("kind") in _LABEL_NAMED_KINDS and (len(name) > 63 or not _DNS_LABEL.match(name)):
         problems.append(f"metadata.name {name!r} must be a DNS-1123 label (<= 63 characters)")
+    spec = doc.get("spec") or {}
+    completions = spec.get("completions")
+    if doc.get("kind") == "Job" and spec.get("completionMode") == "Indexed" and isinstance(completions, int):
+        # Pods get the hostname <job>-<index>, which must itself be a DNS label.
+        hostname = f"{name}-{max(completions - 1, 0)}"
+        if len(hostname) > 63:
+            problems.append(f"pod hostname {hostname!r} of this Indexed Job exceeds 63 characters")
     for key, value in (meta.get("labels") or {}).items():
         if not isinstance(value, str) or len(value) > 63 or not _LABEL_VALUE.match(value):
             problems.append(f"label {key}={value!r} is not a valid label value")
@@ -66,8 +73,8 @@ def validate_document(doc: dict[str, Any], kube_versions: list[str]) -> list[str
     problems = _meta_problems(doc)
     crd = _crd_schema(doc)
     if crd is not None:
-        validator = jsonschema.Draft202012Validator(crd)
-        problems += [f"{'.'.join(map(str, e.absolute_path))}: {e.message}" for e in validator.iter_errors(doc)]
+        for error in jsonschema.Draft202012Validator(crd).iter_errors(doc):
+            problems.append(f"{'.'.join(map(str, error.absolute_path))}: {error.message}")
         return problems
     for version in kube_versions:
         try:

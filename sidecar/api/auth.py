@@ -4,8 +4,8 @@
   `ApiKey <credential>` with the credential as configured (`api_key="..."`),
 - `Authorization: Bearer <key>` (Elasticsearch's `hugging_face` and `custom` services).
 
-A configured key may be written as `id:key`, `key`, or the base64 form; a presented credential
-matches when any of its readings equals a configured key (compared in constant time). Keys come
+A key may be configured and presented as `id:key`, `key`, or base64 of `id:key`; a credential
+matches when one of its readings equals one of a configured key's (compared in constant time). Keys come
 from `SIDECAR_API_KEYS` and/or one per line in `SIDECAR_API_KEYS_FILE`; none configured turns
 authentication off. Keys are never logged or echoed back.
 """
@@ -37,21 +37,20 @@ def load_keys(settings: Settings) -> list[bytes]:
 
 
 def _readings(credential: str) -> set[bytes]:
-    """Every way a presented credential may have been configured."""
-    readings = {credential.encode()}
+    """Every way a credential may be written: as is, base64-decoded, and the key part of `id:key`."""
+    forms = {credential}
     try:
-        decoded = base64.b64decode(credential, validate=True).decode()
+        forms.add(base64.b64decode(credential, validate=True).decode())
     except (binascii.Error, UnicodeDecodeError, ValueError):
-        return readings
-    readings.add(decoded.encode())
-    if ":" in decoded:
-        readings.add(decoded.split(":", 1)[1].encode())
-    return readings
+        pass
+    key_parts = {form.split(":", 1)[1] for form in forms if ":" in form}
+    return {form.encode() for form in forms | key_parts if form}
 
 
 class Authenticator:
     def __init__(self, keys: Iterable[bytes]) -> None:
-        self._keys = list(keys)
+        # Each configured key in all its readings, so `id:key`, `key` and base64 forms all match.
+        self._keys = sorted({reading for key in keys for reading in _readings(key.decode())})
 
     @property
     def enabled(self) -> bool:

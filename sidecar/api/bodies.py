@@ -58,7 +58,9 @@ class HuggingFaceRequest(_Strict):
     inputs: str | list[str] = Field(description="A text or a list of texts.")
     parameters: dict[str, Any] | None = Field(None, description="Accepted for compatibility; ignored.")
     options: dict[str, Any] | None = Field(None, description="Accepted for compatibility; ignored.")
-    truncate: bool | None = Field(None, description="Accepted; input is always truncated to the model length.")
+    truncate: bool | None = Field(
+        None, description="Accepted; input is always truncated to the model length."
+    )
     normalize: bool | None = Field(None, description="Accepted for compatibility; ignored.")
 
     def texts(self) -> list[str]:
@@ -69,7 +71,9 @@ class CustomServiceRequest(_Strict):
     """The body of the documented `custom` service template: `{"input": ${input}, ...}`."""
 
     input: str | list[str] = Field(description="A text or a list of texts.")
-    input_type: InputTypeName | None = Field(None, description="ingest | search | classification | clustering.")
+    input_type: InputTypeName | None = Field(
+        None, description="ingest | search | classification | clustering."
+    )
     task_settings: dict[str, Any] | None = Field(None, description="Per-request task settings.")
 
     def texts(self) -> list[str]:
@@ -120,7 +124,9 @@ def parse_model(model: type[M], data: Any, parser: str) -> M:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
+        # Parsing problems (unknown or malformed fields) come before missing ones, as in Elasticsearch.
+        order = {"extra_forbidden": 0, "missing": 2}
+        first = min(exc.errors(), key=lambda e: order.get(e["type"], 1))
         name = str(first["loc"][0]) if first["loc"] else "?"
         if first["type"] == "extra_forbidden":
             raise ParseError(f"[{parser}] unknown field [{name}]") from None

@@ -20,7 +20,7 @@ from sidecar.errors import AuthenticationError, SidecarError
 log = logging.getLogger(__name__)
 
 # What Elasticsearch sends with a 401, so clients know which schemes they may use.
-WWW_AUTHENTICATE = ['ApiKey', 'Bearer realm="security"']
+WWW_AUTHENTICATE = ["ApiKey", 'Bearer realm="security"']
 
 
 def error_body(err: SidecarError) -> dict[str, Any]:

@@ -14,9 +14,7 @@ from sidecar.errors import SidecarError
 SUPPORTED_MAJORS = (8, 9)
 DEFAULT_MAJOR = 8
 
-_VENDOR_RE = re.compile(
-    r"^\s*application/vnd\.elasticsearch\+json\s*(?:;\s*(?P<params>.*))?$", re.IGNORECASE
-)
+_VENDOR_RE = re.compile(r"^\s*application/vnd\.elasticsearch\+json\s*(?:;\s*(?P<params>.*))?$", re.IGNORECASE)
 _COMPAT_RE = re.compile(r"compatible-with\s*=\s*\"?(?P<major>\d+)\"?", re.IGNORECASE)
 _JSON_TYPES = frozenset({"application/json", "application/x-ndjson", "text/json"})
 

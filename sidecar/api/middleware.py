@@ -43,7 +43,9 @@ class EsCompatMiddleware:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        request_id = (_header(scope, b"x-request-id") or _header(scope, b"x-opaque-id") or uuid.uuid4().hex)[:200]
+        request_id = (_header(scope, b"x-request-id") or _header(scope, b"x-opaque-id") or uuid.uuid4().hex)[
+            :200
+        ]
         token = request_id_var.set(request_id)
         opaque_id = _header(scope, b"x-opaque-id")
         state: dict[str, Any] = {"status": 500, "started": False, "major": None}

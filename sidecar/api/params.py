@@ -27,7 +27,10 @@ _PARAM_DOCS: dict[str, tuple[str, dict[str, Any]]] = {
     "pretty": ("Indent the JSON answer.", {"type": "boolean"}),
     "human": ("Accepted for compatibility; has no effect.", {"type": "boolean"}),
     "error_trace": ("Accepted for compatibility; has no effect.", {"type": "boolean"}),
-    "filter_path": ("Comma-separated dot paths (with `*`, `**`, `-` to exclude) to keep.", {"type": "string"}),
+    "filter_path": (
+        "Comma-separated dot paths (with `*`, `**`, `-` to exclude) to keep.",
+        {"type": "string"},
+    ),
     "timeout": ("How long to wait, in Elasticsearch time units (`30s`, `500ms`).", {"type": "string"}),
     "dry_run": ("Only report what deleting would affect.", {"type": "boolean"}),
     "force": ("Delete even when pipelines reference the endpoint.", {"type": "boolean"}),
@@ -120,5 +123,7 @@ def query_docs(*extra: str) -> list[dict[str, Any]]:
     docs = []
     for name in COMMON_PARAMS + extra:
         description, schema = _PARAM_DOCS[name]
-        docs.append({"name": name, "in": "query", "required": False, "description": description, "schema": schema})
+        docs.append(
+            {"name": name, "in": "query", "required": False, "description": description, "schema": schema}
+        )
     return docs

@@ -105,3 +105,16 @@ def pad_batch(batch: list[Any], device: str) -> tuple[Any, Any]:
         ids[row, :n] = torch.as_tensor(enc.ids, dtype=torch.long)
         mask[row, :n] = 1
     return ids.to(device, non_blocking=True), mask.to(device, non_blocking=True)
+
+
+def cpu_has_native_bf16() -> bool:
+    """True on x86 CPUs with AVX512-BF16 or AMX (Linux /proc/cpuinfo)."""
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="ignore") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    flags = set(line.split())
+                    return bool({"avx512_bf16", "amx_bf16"} & flags)
+    except OSError:
+        return False
+    return False

@@ -63,3 +63,42 @@ HTTP_REQUEST_SECONDS = Histogram(
     buckets=_TIME_BUCKETS,
 )
 HTTP_IN_FLIGHT = Gauge("sidecar_http_inference_in_flight", "Inference HTTP requests being served.")
+
+# --- Kafka worker (sidecar.worker, sidecar.sinks) ---------------------------------------------------
+WORKER_CONSUMED = Counter("sidecar_worker_consumed_total", "Kafka messages consumed.", ["pipeline"])
+WORKER_INDEXED = Counter(
+    "sidecar_worker_indexed_total", "Documents the engine acknowledged (created, updated or existing).", ["pipeline"]
+)
+WORKER_DEAD_LETTERED = Counter(
+    "sidecar_worker_dead_lettered_total", "Messages sent to the dead letter, by error type.", ["pipeline", "error"]
+)
+WORKER_RETRIED = Counter(
+    "sidecar_worker_retried_total",
+    "Retries: `item` (429/5xx bulk items), `request` (whole bulk requests), `inference`, `dead_letter`.",
+    ["pipeline", "kind"],
+)
+WORKER_SKIPPED_UNCHANGED = Counter(
+    "sidecar_worker_skipped_unchanged_total", "Vectors reused because the text was unchanged.", ["pipeline"]
+)
+WORKER_CONSUMER_LAG = Gauge(
+    "sidecar_worker_consumer_lag", "High watermark minus committed offset.", ["pipeline", "topic", "partition"]
+)
+WORKER_COMMITTED_OFFSET = Gauge(
+    "sidecar_worker_committed_offset", "Last offset committed.", ["pipeline", "topic", "partition"]
+)
+WORKER_IN_FLIGHT = Gauge("sidecar_worker_in_flight_docs", "Messages consumed but not yet acknowledged.", ["pipeline"])
+WORKER_PAUSED = Gauge(
+    "sidecar_worker_paused", "1 while consumption is paused, by reason (in_flight, engine, inference).",
+    ["pipeline", "reason"],
+)
+WORKER_BULK_SECONDS = Histogram(
+    "sidecar_worker_bulk_seconds", "Time of one bulk request.", ["pipeline"], buckets=_TIME_BUCKETS
+)
+WORKER_BATCH_SECONDS = Histogram(
+    "sidecar_worker_batch_seconds", "Time from consuming a batch to acknowledging it.", ["pipeline"],
+    buckets=_TIME_BUCKETS,
+)
+WORKER_BATCH_DOCS = Histogram(
+    "sidecar_worker_batch_docs", "Messages per batch.", ["pipeline"],
+    buckets=(1, 4, 16, 64, 128, 256, 512, 1024, 2048, 4096),
+)

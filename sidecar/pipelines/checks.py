@@ -66,7 +66,11 @@ def _fields(
                 problems.append(((*at, "target"), f"[{path}] is also written by fields[{written[path]}]"))
             written[path] = i
         for path in field.input:
-            if path == field.target or path.startswith(field.target + ".") or field.target.startswith(path + "."):
+            if (
+                path == field.target
+                or path.startswith(field.target + ".")
+                or field.target.startswith(path + ".")
+            ):
                 problems.append(((*at, "target"), f"overlaps the input field [{path}]"))
         if field.type is TargetType.SPARSE_VECTOR and config.sink.engine is Engine.OPENSEARCH:
             problems.append(((*at, "type"), "OpenSearch has no [sparse_vector] field; use [rank_features]"))
@@ -81,7 +85,10 @@ def _fields(
             problems.append(((*at, "endpoint"), f"Inference endpoint not found [{field.endpoint}]"))
         elif task_type is not None and task_type is not wanted:
             problems.append(
-                ((*at, "endpoint"), f"endpoint [{field.endpoint}] is [{task_type}]; [{field.type}] needs [{wanted}]")
+                (
+                    (*at, "endpoint"),
+                    f"endpoint [{field.endpoint}] is [{task_type}]; [{field.type}] needs [{wanted}]",
+                )
             )
     return problems
 
@@ -101,7 +108,7 @@ def _sink(config: PipelineConfig) -> list[tuple[Loc, str]]:
     if auth.api_key is not None and sink.engine is Engine.OPENSEARCH:
         problems.append(((*at, "auth", "api_key"), "OpenSearch takes [username]/[password], not an API key"))
     index = sink.index
-    if not index or index != index.lower() and not index.startswith("<"):
+    if not index or (index != index.lower() and not index.startswith("<")):
         problems.append(((*at, "index"), "index names must be lowercase"))
     if index.startswith("<") != index.endswith(">"):
         problems.append(((*at, "index"), "date math index names are written <static-{now/d}>"))

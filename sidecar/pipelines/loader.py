@@ -182,7 +182,9 @@ def validate_file(
 
 
 def load_pipelines(
-    paths: Iterable[str | Path], env: Mapping[str, str] | None = None, task_type_of: TaskTypeLookup | None = None
+    paths: Iterable[str | Path],
+    env: Mapping[str, str] | None = None,
+    task_type_of: TaskTypeLookup | None = None,
 ) -> list[PipelineConfig]:
     """Load several pipelines; all problems of all files are raised together. Names must be unique."""
     configs: list[PipelineConfig] = []
@@ -193,7 +195,9 @@ def load_pipelines(
         problems += [str(p) for p in found]
         if config is not None:
             if config.name in names:
-                problems.append(f"{path}: name: pipeline name [{config.name}] is also used by {names[config.name]}")
+                problems.append(
+                    f"{path}: name: pipeline name [{config.name}] is also used by {names[config.name]}"
+                )
             names[config.name] = str(path)
             configs.append(config)
     if problems:

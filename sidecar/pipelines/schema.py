@@ -57,9 +57,11 @@ class SaslConfig(_Strict):
 
 
 class TlsConfig(_Strict):
-    ca_file: str | None = Field(None, description="PEM bundle of the CAs to trust; system CAs when absent.")
-    cert_file: str | None = Field(None, description="Client certificate (mutual TLS).")
-    key_file: str | None = Field(None, description="Client private key (mutual TLS).")
+    ca_file: str | None = Field(
+        default=None, description="PEM bundle of the CAs to trust; system CAs when absent."
+    )
+    cert_file: str | None = Field(default=None, description="Client certificate (mutual TLS).")
+    key_file: str | None = Field(default=None, description="Client private key (mutual TLS).")
     key_password: SecretStr | None = None
     check_hostname: bool = True
 
@@ -77,25 +79,31 @@ class DocumentIdFrom(StrEnum):
 
 
 class DocumentIdConfig(_Strict):
-    from_: DocumentIdFrom = Field(DocumentIdFrom.KEY, alias="from")
-    field: FieldPath | None = Field(None, description="Field path holding the id when `from: field`.")
+    from_: DocumentIdFrom = Field(default=DocumentIdFrom.KEY, alias="from")
+    field: FieldPath | None = Field(default=None, description="Field path holding the id when `from: field`.")
 
 
 class KafkaSourceConfig(_Strict):
     bootstrap_servers: Annotated[list[str], OneOrMore, Field(min_length=1)]
     topics: Annotated[list[str], OneOrMore, Field(min_length=1)] | None = None
-    pattern: str | None = Field(None, description="Regular expression of topic names (instead of `topics`).")
+    pattern: str | None = Field(
+        default=None, description="Regular expression of topic names (instead of `topics`)."
+    )
     group_id: str
     client_id: str | None = None
-    start: Literal["earliest", "latest"] = Field("earliest", description="Where a group without offsets starts.")
+    start: Literal["earliest", "latest"] = Field(
+        default="earliest", description="Where a group without offsets starts."
+    )
     value_format: Literal["json"] = "json"
     document_id: DocumentIdConfig = DocumentIdConfig()
-    max_message_bytes: int = Field(1024 * 1024, gt=0, description="Larger messages go to the dead letter.")
-    max_poll_records: int = Field(500, gt=0, description="Most messages taken from Kafka per batch.")
-    linger_ms: int = Field(50, ge=0, description="Longest the worker waits to fill a batch.")
-    session_timeout_ms: int = Field(10_000, ge=1000)
-    heartbeat_interval_ms: int = Field(3_000, ge=100)
-    max_poll_interval_ms: int = Field(300_000, ge=1000)
+    max_message_bytes: int = Field(
+        default=1024 * 1024, gt=0, description="Larger messages go to the dead letter."
+    )
+    max_poll_records: int = Field(default=500, gt=0, description="Most messages taken from Kafka per batch.")
+    linger_ms: int = Field(default=50, ge=0, description="Longest the worker waits to fill a batch.")
+    session_timeout_ms: int = Field(default=10_000, ge=1000)
+    heartbeat_interval_ms: int = Field(default=3_000, ge=100)
+    max_poll_interval_ms: int = Field(default=300_000, ge=1000)
     isolation_level: Literal["read_uncommitted", "read_committed"] = "read_committed"
     security: KafkaSecurity = KafkaSecurity()
 
@@ -129,9 +137,9 @@ class SourceConfig(_Strict):
 class InferenceConfig(_Strict):
     """Where inference runs: in this process (default) or a remote sidecar's `_inference` API."""
 
-    url: str | None = Field(None, description="Base URL of a remote sidecar; in-process when absent.")
+    url: str | None = Field(default=None, description="Base URL of a remote sidecar; in-process when absent.")
     api_key: SecretStr | None = None
-    timeout_s: float = Field(60.0, gt=0)
+    timeout_s: float = Field(default=60.0, gt=0)
     ca_file: str | None = None
 
 
@@ -146,9 +154,9 @@ class TargetType(StrEnum):
 
 
 class PruningConfig(_Strict):
-    top_k: int | None = Field(None, gt=0)
-    min_weight: float | None = Field(None, ge=0)
-    max_ratio: float | None = Field(None, ge=0, le=1)
+    top_k: int | None = Field(default=None, gt=0)
+    min_weight: float | None = Field(default=None, ge=0)
+    max_ratio: float | None = Field(default=None, ge=0, le=1)
 
     def to_pruning(self) -> Pruning:
         return Pruning(self.top_k, self.min_weight, self.max_ratio)
@@ -163,13 +171,17 @@ class FieldConfig(_Strict):
     type: TargetType = TargetType.RANK_FEATURES
     pruning: PruningConfig | None = None
     chunking: dict[str, Any] | None = Field(
-        None, description="Elasticsearch `chunking_settings`; chunk vectors are combined (max per token)."
+        default=None,
+        description="Elasticsearch `chunking_settings`; chunk vectors are combined (max per token).",
     )
     skip_if_unchanged: bool = Field(
-        False, description="Store a content hash beside the vector and reuse the stored vector when equal."
+        default=False,
+        description="Store a content hash beside the vector and reuse the stored vector when equal.",
     )
-    hash_field: FieldPath | None = Field(None, description="Where the hash goes; default `<target>_hash`.")
-    required: bool = Field(True, description="A missing input sends the document to the dead letter.")
+    hash_field: FieldPath | None = Field(
+        default=None, description="Where the hash goes; default `<target>_hash`."
+    )
+    required: bool = Field(default=True, description="A missing input sends the document to the dead letter.")
 
     @field_validator("chunking")
     @classmethod
@@ -205,7 +217,7 @@ class Operation(StrEnum):
 
 
 class SinkAuth(_Strict):
-    api_key: SecretStr | None = Field(None, description="Elasticsearch API key (the encoded form).")
+    api_key: SecretStr | None = Field(default=None, description="Elasticsearch API key (the encoded form).")
     username: str | None = None
     password: SecretStr | None = None
     ca_file: str | None = None
@@ -213,9 +225,9 @@ class SinkAuth(_Strict):
 
 
 class BulkConfig(_Strict):
-    max_docs: int = Field(500, gt=0, description="Most documents in one bulk request.")
-    max_bytes: int = Field(5 * 1024 * 1024, gt=0, description="Largest bulk request body.")
-    concurrency: int = Field(2, gt=0, description="Bulk requests in flight at once.")
+    max_docs: int = Field(default=500, gt=0, description="Most documents in one bulk request.")
+    max_bytes: int = Field(default=5 * 1024 * 1024, gt=0, description="Largest bulk request body.")
+    concurrency: int = Field(default=2, gt=0, description="Bulk requests in flight at once.")
 
 
 class SinkConfig(_Strict):
@@ -224,10 +236,10 @@ class SinkConfig(_Strict):
     auth: SinkAuth = SinkAuth()
     index: str = Field(description="Target index; date math like `<docs-{now/d}>` is resolved per batch.")
     operation: Operation = Operation.INDEX
-    routing: FieldPath | None = Field(None, description="Field path whose value routes the document.")
+    routing: FieldPath | None = Field(default=None, description="Field path whose value routes the document.")
     refresh: Literal["false", "true", "wait_for"] = "false"
     bulk: BulkConfig = BulkConfig()
-    request_timeout_s: float = Field(30.0, gt=0)
+    request_timeout_s: float = Field(default=30.0, gt=0)
 
     @field_validator("refresh", mode="before")
     @classmethod
@@ -239,21 +251,27 @@ class SinkConfig(_Strict):
 
 
 class BackoffConfig(_Strict):
-    initial_ms: int = Field(200, gt=0)
-    max_ms: int = Field(30_000, gt=0)
+    initial_ms: int = Field(default=200, gt=0)
+    max_ms: int = Field(default=30_000, gt=0)
 
 
 class ErrorsConfig(_Strict):
     dead_letter_topic: str | None = None
     dead_letter_index: str | None = None
-    max_retries: int = Field(5, ge=0, description="Retries of a 429/5xx bulk item before its dead letter.")
+    max_retries: int = Field(
+        default=5, ge=0, description="Retries of a 429/5xx bulk item before its dead letter."
+    )
     backoff: BackoffConfig = BackoffConfig()
 
 
 class WorkerConfig(_Strict):
-    max_in_flight_docs: int = Field(4000, gt=0, description="Partitions pause while more are unacknowledged.")
-    commit_interval_ms: int = Field(1000, gt=0)
-    shutdown_timeout_s: float = Field(30.0, gt=0, description="Time in-flight batches get on SIGTERM.")
+    max_in_flight_docs: int = Field(
+        default=4000, gt=0, description="Partitions pause while more are unacknowledged."
+    )
+    commit_interval_ms: int = Field(default=1000, gt=0)
+    shutdown_timeout_s: float = Field(
+        default=30.0, gt=0, description="Time in-flight batches get on SIGTERM."
+    )
 
 
 class PipelineConfig(_Strict):

@@ -16,8 +16,16 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 _EXPR = re.compile(r"^now((?:[+-]\d+[yMwdhHms])*)(?:/([yMwdhHms]))?(?:\{([^}|]*)(?:\|([^}]*))?\})?$")
 _STEP = re.compile(r"([+-]\d+)([yMwdhHms])")
-_FORMAT_TOKENS = (("yyyy", "%Y"), ("uuuu", "%Y"), ("yy", "%y"), ("MM", "%m"), ("dd", "%d"),
-                  ("HH", "%H"), ("mm", "%M"), ("ss", "%S"))
+_FORMAT_TOKENS = (
+    ("yyyy", "%Y"),
+    ("uuuu", "%Y"),
+    ("yy", "%y"),
+    ("MM", "%m"),
+    ("dd", "%d"),
+    ("HH", "%H"),
+    ("mm", "%M"),
+    ("ss", "%S"),
+)
 DEFAULT_FORMAT = "yyyy.MM.dd"
 
 

@@ -19,7 +19,14 @@ from typing import Any
 
 from sidecar.errors import SidecarError
 from sidecar.inference.chunking import chunk_text
-from sidecar.inference.types import DenseEmbedding, InferenceServiceProtocol, InputType, SparseEmbedding, TaskType
+from sidecar.inference.types import (
+    DenseEmbedding,
+    InferenceServiceProtocol,
+    InputType,
+    SparseEmbedding,
+    TaskType,
+)
+from sidecar.observability import metrics
 from sidecar.pipelines.schema import FieldConfig
 from sidecar.writers.rank_features import NO_PRUNING, clean_features, max_combine
 
@@ -40,17 +47,17 @@ class RetriableInferenceError(Exception):
         self.cause = cause
 
 
-_MISSING = object()
+MISSING = object()
 
 
 def get_path(doc: Mapping[str, Any], path: str) -> Any:
-    """The value at a dotted path (a literal dotted key wins), or `_MISSING`."""
+    """The value at a dotted path (a literal dotted key wins), or `MISSING`."""
     if path in doc:
         return doc[path]
     node: Any = doc
     for part in path.split("."):
         if not isinstance(node, Mapping) or part not in node:
-            return _MISSING
+            return MISSING
         node = node[part]
     return node
 
@@ -68,7 +75,13 @@ def set_path(doc: dict[str, Any], path: str, value: Any) -> DocumentError | None
 
 
 def content_hash(spec: FieldConfig, text: str) -> str:
-    key = [spec.endpoint, spec.type.value, spec.pruning.model_dump() if spec.pruning else None, spec.chunking, text]
+    key = [
+        spec.endpoint,
+        spec.type.value,
+        spec.pruning.model_dump() if spec.pruning else None,
+        spec.chunking,
+        text,
+    ]
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode("utf-8")).hexdigest()[:32]
 
 
@@ -89,12 +102,14 @@ class FieldWriter:
         *,
         max_inputs_per_request: int = 256,
         max_input_chars: int = 100_000,
+        pipeline: str = "",
     ) -> None:
         self.fields = list(fields)
         self.service = service
         self.max_inputs = max_inputs_per_request
         self.max_input_chars = max_input_chars
-        self.skipped_unchanged = 0  # vectors reused thanks to skip_if_unchanged (for metrics)
+        self.pipeline = pipeline
+        self.skipped_unchanged = 0  # vectors reused thanks to skip_if_unchanged
 
     @property
     def lookup_paths(self) -> list[str]:
@@ -106,20 +121,23 @@ class FieldWriter:
         parts: list[str] = []
         for path in spec.input:
             value = get_path(doc, path)
-            if value is _MISSING or value is None:
+            if value is MISSING or value is None:
                 if spec.required:
                     return DocumentError("missing_input_field", f"input field [{path}] is missing")
                 continue
             if not isinstance(value, str):
                 kind = type(value).__name__
-                return DocumentError("invalid_input_field", f"input field [{path}] must be a string, not {kind}")
+                return DocumentError(
+                    "invalid_input_field", f"input field [{path}] must be a string, not {kind}"
+                )
             parts.append(value)
         if not parts:
             return None
         text = "\n".join(parts)
         if len(text) > self.max_input_chars:
             return DocumentError(
-                "input_too_large", f"input of [{spec.target}] has {len(text)} characters, over {self.max_input_chars}"
+                "input_too_large",
+                f"input of [{spec.target}] has {len(text)} characters, over {self.max_input_chars}",
             )
         return text
 
@@ -150,10 +168,11 @@ class FieldWriter:
                     previous = stored[i] if stored else None
                     if previous is not None and get_path(previous, spec.hash_path) == digest:
                         value = get_path(previous, spec.target)
-                        if value is not _MISSING:
+                        if value is not MISSING:
                             self._put(out, i, spec.target, value)
                             self._put(out, i, spec.hash_path, digest)
                             self.skipped_unchanged += 1
+                            metrics.WORKER_SKIPPED_UNCHANGED.labels(self.pipeline).inc()
                             continue
                 settings = spec.chunking_settings
                 todo.chunks[i] = chunk_text(text, settings) if settings is not None else [text]
@@ -215,19 +234,27 @@ class FieldWriter:
             input_type=None if sparse else InputType.INGEST,
         )
         if len(output.results) != len(texts):
-            raise SidecarError(f"endpoint [{spec.endpoint}] returned {len(output.results)} results for {len(texts)}")
+            raise SidecarError(
+                f"endpoint [{spec.endpoint}] returned {len(output.results)} results for {len(texts)}"
+            )
         return list(output.results)
 
     @staticmethod
     def _field_value(spec: FieldConfig, results: list[Any]) -> Any:
         if spec.type.sparse:
             if not all(isinstance(r, SparseEmbedding) for r in results):
-                return DocumentError("inference_result", f"endpoint [{spec.endpoint}] did not return sparse vectors")
+                return DocumentError(
+                    "inference_result", f"endpoint [{spec.endpoint}] did not return sparse vectors"
+                )
             pruning = spec.pruning.to_pruning() if spec.pruning else NO_PRUNING
-            combined = results[0].embedding if len(results) == 1 else max_combine(r.embedding for r in results)
+            combined = (
+                results[0].embedding if len(results) == 1 else max_combine(r.embedding for r in results)
+            )
             return clean_features(combined, pruning)
         if len(results) != 1 or not isinstance(results[0], DenseEmbedding):
-            return DocumentError("inference_result", f"endpoint [{spec.endpoint}] did not return one dense vector")
+            return DocumentError(
+                "inference_result", f"endpoint [{spec.endpoint}] did not return one dense vector"
+            )
         return list(results[0].embedding)
 
     @staticmethod

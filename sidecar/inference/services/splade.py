@@ -18,6 +18,7 @@ from sidecar.errors import ModelNotReadyError
 from sidecar.inference.batching import Encoded
 from sidecar.inference.models import (
     choose_device,
+    cpu_has_native_bf16,
     load_fast_tokenizer,
     pad_batch,
     quiet_transformers,
@@ -45,6 +46,15 @@ def mlm_head(model: Any) -> Callable[[Any], Any] | None:
     return None
 
 
+def _cast_head(head: Callable[[Any], Any], dtype: Any) -> Callable[[Any], Any]:
+    """A bf16 copy of the head module (the encoder keeps float32)."""
+    import copy
+
+    if hasattr(head, "to"):
+        return copy.deepcopy(head).to(dtype)  # type: ignore[no-any-return, attr-defined]
+    return head
+
+
 class SpladeBackend:
     def __init__(
         self,
@@ -54,6 +64,7 @@ class SpladeBackend:
         max_length: int = 512,
         threads: int | None = None,
         slice_tokens: int | None = None,
+        cpu_bf16: bool | None = None,
     ) -> None:
         import torch
         from transformers import AutoModelForMaskedLM
@@ -74,7 +85,13 @@ class SpladeBackend:
         self.device = choice.device
         self.name = f"sparse:{model_id}"
         self.max_length = max_length
-        self.slice_tokens = slice_tokens or (4096 if choice.device == "cpu" else 16384)
+        self.slice_tokens = slice_tokens or (2048 if choice.device == "cpu" else 16384)
+        # The vocabulary projection dominates small encoders: on CPUs with native bf16 it runs
+        # ~2.5x faster in bf16, within the 9-bit precision rank_features stores anyway.
+        self.head_dtype = choice.dtype
+        if choice.device == "cpu" and cpu_bf16 is not False and (cpu_bf16 or cpu_has_native_bf16()):
+            self.head_dtype = torch.bfloat16
+            self.head = _cast_head(self.head, torch.bfloat16) if self.head else None
         vocab = hf_tokenizer.get_vocab()
         id_to_token = [""] * max(len(vocab), self.model.config.vocab_size)
         for token, idx in vocab.items():
@@ -101,22 +118,15 @@ class SpladeBackend:
                 logits = logits.masked_fill(mask.unsqueeze(-1) == 0, float("-inf"))
                 return torch.log1p(torch.relu(logits.amax(dim=1).float()))
             hidden = self.encoder(input_ids=ids, attention_mask=mask).last_hidden_state
-            packed = hidden[mask.bool()]  # [real tokens, hidden]: rows grouped by sequence
-            lengths = [len(e.ids) for e in batch]
-            seq_of_row = torch.repeat_interleave(
-                torch.arange(len(batch), device=self.device), torch.as_tensor(lengths, device=self.device)
+            packed = hidden[mask.bool()].to(self.head_dtype)  # [real tokens, hidden], grouped by text
+            out = torch.full(
+                (len(batch), self.model.config.vocab_size), float("-inf"), device=self.device,
+                dtype=self.head_dtype,
             )
-            vocab = self.model.config.vocab_size
-            out = torch.full((len(batch), vocab), float("-inf"), device=self.device, dtype=hidden.dtype)
-            step = self.slice_tokens
-            for start in range(0, packed.shape[0], step):
-                rows = packed[start : start + step]
-                seqs = seq_of_row[start : start + step]
-                logits = self.head(rows)
-                first, last = int(seqs[0]), int(seqs[-1])
-                counts = torch.bincount(seqs - first, minlength=last - first + 1)
-                seg_max = torch.segment_reduce(logits, "max", lengths=counts, axis=0)
-                out[first : last + 1] = torch.maximum(out[first : last + 1], seg_max)
+            for start, stop, pieces in _slices([len(e.ids) for e in batch], self.slice_tokens):
+                logits = self.head(packed[start:stop])
+                for seq, lo, hi in pieces:  # per-text max (segment_reduce is ~8x slower on CPU)
+                    torch.maximum(out[seq], logits[lo:hi].amax(dim=0), out=out[seq])
             return torch.log1p(torch.relu(out.float()))
 
     def forward(self, batch: list[Encoded]) -> list[SparseEmbedding]:
@@ -136,3 +146,20 @@ class SpladeBackend:
             results.append(SparseEmbedding(embedding=embedding, is_truncated=enc.truncated))
             pos = end
         return results
+
+
+def _slices(lengths: list[int], step: int) -> list[tuple[int, int, list[tuple[int, int, int]]]]:
+    """Cut packed rows into slices of at most `step` rows; each slice lists (text, lo, hi) pieces."""
+    out = []
+    offsets = [0]
+    for n in lengths:
+        offsets.append(offsets[-1] + n)
+    for start in range(0, offsets[-1], step):
+        stop = min(start + step, offsets[-1])
+        pieces = []
+        for seq, n in enumerate(lengths):
+            lo, hi = max(offsets[seq], start), min(offsets[seq] + n, stop)
+            if lo < hi:
+                pieces.append((seq, lo - start, hi - start))
+        out.append((start, stop, pieces))
+    return out

@@ -1,0 +1,1 @@
+"""The Elasticsearch-compatible HTTP API (`sidecar serve`)."""

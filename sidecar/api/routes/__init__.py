@@ -1,0 +1,1 @@
+"""One router module per concern; `sidecar.api.app` includes them all."""

@@ -1,0 +1,151 @@
+"""Performing inference: `POST /_inference/[{task_type}/]{id}` and the streamed completion form."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
+from starlette.responses import Response, StreamingResponse
+
+from sidecar.api import es_errors
+from sidecar.api.bodies import PerformRequest, parse_model, read_json, validate_perform
+from sidecar.api.deps import limiter_of, registry_of, resolve, service_of, settings_of
+from sidecar.api.limits import check_inputs
+from sidecar.api.openapi import ERROR_RESPONSES, operation
+from sidecar.api.params import QueryOptions, parse_task_type, parse_time, query_options
+from sidecar.api.rendering import es_json
+from sidecar.api.results import completion_chunk, inference_body
+from sidecar.errors import SidecarError, StatusError
+from sidecar.inference.types import InputType, TaskType
+
+log = logging.getLogger(__name__)
+router = APIRouter(tags=["perform inference"], responses=ERROR_RESPONSES)
+
+WithTimeout = Annotated[QueryOptions, Depends(query_options("timeout"))]
+_PARSER = "cluster:internal/xpack/inference"
+_STREAMABLE = (TaskType.COMPLETION, TaskType.CHAT_COMPLETION)
+
+
+async def _parse(
+    request: Request, task_type: TaskType | None, inference_id: str
+) -> tuple[PerformRequest, InputType | None]:
+    body = parse_model(PerformRequest, await read_json(request), _PARSER)
+    target = task_type
+    if target is None and body.input is not None:
+        # Without a task type in the path, the endpoint's own type decides which fields apply.
+        endpoint = await resolve(registry_of(request).get(inference_id, None))
+        target = TaskType(endpoint.task_type)
+    input_type = validate_perform(body, target)
+    settings = settings_of(request)
+    check_inputs(
+        body.inputs(), max_inputs=settings.max_inputs_per_request, max_chars=settings.max_input_chars
+    )
+    return body, input_type
+
+
+async def _perform(
+    request: Request, task_type: TaskType | None, inference_id: str, options: QueryOptions
+) -> Response:
+    body, input_type = await _parse(request, task_type, inference_id)
+    timeout = parse_time("timeout", body.timeout) if body.timeout is not None else options.timeout
+    async with limiter_of(request).slot():
+        output = await service_of(request).infer(
+            inference_id,
+            body.inputs(),
+            task_type=task_type,
+            query=body.query,
+            input_type=input_type,
+            task_settings=body.task_settings,
+            top_n=body.top_n,
+            return_documents=body.return_documents,
+            timeout=timeout,
+        )
+    return es_json(inference_body(output), options)
+
+
+# --- streaming -----------------------------------------------------------------------------------
+
+
+def _sse(event: str, data: str) -> bytes:
+    return f"event: {event}\ndata: {data}\n\n".encode()
+
+
+async def _stream(request: Request, task_type: TaskType | None, inference_id: str) -> Response:
+    if task_type is not None and task_type not in _STREAMABLE:
+        raise StatusError(f"Streaming is not allowed for task type [{task_type}]", status=405)
+    body, _ = await _parse(request, task_type, inference_id)
+    # The in-flight slot covers the call up to the first delta: errors before it still get a proper
+    # status, and a stream abandoned by its client holds no slot.
+    async with limiter_of(request).slot():
+        chunks = service_of(request).stream_completion(
+            inference_id, body.inputs(), task_type=task_type, task_settings=body.task_settings
+        )
+        first = await anext(chunks, None)
+
+    async def events() -> AsyncIterator[bytes]:
+        try:
+            if first is not None:
+                yield _sse("message", json.dumps(completion_chunk(first)))
+                async for delta in chunks:
+                    yield _sse("message", json.dumps(completion_chunk(delta)))
+            yield _sse("message", "[DONE]")
+        except Exception as exc:
+            err = exc if isinstance(exc, SidecarError) else es_errors.unexpected_error(exc)
+            es_errors.log_error(err)
+            yield _sse("error", json.dumps(es_errors.error_body(err)))
+        finally:
+            close = getattr(chunks, "aclose", None)
+            if close is not None:
+                await close()
+
+    return StreamingResponse(events(), media_type="text/event-stream")
+
+
+_STREAM_DOC = operation(body=PerformRequest)
+
+
+@router.post(
+    "/_inference/{inference_id}/_stream",
+    summary="Stream a completion as server-sent events",
+    openapi_extra=_STREAM_DOC,
+)
+async def stream(
+    request: Request, inference_id: str, _: Annotated[QueryOptions, Depends(query_options())]
+) -> Response:
+    return await _stream(request, None, inference_id)
+
+
+@router.post(
+    "/_inference/{task_type}/{inference_id}/_stream",
+    summary="Stream a completion of a task type as server-sent events",
+    openapi_extra=_STREAM_DOC,
+)
+async def stream_typed(
+    request: Request, task_type: str, inference_id: str, _: Annotated[QueryOptions, Depends(query_options())]
+) -> Response:
+    return await _stream(request, parse_task_type(task_type), inference_id)
+
+
+# --- perform (declared after `_stream`, whose static segment must win) ---------------------------
+
+
+_PERFORM_DOC = operation("timeout", body=PerformRequest)
+
+
+@router.post("/_inference/{inference_id}", summary="Perform inference", openapi_extra=_PERFORM_DOC)
+async def perform(request: Request, inference_id: str, options: WithTimeout) -> Response:
+    return await _perform(request, None, inference_id, options)
+
+
+@router.post(
+    "/_inference/{task_type}/{inference_id}",
+    summary="Perform inference with a task type",
+    openapi_extra=_PERFORM_DOC,
+)
+async def perform_typed(
+    request: Request, task_type: str, inference_id: str, options: WithTimeout
+) -> Response:
+    return await _perform(request, parse_task_type(task_type), inference_id, options)

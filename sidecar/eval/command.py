@@ -1,0 +1,43 @@
+"""`sidecar eval`: run the evaluation with a progress bar, print the table, write JSON and a chart."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from sidecar.errors import SidecarError
+from sidecar.eval.report import print_report, write_chart, write_json
+from sidecar.eval.runner import EvalOptions, EvalReport, run_eval
+
+
+def _run(options: EvalOptions, console: Console) -> EvalReport:
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=console, transient=True) as bar:
+        tasks: dict[str, object] = {}
+
+        def progress(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(stage, total=total)
+            bar.update(tasks[stage], completed=done)  # type: ignore[arg-type]
+
+        return asyncio.run(run_eval(options, progress))
+
+
+def eval_command(options: EvalOptions, out_dir: Path) -> int:
+    console = Console()
+    try:
+        report = _run(options, console)
+    except SidecarError as err:
+        Console(stderr=True).print(f"error: {err.es_type}: {err.reason}")
+        return 1
+    print_report(report, console)
+    doc_k = f"k{report.doc_top_k}" if report.doc_top_k else "full"
+    query_k = f"q{report.query_top_k or 'all'}"
+    stem = f"{report.dataset.lower()}-{report.engine}-{doc_k}-{query_k}-{report.max_length}"
+    write_json(report, out_dir / f"{stem}.json")
+    write_chart(report, out_dir / f"{stem}.png")
+    console.print(f"wrote {out_dir / stem}.json and .png")
+    return 0

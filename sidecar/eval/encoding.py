@@ -1,0 +1,126 @@
+"""Encode a dataset's corpus and queries through the project's own field writer, with a disk cache.
+
+Documents go through `sidecar.writers.fields.FieldWriter` exactly as the pipeline's worker sends
+them (inputs joined by a newline, the field's chunking, chunk vectors max-combined); pruning is
+left out here and applied when indexing, so one cached encoding serves every `--doc-top-k`.
+Queries go through the search helper's encoder (`input_type=search` for dense endpoints).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sidecar.errors import InferenceFailedError
+from sidecar.eval.cache import (
+    DenseVectors,
+    SparseVectors,
+    cache_path,
+    load_dense,
+    load_sparse,
+    save_dense,
+    save_sparse,
+)
+from sidecar.eval.dataset import Dataset
+from sidecar.inference.types import InferenceServiceProtocol
+from sidecar.pipelines.schema import FieldConfig
+from sidecar.search.encode import QueryEncoder
+from sidecar.writers.fields import MISSING, DocumentError, FieldWriter, get_path
+
+DOC_BATCH = 256  # documents per writer call; the inference batcher cuts its own batches inside
+QUERY_CONCURRENCY = 32
+
+Progress = Callable[[int], None]  # called with the number of documents just encoded
+
+
+@dataclass
+class Encodings:
+    docs: dict[str, Any]  # doc id -> sparse dict or dense list
+    queries: dict[str, Any]  # query id -> sparse dict or dense list
+    seconds: float  # inference time spent now (0 when everything came from the cache)
+
+
+def _paths(root: Path, spec: FieldConfig, dataset: Dataset, max_length: int) -> tuple[Path, Path]:
+    kind = "sparse" if spec.type.sparse else "dense"
+    extra = {"input": list(spec.input), "chunking": spec.chunking}
+    name = f"{dataset.name}-{dataset.fingerprint}"
+    return (
+        cache_path(root, kind=f"{kind}-docs", dataset=name, endpoint=spec.endpoint, max_length=max_length,
+                   extra=extra),
+        cache_path(root, kind=f"{kind}-queries", dataset=name, endpoint=spec.endpoint, max_length=max_length),
+    )
+
+
+async def encode_documents(
+    spec: FieldConfig, service: InferenceServiceProtocol, dataset: Dataset, progress: Progress | None = None
+) -> dict[str, Any]:
+    """Field values for every document (unpruned); a document the writer rejects is an error."""
+    unpruned = spec.model_copy(update={"pruning": None})
+    writer = FieldWriter([unpruned], service)
+    # Similar lengths side by side: less padding inside the batcher's batches.
+    ids = sorted(dataset.corpus, key=lambda d: len(dataset.corpus[d].title) + len(dataset.corpus[d].text))
+    out: dict[str, Any] = {}
+    for start in range(0, len(ids), DOC_BATCH):
+        chunk = ids[start : start + DOC_BATCH]
+        docs = [{"title": dataset.corpus[d].title, "text": dataset.corpus[d].text} for d in chunk]
+        written = await writer.write(docs)
+        for doc_id, doc in zip(chunk, written, strict=True):
+            if isinstance(doc, DocumentError):
+                raise InferenceFailedError(f"document [{doc_id}] could not be encoded: {doc.reason}")
+            value = get_path(doc, spec.target)
+            if value is MISSING:  # an empty text gets no vector
+                value = {} if spec.type.sparse else None
+            out[doc_id] = value
+        if progress is not None:
+            progress(len(chunk))
+    return out
+
+
+async def encode_queries(spec: FieldConfig, encoder: QueryEncoder, dataset: Dataset) -> dict[str, Any]:
+    gate = asyncio.Semaphore(QUERY_CONCURRENCY)
+
+    async def one(text: str) -> Any:
+        async with gate:
+            if spec.type.sparse:
+                return await encoder.sparse(spec.endpoint, text)
+            return await encoder.dense(spec.endpoint, text)
+
+    values = await asyncio.gather(*(one(t) for t in dataset.queries.values()))
+    return dict(zip(dataset.queries, values, strict=True))
+
+
+async def encodings_for(
+    spec: FieldConfig,
+    dataset: Dataset,
+    *,
+    cache_dir: Path,
+    max_length: int,
+    service: Callable[[], Awaitable[InferenceServiceProtocol]],
+    progress: Progress | None = None,
+) -> Encodings:
+    """Cached encodings, computing (and caching) what is missing. `service()` returns the
+    (started) inference service and is only called when something must be encoded."""
+    from sidecar.search.encode import ServiceQueryEncoder
+
+    sparse = spec.type.sparse
+    doc_path, query_path = _paths(cache_dir, spec, dataset, max_length)
+    load = load_sparse if sparse else load_dense
+    docs: SparseVectors | DenseVectors | None = load(doc_path)
+    queries: SparseVectors | DenseVectors | None = load(query_path)
+    started = time.perf_counter()
+    computed = False
+    if docs is None or set(docs) != set(dataset.corpus):
+        docs = await encode_documents(spec, await service(), dataset, progress)
+        (save_sparse if sparse else save_dense)(doc_path, docs)  # type: ignore[arg-type]
+        computed = True
+    elif progress is not None:
+        progress(len(docs))
+    if queries is None or set(queries) != set(dataset.queries):
+        queries = await encode_queries(spec, ServiceQueryEncoder(await service()), dataset)
+        (save_sparse if sparse else save_dense)(query_path, queries)  # type: ignore[arg-type]
+        computed = True
+    return Encodings(docs, queries, time.perf_counter() - started if computed else 0.0)

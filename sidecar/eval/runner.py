@@ -1,0 +1,196 @@
+"""`sidecar eval`: index a BEIR dataset into the local engine and score every retrieval method.
+
+    dataset -> encode (field writer, cached) -> index (title, text, sparse[, dense])
+            -> per query: BM25 | sparse | dense (engine kNN, or brute force) -> fusions
+            -> nDCG@10 and Recall@100 per method
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sidecar.eval.cache import DEFAULT_CACHE_DIR
+from sidecar.eval.dataset import load_dataset
+from sidecar.eval.encoding import Encodings, encodings_for
+from sidecar.eval.indexing import DENSE_FIELD, SPARSE_FIELD, IndexInfo, build_index, engine_scores_dense
+from sidecar.eval.methods import Hybrid, default_hybrids, fuse_runs
+from sidecar.eval.retrieval import DEPTH, MethodScore, retrieve_all, score_run, sweep_weights
+from sidecar.inference.types import InferenceServiceProtocol
+from sidecar.pipelines.schema import Engine, FieldConfig
+from sidecar.search.queries import DEFAULT_QUERY_TOP_K
+from sidecar.search.searcher import DEFAULT_WEIGHTS
+from sidecar.settings import Settings, load_settings
+from sidecar.writers.rank_features import Pruning
+
+Progress = Callable[[str, int, int], None]  # (stage, done, total)
+ENGINE_TIMEOUT_S = 120.0  # the ES-wire emulator takes seconds per query on a large corpus
+ServiceFactory = Callable[[], Awaitable[InferenceServiceProtocol]]
+Weights = Mapping[tuple[str, ...], tuple[float, ...]]
+_EVAL_INPUTS = ["title", "text"]
+
+
+def _field(endpoint: str, target: str, kind: str) -> FieldConfig:
+    raw = {"input": _EVAL_INPUTS, "endpoint": endpoint, "target": target, "type": kind}
+    return FieldConfig.model_validate(raw)
+
+
+DEFAULT_SPARSE = _field(".splade-tiny", SPARSE_FIELD, "rank_features")
+DEFAULT_DENSE = _field(".minilm-l6", DENSE_FIELD, "dense_vector")
+
+
+@dataclass
+class EvalOptions:
+    dataset: Path
+    engine: Engine = Engine.OPENSEARCH
+    url: str | None = None  # default: the settings' URL for the engine
+    pipeline: Path | None = None
+    doc_top_k: int | None = None  # None: the pipeline's pruning top_k, else no pruning
+    query_top_k: int | None = DEFAULT_QUERY_TOP_K
+    max_length: int | None = None  # None: the settings' max_seq_length
+    dense: bool = True
+    reindex: bool = False
+    sweep: bool = False
+    cache_dir: Path = DEFAULT_CACHE_DIR
+    weights: Weights = field(default_factory=lambda: dict(DEFAULT_WEIGHTS))
+
+
+@dataclass
+class EvalReport:
+    dataset: str
+    engine: str
+    queries: int
+    docs: int
+    scores: list[MethodScore]
+    index: IndexInfo
+    sparse_endpoint: str
+    dense_endpoint: str | None
+    dense_in_engine: bool
+    doc_top_k: int | None
+    query_top_k: int | None
+    max_length: int
+    encode_seconds: float
+    sweep: list[dict[str, Any]] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def fields_for(options: EvalOptions) -> tuple[FieldConfig, FieldConfig | None]:
+    """The pipeline's sparse and dense fields (endpoint, pruning, chunking), else the built-ins.
+    Inputs and targets are always the evaluation index's own (title + text -> `sparse`, `dense`)."""
+    sparse, dense = DEFAULT_SPARSE, DEFAULT_DENSE
+    if options.pipeline is not None:
+        from sidecar.pipelines.loader import load_pipeline
+
+        fields = load_pipeline(options.pipeline).fields
+        fixed = {"input": _EVAL_INPUTS, "skip_if_unchanged": False, "required": False}
+        found = next((f for f in fields if f.type.sparse), None)
+        if found is not None:
+            sparse = found.model_copy(update={**fixed, "target": SPARSE_FIELD})
+        found = next((f for f in fields if not f.type.sparse), None)
+        if found is not None:
+            dense = found.model_copy(update={**fixed, "target": DENSE_FIELD})
+    return sparse, (dense if options.dense else None)
+
+
+@contextlib.asynccontextmanager
+async def lazy_service(settings: Settings) -> AsyncIterator[ServiceFactory]:
+    """A factory starting the inference service on first use (cached reruns load no model)."""
+    started: list[Any] = []
+
+    async def get() -> InferenceServiceProtocol:
+        if not started:
+            from sidecar.inference.service import InferenceService
+
+            fresh = InferenceService.from_settings(settings)
+            await fresh.start()
+            started.append(fresh)
+        service: InferenceServiceProtocol = started[0]
+        return service
+
+    try:
+        yield get
+    finally:
+        for service in started:
+            await service.close()
+
+
+async def run_eval(options: EvalOptions, progress: Progress | None = None) -> EvalReport:
+    dataset = load_dataset(options.dataset)
+    sparse_spec, dense_spec = fields_for(options)
+    settings = load_settings(max_seq_length=options.max_length)
+    max_length = settings.max_seq_length
+    doc_top_k = options.doc_top_k
+    if doc_top_k is None and sparse_spec.pruning is not None:
+        doc_top_k = sparse_spec.pruning.top_k
+    is_opensearch = options.engine is Engine.OPENSEARCH
+    url = options.url or (settings.opensearch_url if is_opensearch else settings.es_url)
+
+    def tick(stage: str) -> Callable[[int], None]:
+        done = [0]
+
+        def step(n: int) -> None:
+            done[0] += n
+            if progress is not None:
+                progress(stage, done[0], len(dataset.corpus))
+
+        return step
+
+    async with lazy_service(settings) as service:
+        encode = functools.partial(
+            encodings_for, dataset=dataset, cache_dir=options.cache_dir, max_length=max_length,
+            service=service,
+        )
+        sparse = await encode(sparse_spec, progress=tick("encode sparse"))
+        dense: Encodings | None = None
+        if dense_spec is not None:
+            dense = await encode(dense_spec, progress=tick("encode dense"))
+
+    from sidecar.search.engine import EngineClient
+
+    async with EngineClient([url], timeout_s=ENGINE_TIMEOUT_S) as client:
+        engine_dense = dense is not None and await engine_scores_dense(client, options.engine.value)
+        meta = {
+            "dataset": f"{dataset.name}-{dataset.fingerprint}",
+            "sparse": sparse_spec.endpoint,
+            "chunking": sparse_spec.chunking,
+            "max_length": max_length,
+            "doc_top_k": doc_top_k,
+            "dense": dense_spec.endpoint if dense_spec is not None and engine_dense else None,
+            "layout": 1,
+        }
+        index = f"eval-{dataset.name.lower()}-{f'k{doc_top_k}' if doc_top_k else 'full'}-{max_length}"
+        info = await build_index(
+            client, index, dataset, sparse.docs, dense.docs if dense else None,
+            pruning=Pruning(top_k=doc_top_k), engine=options.engine.value, engine_dense=engine_dense,
+            meta=meta, reindex=options.reindex,
+        )
+        runs, notes = await retrieve_all(
+            client, options.engine, index, dataset, sparse, dense,
+            engine_dense=engine_dense, query_top_k=options.query_top_k,
+        )
+
+    scores = [score_run(name, run, dataset, notes[name]) for name, run in runs.items()]
+    hybrids: list[Hybrid] = default_hybrids(list(runs), options.weights)
+    scores += [score_run(h.name, fuse_runs(runs, h, DEPTH), dataset, "client-side fusion") for h in hybrids]
+    return EvalReport(
+        dataset=dataset.name,
+        engine=options.engine.value,
+        queries=len(dataset.queries),
+        docs=len(dataset.corpus),
+        scores=scores,
+        index=info,
+        sparse_endpoint=sparse_spec.endpoint,
+        dense_endpoint=dense_spec.endpoint if dense_spec else None,
+        dense_in_engine=engine_dense,
+        doc_top_k=doc_top_k,
+        query_top_k=options.query_top_k,
+        max_length=max_length,
+        encode_seconds=sparse.seconds + (dense.seconds if dense else 0.0),
+        sweep=sweep_weights(runs, dataset) if options.sweep else [],
+    )

@@ -1,0 +1,148 @@
+"""What every remote inference service shares: one httpx client, timeouts, retries with jittered
+exponential backoff on 429/5xx/transport errors (honouring `Retry-After`), a per-endpoint rate
+limit, and Elasticsearch-style error messages that carry the provider's own message."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from sidecar.errors import RemoteServiceError, SettingsValidationError
+from sidecar.observability import metrics
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_retries: int = 3
+    base_delay_s: float = 0.5
+    max_delay_s: float = 8.0
+    timeout_s: float = 30.0
+
+    def backoff(self, attempt: int, retry_after: str | None) -> float:
+        if retry_after:
+            try:
+                return min(float(retry_after), self.max_delay_s)
+            except ValueError:
+                pass
+        # Full jitter: spreads retries of many callers hitting the same limit.
+        return random.uniform(0, min(self.max_delay_s, self.base_delay_s * 2**attempt))  # noqa: S311
+
+
+class RateLimiter:
+    """Spaces calls evenly at `per_minute`; callers queue on the limiter instead of bursting."""
+
+    def __init__(self, per_minute: float | None) -> None:
+        self.interval = 60.0 / per_minute if per_minute else 0.0
+        self._next = 0.0
+        self._lock = asyncio.Lock()
+
+    async def acquire(self) -> None:
+        if not self.interval:
+            return
+        async with self._lock:
+            now = time.monotonic()
+            wait = self._next - now
+            self._next = max(now, self._next) + self.interval
+        if wait > 0:
+            await asyncio.sleep(wait)
+
+
+def rate_limit_from(settings: dict[str, Any], default_per_minute: float) -> float:
+    raw = settings.get("rate_limit")
+    if raw is None:
+        return default_per_minute
+    if not isinstance(raw, dict) or set(raw) - {"requests_per_minute"}:
+        raise SettingsValidationError("[rate_limit] must be an object with [requests_per_minute]")
+    value = raw.get("requests_per_minute", default_per_minute)
+    if not isinstance(value, int | float) or isinstance(value, bool) or value <= 0:
+        raise SettingsValidationError("[rate_limit.requests_per_minute] must be a positive number")
+    return float(value)
+
+
+def provider_message(response: httpx.Response) -> str:
+    """The human part of a provider's error body (OpenAI, Cohere, Hugging Face, Elasticsearch)."""
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:500]
+    if isinstance(body, dict):
+        error = body.get("error")
+        if isinstance(error, dict):  # OpenAI {"error":{"message"}}, Elasticsearch {"error":{"reason"}}
+            return str(error.get("message") or error.get("reason") or error)
+        if isinstance(error, str):  # Hugging Face / TEI {"error": "...", "error_type": "..."}
+            return error
+        if "message" in body:  # Cohere {"message": "..."}
+            return str(body["message"])
+    return str(body)[:500]
+
+
+class RemoteCaller:
+    """POSTs JSON for one endpoint with retries and its rate limit."""
+
+    def __init__(
+        self,
+        service: str,
+        inference_id: str,
+        *,
+        requests_per_minute: float,
+        policy: RetryPolicy | None = None,
+        client: httpx.AsyncClient | None = None,
+    ) -> None:
+        self.service = service
+        self.inference_id = inference_id
+        self.policy = policy or RetryPolicy()
+        self.limiter = RateLimiter(requests_per_minute)
+        self._client = client or httpx.AsyncClient(timeout=self.policy.timeout_s)
+        self._owns_client = client is None
+
+    async def aclose(self) -> None:
+        if self._owns_client:
+            await self._client.aclose()
+
+    async def post(self, url: str, body: Any, headers: dict[str, str] | None = None) -> Any:
+        last: RemoteServiceError | None = None
+        for attempt in range(self.policy.max_retries + 1):
+            if attempt:
+                metrics.INFERENCE_REMOTE_RETRIES.labels(self.service).inc()
+            await self.limiter.acquire()
+            retry_after = None
+            try:
+                response = await self._client.post(url, json=body, headers=headers)
+            except httpx.TimeoutException as exc:
+                last = RemoteServiceError(self._failure(f"timed out: {exc}"), status=504, retriable=True)
+            except httpx.TransportError as exc:
+                last = RemoteServiceError(self._failure(f"could not connect: {exc}"), status=502, retriable=True)
+            else:
+                code = response.status_code
+                if code < 400:
+                    try:
+                        return response.json()
+                    except ValueError as exc:
+                        raise RemoteServiceError(
+                            self._failure(f"answered with a body that is not JSON: {response.text[:200]!r}")
+                        ) from exc
+                retriable = code == 429 or code >= 500
+                reason = (f"Received an unsuccessful status code for request from inference entity id "
+                          f"[{self.inference_id}] status [{code}]. Error message: [{provider_message(response)}]")
+                last = RemoteServiceError(reason, status=code if code < 500 else 502, retriable=retriable)
+                if not retriable:
+                    raise last
+                retry_after = response.headers.get("retry-after")
+            if attempt < self.policy.max_retries:
+                await asyncio.sleep(self.policy.backoff(attempt, retry_after))
+        assert last is not None  # noqa: S101 - the loop ran at least once
+        raise last
+
+    def _failure(self, what: str) -> str:
+        return f"Failed to call the [{self.service}] service for inference entity id [{self.inference_id}]: {what}"
+
+
+def parse_failure(service: str, inference_id: str, what: str) -> RemoteServiceError:
+    return RemoteServiceError(
+        f"Failed to parse the [{service}] response for inference entity id [{inference_id}]: {what}"
+    )

@@ -1,0 +1,42 @@
+"""Open the query encoder a pipeline implies: a remote sidecar (`inference.url`) or an in-process service."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from sidecar.pipelines.schema import PipelineConfig
+from sidecar.search.encode import QueryEncoder, ServiceQueryEncoder
+from sidecar.settings import Settings, load_settings
+
+
+@asynccontextmanager
+async def open_service_encoder(settings: Settings | None = None) -> AsyncIterator[ServiceQueryEncoder]:
+    """An in-process inference service (models load on first use), closed on exit."""
+    from sidecar.inference.service import InferenceService
+
+    service = InferenceService.from_settings(settings or load_settings())
+    await service.start()
+    try:
+        yield ServiceQueryEncoder(service)
+    finally:
+        await service.close()
+
+
+@asynccontextmanager
+async def open_encoder(
+    pipeline: PipelineConfig, given: QueryEncoder | None = None, settings: Settings | None = None
+) -> AsyncIterator[QueryEncoder]:
+    if given is not None:
+        yield given
+    elif pipeline.inference.url is not None:
+        from sidecar.worker.inference import RemoteInference
+
+        remote = RemoteInference(pipeline.inference)
+        try:
+            yield ServiceQueryEncoder(remote)
+        finally:
+            await remote.close()
+    else:
+        async with open_service_encoder(settings) as local:
+            yield local

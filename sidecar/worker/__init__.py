@@ -1,0 +1,1 @@
+"""The Kafka worker: consumer-group members that enrich documents and bulk index them."""

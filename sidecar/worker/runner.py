@@ -1,0 +1,344 @@
+"""One pipeline's worker: a Kafka consumer-group member feeding the inference service and a bulk sink.
+
+    Kafka ──poll──▶ batch ──decode──▶ field writer ──infer──▶ bulk sink ──▶ per-item outcomes
+      ▲                │ poison             (InferenceService)      │ 2xx ─────────┐
+      │                ▼                                             │ 429/5xx: retry│
+      │           dead letter ◀──── permanent errors / retries spent ┘              ▼
+      └──── commit the contiguous finished prefix per partition ◀──── ack (indexed or dead-lettered)
+
+The poll loop never blocks on work: each batch runs as its own task, so inference of one batch
+overlaps the bulk request of the previous one. In-flight messages are bounded; past the bound, or
+while the engine or the inference service pushes back, partitions are paused (the loop keeps
+polling so the consumer stays in its group). Writes of one document id stay in consumption order
+(`KeyedOrder`). A message is acknowledged only once its document was acknowledged by the engine or
+its dead letter was written; commits then advance over the contiguous acknowledged prefix only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from sidecar.deadletter import DeadLetter, DeadLetterWriter
+from sidecar.inference.types import InferenceServiceProtocol, TaskType
+from sidecar.observability import metrics
+from sidecar.pipelines.schema import Operation, PipelineConfig, TargetType
+from sidecar.settings import Settings, load_settings
+from sidecar.sinks import BulkItem, BulkSink, create_sink
+from sidecar.sinks.base import backoff_delay
+from sidecar.sinks.date_math import resolve_index
+from sidecar.sinks.setup import setup_pipeline
+from sidecar.sources.kafka import KafkaSource, Message, make_producer
+from sidecar.worker.decode import Envelope, decode, poison
+from sidecar.worker.inference import EndpointCatalog
+from sidecar.worker.ordering import KeyedOrder
+from sidecar.worker.partitions import Partitions
+from sidecar.writers.fields import DocumentError, FieldWriter, RetriableInferenceError
+
+log = logging.getLogger(__name__)
+
+
+class PipelineStartError(Exception):
+    """The pipeline cannot start (unknown endpoint, mapping conflict...): a configuration problem."""
+
+
+@dataclass
+class _Batch:
+    messages: list[Message]
+    envelopes: list[Envelope]
+    letters: list[DeadLetter]
+    keys: list[str]
+    done: asyncio.Future[None]
+    waits: list[asyncio.Future[None]]
+    started: float = field(default_factory=time.perf_counter)
+
+
+def _merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    """Partial documents of one id, merged as the engine merges `update` docs (objects recursively)."""
+    out = dict(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+class PipelineRunner:
+    def __init__(
+        self,
+        config: PipelineConfig,
+        service: InferenceServiceProtocol,
+        catalog: EndpointCatalog,
+        settings: Settings | None = None,
+        *,
+        sink: BulkSink | None = None,
+    ) -> None:
+        settings = settings or load_settings()
+        self.config = config
+        self.name = config.name
+        self.catalog = catalog
+        self.sink = sink or create_sink(config.sink, config.errors, pipeline=self.name)
+        self.sink.on_pushback = self._engine_pushback
+        self.source = KafkaSource(config.kafka, on_revoked=self._on_revoked, on_assigned=self._on_assigned)
+        revoke_timeout = min(config.worker.shutdown_timeout_s, config.kafka.max_poll_interval_ms / 2000)
+        self.partitions = Partitions(self.name, self.source, revoke_timeout)
+        self.writer = FieldWriter(
+            config.fields,
+            service,
+            max_inputs_per_request=min(256, settings.max_inputs_per_request),
+            max_input_chars=settings.max_input_chars,
+            pipeline=self.name,
+        )
+        self._producer: Any = None
+        self.dead_letters = DeadLetterWriter(
+            self.name,
+            topic=None,
+            index=config.errors.dead_letter_index,
+            producer=None,
+            sink=self.sink,
+            backoff=config.errors.backoff,
+        )
+        self._order = KeyedOrder()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._in_flight = 0
+        self._stopping = asyncio.Event()
+        self.started = False
+        self.fatal: BaseException | None = None
+        self.last_loop = time.monotonic()
+
+    # --- lifecycle ---------------------------------------------------------------------------------
+    async def start(self) -> None:
+        dims = await self._check_endpoints()
+        await self._with_engine_retry(lambda: setup_pipeline(self.config, self.sink, dims))
+        self.catalog.set_pipeline_usage(self.name, self.config.endpoint_ids)
+        topic = self.config.errors.dead_letter_topic
+        if topic is not None:
+            self._producer = make_producer(self.config.kafka)
+            await self._producer.start()
+            self.dead_letters.topic, self.dead_letters.producer = topic, self._producer
+        await self.source.start()
+        self.started = True
+        log.info("pipeline [%s] started", self.name)
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping.is_set()
+
+    async def run(self) -> None:
+        """Poll until `stop()`, then drain, commit and leave the group."""
+        next_commit = next_lag = time.monotonic()
+        try:
+            while not self._stopping.is_set():
+                self.last_loop = time.monotonic()
+                messages = await self._poll()
+                if messages:
+                    self._start_batch(messages)
+                now = time.monotonic()
+                if now >= next_commit:
+                    await self.partitions.commit()
+                    next_commit = now + self.config.worker.commit_interval_ms / 1000
+                if now >= next_lag:
+                    self.partitions.update_lag()
+                    next_lag = now + 5
+        finally:
+            await self._shutdown()
+
+    async def _shutdown(self) -> None:
+        if self._tasks:
+            log.info("pipeline [%s] finishing %d in-flight batches", self.name, len(self._tasks))
+            _, late = await asyncio.wait(set(self._tasks), timeout=self.config.worker.shutdown_timeout_s)
+            for task in late:
+                task.cancel()
+            if late:
+                await asyncio.wait(late)
+        try:
+            await self.partitions.commit()
+        finally:
+            await self.source.stop()
+            if self._producer is not None:
+                await self._producer.stop()
+            await self.sink.close()
+            log.info("pipeline [%s] stopped", self.name)
+
+    async def _check_endpoints(self) -> dict[str, int]:
+        dims: dict[str, int] = {}
+        for spec in self.config.fields:
+            task_type = await self.catalog.task_type(spec.endpoint)
+            if task_type is None:
+                raise PipelineStartError(
+                    f"pipeline [{self.name}]: Inference endpoint not found [{spec.endpoint}]"
+                )
+            wanted = TaskType.SPARSE_EMBEDDING if spec.type.sparse else TaskType.TEXT_EMBEDDING
+            if task_type is not wanted:
+                raise PipelineStartError(
+                    f"pipeline [{self.name}]: endpoint [{spec.endpoint}] is [{task_type}], "
+                    f"[{spec.type}] needs [{wanted}]"
+                )
+            if spec.type is TargetType.DENSE_VECTOR:
+                dims[spec.endpoint] = await self.catalog.dimensions(spec.endpoint)
+        return dims
+
+    async def _with_engine_retry(self, call: Any) -> Any:
+        attempt = 0
+        while True:
+            try:
+                return await call()
+            except Exception as exc:
+                failure = self.sink._request_failure(exc)
+                if failure is None or failure.status is not None or self._stopping.is_set():
+                    raise
+                attempt += 1
+                log.warning(
+                    "pipeline [%s]: engine unreachable at start (%s); retrying", self.name, failure.reason
+                )
+                await asyncio.sleep(backoff_delay(attempt, 0.5, 10))
+
+    # --- polling -----------------------------------------------------------------------------------
+    async def _poll(self) -> list[Message]:
+        kafka = self.config.kafka
+        capacity = self.config.worker.max_in_flight_docs - self._in_flight
+        self.partitions.set_reason("in_flight", capacity <= 0)
+        want = max(1, min(kafka.max_poll_records, capacity))
+        messages = await self.source.poll(want, timeout_ms=200)
+        deadline = time.monotonic() + kafka.linger_ms / 1000
+        while messages and len(messages) < want and not self.partitions.paused:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            more = await self.source.poll(want - len(messages), timeout_ms=max(1, int(remaining * 1000)))
+            if not more:
+                break
+            messages += more
+        owned = self.source.assignment()
+        kept = [m for m in messages if m.tp in owned]  # records of partitions revoked meanwhile
+        return kept
+
+    def _start_batch(self, messages: list[Message]) -> None:
+        metrics.WORKER_CONSUMED.labels(self.name).inc(len(messages))
+        metrics.WORKER_BATCH_DOCS.labels(self.name).observe(len(messages))
+        envelopes: list[Envelope] = []
+        letters: list[DeadLetter] = []
+        for message in messages:
+            self.partitions.tracker(message.tp).add(message.offset)
+            decoded = decode(message, self.config)
+            (letters if isinstance(decoded, DeadLetter) else envelopes).append(decoded)  # type: ignore[arg-type]
+        keys = sorted({e.doc_id for e in envelopes})
+        done, waits = self._order.register(keys)
+        batch = _Batch(messages, envelopes, letters, keys, done, waits)
+        self._in_flight += len(messages)
+        metrics.WORKER_IN_FLIGHT.labels(self.name).set(self._in_flight)
+        task = asyncio.create_task(self._process(batch), name=f"batch-{self.name}")
+        self._tasks.add(task)
+        task.add_done_callback(self._batch_finished)
+
+    def _batch_finished(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            self.fatal = task.exception()
+            log.error("pipeline [%s] stops: a batch failed unexpectedly", self.name, exc_info=self.fatal)
+            self.stop()
+
+    # --- one batch ---------------------------------------------------------------------------------
+    async def _process(self, batch: _Batch) -> None:
+        try:
+            letters = list(batch.letters)
+            index = resolve_index(self.config.sink.index)
+            docs = await self._enrich(batch.envelopes, index)
+            items: list[BulkItem] = []
+            owners: list[list[Envelope]] = []
+            slot: dict[str, int] = {}
+            operation = self.config.sink.operation
+            for envelope, doc in zip(batch.envelopes, docs, strict=True):
+                if isinstance(doc, DocumentError):
+                    letters.append(poison(envelope.message, doc.error_type, doc.reason, "enrich"))
+                    continue
+                pos = slot.get(envelope.doc_id)
+                if pos is None:  # one bulk item per id: the last message wins (merged for partial updates)
+                    slot[envelope.doc_id] = len(items)
+                    items.append(BulkItem(envelope.doc_id, index, doc, operation, envelope.routing))
+                    owners.append([envelope])
+                    continue
+                item = items[pos]
+                item.source = _merge(item.source, doc) if operation is Operation.UPDATE else doc
+                item.routing = envelope.routing
+                owners[pos].append(envelope)
+            for earlier in batch.waits:
+                await earlier
+            result = await self.sink.write(items)
+            indexed = 0
+            for envs, outcome in zip(owners, result.outcomes, strict=True):
+                if outcome is None:
+                    indexed += len(envs)
+                else:
+                    letters += [poison(e.message, outcome.error_type, outcome.reason, "index") for e in envs]
+            metrics.WORKER_INDEXED.labels(self.name).inc(indexed)
+            await self.dead_letters.write(letters)
+            for message in batch.messages:
+                tracker = self.partitions.trackers.get(message.tp)
+                if tracker is not None:
+                    tracker.finish(message.offset)
+            metrics.WORKER_BATCH_SECONDS.labels(self.name).observe(time.perf_counter() - batch.started)
+        finally:
+            self._order.release(batch.done, batch.keys)
+            self._in_flight -= len(batch.messages)
+            metrics.WORKER_IN_FLIGHT.labels(self.name).set(self._in_flight)
+
+    async def _enrich(self, envelopes: list[Envelope], index: str) -> list[dict[str, Any] | DocumentError]:
+        if not envelopes:
+            return []
+        stored: dict[str, dict[str, Any]] = {}
+        paths = self.writer.lookup_paths
+        if paths:
+            stored = await self.sink.fetch_stored(
+                index, [e.doc_id for e in envelopes], paths, [e.routing for e in envelopes]
+            )
+        attempt = 0
+        while True:
+            try:
+                docs = await self.writer.write(
+                    [e.source for e in envelopes], [stored.get(e.doc_id) for e in envelopes]
+                )
+            except RetriableInferenceError as exc:
+                attempt += 1
+                metrics.WORKER_RETRIED.labels(self.name, "inference").inc()
+                log.warning("pipeline [%s]: inference unavailable (%s); retry %d", self.name, exc, attempt)
+                backoff = self.config.errors.backoff
+                self.partitions.add_reason("inference", 1)
+                try:
+                    await asyncio.sleep(
+                        backoff_delay(attempt, backoff.initial_ms / 1000, backoff.max_ms / 1000)
+                    )
+                finally:
+                    self.partitions.add_reason("inference", -1)
+                continue
+            return docs
+
+    # --- callbacks ---------------------------------------------------------------------------------
+    def _engine_pushback(self, active: bool) -> None:
+        self.partitions.set_reason("engine", active)
+
+    async def _on_revoked(self, revoked: set[Any]) -> None:
+        await self.partitions.on_revoked(revoked)
+
+    async def _on_assigned(self, assigned: set[Any]) -> None:
+        await self.partitions.on_assigned(assigned)
+
+    # --- health ------------------------------------------------------------------------------------
+    def health(self) -> dict[str, Any]:
+        return {
+            "pipeline": self.name,
+            "started": self.started,
+            "engine_reachable": self.sink.healthy,
+            "paused": self.partitions.paused,
+            "pause_reasons": self.partitions.active_reasons(),
+            "in_flight": self._in_flight,
+            "partitions": len(self.source.assignment()),
+            "fatal": None if self.fatal is None else repr(self.fatal),
+        }

@@ -1,0 +1,122 @@
+"""Search and evaluation end to end on ~200 SciFact documents, on real OpenSearch and the ES-wire server.
+
+The corpus slice holds the relevant documents of the first queries plus others; the real inference
+service encodes it (packaged SPLADE-tiny and MiniLM), `sidecar eval`'s runner indexes it and scores
+every method, then the search helper's Python API queries the same index, plain and hybrid.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from sidecar.eval.dataset import load_dataset
+from sidecar.eval.runner import EvalOptions, EvalReport, run_eval
+from sidecar.pipelines.loader import parse_pipeline_text
+from sidecar.pipelines.schema import Engine, PipelineConfig
+from sidecar.search.fusion import Fusion
+from sidecar.search.searcher import BM25, DENSE, SPARSE, search
+
+pytestmark = pytest.mark.integration
+
+SCIFACT = Path(__file__).resolve().parents[3] / "shared" / "datasets" / "scifact"
+QUERIES = 30
+DOCS = 200
+
+
+@pytest.fixture(scope="module")
+def small_scifact(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A BEIR folder: the first queries, their relevant documents, and other documents up to DOCS."""
+    full = load_dataset(SCIFACT)
+    queries = list(full.queries)[:QUERIES]
+    wanted = list(dict.fromkeys(d for q in queries for d in full.qrels[q]))
+    wanted += [d for d in full.corpus if d not in set(wanted)][: DOCS - len(wanted)]
+    folder = tmp_path_factory.mktemp("data") / f"scifact{uuid.uuid4().hex[:6]}"
+    folder.mkdir()
+    with (folder / "corpus.jsonl").open("w") as out:
+        for d in wanted:
+            doc = full.corpus[d]
+            out.write(json.dumps({"_id": d, "title": doc.title, "text": doc.text}) + "\n")
+    with (folder / "queries.jsonl").open("w") as out:
+        for q in queries:
+            out.write(json.dumps({"_id": q, "text": full.queries[q]}) + "\n")
+    judged = [f"{q}\t{d}\t{r}" for q in queries for d, r in full.qrels[q].items()]
+    lines = ["query-id\tcorpus-id\tscore", *judged]
+    (folder / "qrels.tsv").write_text("\n".join(lines) + "\n")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("encodings")  # shared by both engines: encode once
+
+
+@pytest.fixture(params=[Engine.OPENSEARCH, Engine.ELASTICSEARCH], ids=["opensearch", "es-wire"])
+def engine_url(request: pytest.FixtureRequest) -> Iterator[tuple[Engine, str]]:
+    engine: Engine = request.param
+    url = request.getfixturevalue("opensearch_url" if engine is Engine.OPENSEARCH else "es_url")
+    yield engine, url
+    httpx.delete(f"{url}/eval-scifact*", params={"expand_wildcards": "open"}, timeout=30)
+
+
+def pipeline_for(engine: Engine, url: str, index: str, *, dense: bool) -> PipelineConfig:
+    inputs = ["title", "text"]
+    fields = [{"input": inputs, "endpoint": ".splade-tiny", "target": "sparse", "type": "rank_features"}]
+    if dense:
+        fields.append({"input": inputs, "endpoint": ".minilm-l6", "target": "dense", "type": "dense_vector"})
+    raw = {
+        "name": "scifact-search",
+        "source": {"kafka": {"bootstrap_servers": "127.0.0.1:1", "topics": "unused", "group_id": "g"}},
+        "fields": fields,
+        "sink": {"engine": engine.value, "urls": url, "index": index},
+    }
+    config, problems = parse_pipeline_text(json.dumps(raw), "inline.yaml", env={})
+    assert config is not None, problems
+    return config
+
+
+async def run_small_eval(folder: Path, cache: Path, engine: Engine, url: str) -> EvalReport:
+    return await run_eval(EvalOptions(dataset=folder, engine=engine, url=url, cache_dir=cache, reindex=True))
+
+
+async def test_eval_then_search(small_scifact: Path, cache_dir: Path, engine_url: tuple[Engine, str]) -> None:
+    engine, url = engine_url
+    report = await run_small_eval(small_scifact, cache_dir, engine, url)
+    scores = {s.name: s for s in report.scores}
+    assert report.docs == DOCS and report.queries == QUERIES
+    # On 200 documents every query's relevant abstract is easy to find; methods clearly work.
+    assert scores["bm25"].ndcg10 > 0.6 and scores["sparse"].ndcg10 > 0.5 and scores["dense"].ndcg10 > 0.5
+    assert scores["bm25"].recall100 > 0.9
+    assert any(s.name.startswith("bm25+sparse minmax") and s.ndcg10 > 0.6 for s in report.scores)
+    assert report.dense_in_engine is (engine is Engine.ELASTICSEARCH)
+    count = httpx.get(f"{url}/{report.index.name}/_count", timeout=30).json()["count"]
+    assert count == DOCS
+
+    data = load_dataset(small_scifact)
+    qid = next(q for q in data.queries if len(data.qrels[q]) == 1)
+    relevant = next(iter(data.qrels[qid]))
+    pipeline = pipeline_for(engine, url, report.index.name, dense=engine is Engine.ELASTICSEARCH)
+
+    plain = await search(pipeline, data.queries[qid], k=10)
+    assert list(plain.methods) == [SPARSE] and len(plain.hits) == 10
+    assert plain.query_terms is not None and plain.query_terms <= 32
+    assert relevant in [h.doc_id for h in plain.hits]
+    assert plain.hits[0].source["title"]  # hits carry the text fields, not the vectors
+    assert "sparse" not in plain.hits[0].source
+
+    for fusion in (Fusion.MINMAX, Fusion.RRF):
+        hybrid = await search(pipeline, data.queries[qid], k=10, hybrid=True, fusion=fusion)
+        expected_methods = [BM25, SPARSE, DENSE] if engine is Engine.ELASTICSEARCH else [BM25, SPARSE]
+        assert list(hybrid.methods) == expected_methods
+        assert hybrid.fusion is fusion and len(hybrid.hits) == 10
+        assert relevant in [h.doc_id for h in hybrid.hits]
+        scores_desc = [h.score for h in hybrid.hits]
+        assert scores_desc == sorted(scores_desc, reverse=True)
+        # the fused list only holds documents some method returned
+        returned = {h.doc_id for hits in hybrid.methods.values() for h in hits}
+        assert {h.doc_id for h in hybrid.hits} <= returned

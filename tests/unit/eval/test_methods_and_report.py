@@ -1,0 +1,71 @@
+"""Hybrid naming and fusion over runs, the weight grid, and the report outputs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.console import Console
+
+from sidecar.eval.indexing import IndexInfo, mapping
+from sidecar.eval.methods import Hybrid, default_hybrids, fuse_runs, weight_grid
+from sidecar.eval.report import print_report, write_chart, write_json
+from sidecar.eval.retrieval import MethodScore
+from sidecar.eval.runner import EvalReport
+from sidecar.search.fusion import Fusion
+
+
+def test_weight_grid() -> None:
+    assert weight_grid(2, 0.5) == [(0.0, 1.0), (0.5, 0.5), (1.0, 0.0)]
+    grid = weight_grid(3, 0.1)
+    assert len(grid) == 66  # C(12, 2) compositions of 10 into 3 parts
+    assert all(abs(sum(w) - 1) < 1e-9 for w in grid)
+
+
+def test_default_hybrids_only_combine_available_methods() -> None:
+    weights = {("bm25", "sparse"): (0.4, 0.6)}
+    names = [h.name for h in default_hybrids(["bm25", "sparse"], weights)]
+    assert names == ["bm25+sparse minmax 0.4/0.6", "bm25+sparse rrf"]
+    assert len(default_hybrids(["bm25", "sparse", "dense"], weights)) == 6
+
+
+def test_fuse_runs_per_query() -> None:
+    runs = {"bm25": {"q1": [("a", 3.0), ("b", 1.0)], "q2": [("c", 1.0)]}, "sparse": {"q1": [("b", 5.0)]}}
+    fused = fuse_runs(runs, Hybrid(("bm25", "sparse"), Fusion.MINMAX, (0.5, 0.5)), size=10)
+    assert fused["q1"] == [("a", 0.5), ("b", 0.5)]
+    assert fused["q2"] == [("c", 0.5)]
+
+
+def test_mapping_english_text_and_vector_fields() -> None:
+    es = mapping("elasticsearch", 384, {"k": 1})
+    props = es["mappings"]["properties"]
+    assert props["title"] == props["text"] == {"type": "text", "analyzer": "english"}
+    assert props["sparse"] == {"type": "rank_features"}
+    assert props["dense"]["type"] == "dense_vector" and props["dense"]["dims"] == 384
+    assert es["mappings"]["_meta"] == {"k": 1}
+    assert es["settings"]["number_of_shards"] == 1
+    assert "dense" not in mapping("opensearch", None, {})["mappings"]["properties"]
+    assert mapping("opensearch", 8, {})["mappings"]["properties"]["dense"]["type"] == "knn_vector"
+
+
+def sample_report() -> EvalReport:
+    return EvalReport(
+        dataset="scifact", engine="opensearch", queries=300, docs=5183,
+        scores=[MethodScore("bm25", 0.66, 0.9, "engine"), MethodScore("sparse", 0.64, 0.88)],
+        index=IndexInfo("eval-x", 5183, 12 * 1024 * 1024, 4.2, False, 1000),
+        sparse_endpoint=".splade-tiny", dense_endpoint=".minilm-l6", dense_in_engine=False,
+        doc_top_k=None, query_top_k=32, max_length=512, encode_seconds=0.0,
+        sweep=[{"methods": ["bm25", "sparse"], "weights": [0.5, 0.5], "ndcg10": 0.7, "recall100": 0.93}],
+    )
+
+
+def test_report_table_json_and_chart(tmp_path: Path) -> None:
+    console = Console(record=True, width=160)
+    print_report(sample_report(), console)
+    text = console.export_text()
+    assert "bm25" in text and "0.6600" in text
+    assert "published: BM25 multifield" in text and "0.6650" in text
+    assert "12.0 MiB" in text and "brute force" in text and "weight sweep" in text
+    write_json(sample_report(), tmp_path / "r.json")
+    assert '"ndcg10": 0.66' in (tmp_path / "r.json").read_text()
+    write_chart(sample_report(), tmp_path / "r.png")
+    assert (tmp_path / "r.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -1,0 +1,81 @@
+"""What a search derives from a pipeline, and how fusion weights are read."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from sidecar.errors import RequestValidationError
+from sidecar.pipelines.loader import parse_pipeline_text
+from sidecar.pipelines.schema import Engine
+from sidecar.search.searcher import BM25, DEFAULT_WEIGHTS, DENSE, SPARSE, SearchTarget, parse_weights
+
+PIPELINE = """
+name: docs
+source: {kafka: {bootstrap_servers: "k:9092", topics: docs, group_id: g}}
+fields:
+  - {input: [title, body], endpoint: .splade-tiny, target: ml.tokens, type: rank_features}
+  - {input: body, endpoint: .minilm-l6, target: ml.vec, type: dense_vector}
+sink: {engine: elasticsearch, urls: "http://es:9200", index: docs-v1}
+"""
+
+
+def target_from(text: str) -> SearchTarget:
+    config, problems = parse_pipeline_text(text, "test.yaml", env={})
+    assert config is not None, problems
+    return SearchTarget.from_pipeline(config)
+
+
+def test_target_from_pipeline() -> None:
+    target = target_from(PIPELINE)
+    assert target.engine is Engine.ELASTICSEARCH
+    assert target.index == "docs-v1"
+    assert target.text_fields == ("title", "body")
+    assert (target.sparse_field, target.sparse_endpoint) == ("ml.tokens", ".splade-tiny")
+    assert (target.dense_field, target.dense_endpoint) == ("ml.vec", ".minilm-l6")
+    assert target.methods(hybrid=False) == (SPARSE,)
+    assert target.methods(hybrid=True) == (BM25, SPARSE, DENSE)
+
+
+def test_dense_only_pipeline_searches_dense() -> None:
+    text = PIPELINE.replace(
+        "  - {input: [title, body], endpoint: .splade-tiny, target: ml.tokens, type: rank_features}\n", ""
+    )
+    target = target_from(text)
+    assert target.methods(hybrid=False) == (DENSE,)
+    assert target.methods(hybrid=True) == (BM25, DENSE)
+
+
+def test_demo_pipeline_is_searchable() -> None:
+    config, problems = parse_pipeline_text(
+        Path("pipelines/demo.yaml").read_text(), "demo.yaml",
+        env={"SIDECAR_KAFKA_BOOTSTRAP": "k:1", "SIDECAR_OPENSEARCH_URL": "http://os:9200"},
+    )
+    assert config is not None, problems
+    target = SearchTarget.from_pipeline(config)
+    assert target.methods(hybrid=True) == (BM25, SPARSE)
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (None, DEFAULT_WEIGHTS[(BM25, SPARSE)]),
+        ("0.3,0.7", (0.3, 0.7)),
+        ("sparse=0.6, bm25=0.4", (0.4, 0.6)),
+        ("sparse=1", (0.0, 1.0)),
+        ([1, 2], (1.0, 2.0)),
+    ],
+)
+def test_parse_weights(raw: str | list[float] | None, expected: tuple[float, ...]) -> None:
+    assert parse_weights(raw, (BM25, SPARSE)) == expected
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [("0.5", "got 1 weights"), ("a,b", "not numbers"), ("dense=1", "weights name"), ("0,0", "not all 0"),
+     ("-1,2", ">= 0")],
+)
+def test_bad_weights(raw: str, message: str) -> None:
+    with pytest.raises(RequestValidationError, match=message):
+        parse_weights(raw, (BM25, SPARSE))
