@@ -143,6 +143,8 @@ def search(
 def eval_(
     dataset: Annotated[Path, typer.Option(help="BEIR folder: corpus.jsonl, queries.jsonl, qrels.tsv.")],
     pipeline: Annotated[Path | None, typer.Option(help="Take endpoints, pruning, chunking from it.")] = None,
+    sparse_endpoint: Annotated[str | None, typer.Option(help="Sparse endpoint (.splade-tiny).")] = None,
+    dense_endpoint: Annotated[str | None, typer.Option(help="Dense endpoint (.minilm-l6).")] = None,
     engine: Annotated[str, typer.Option(help="opensearch or elasticsearch (local stack).")] = "opensearch",
     url: Annotated[str | None, typer.Option(help="Engine URL (default from SIDECAR_*_URL).")] = None,
     doc_top_k: Annotated[int | None, typer.Option(help="Sparse terms kept per document.")] = None,
@@ -164,7 +166,8 @@ def eval_(
         chosen = Engine(engine)
     except ValueError:
         raise typer.BadParameter("use opensearch or elasticsearch", param_hint="--engine") from None
-    options = EvalOptions(dataset=dataset, engine=chosen, url=url, pipeline=pipeline, doc_top_k=doc_top_k,
+    options = EvalOptions(dataset=dataset, engine=chosen, url=url, pipeline=pipeline,
+                          sparse_endpoint=sparse_endpoint, dense_endpoint=dense_endpoint, doc_top_k=doc_top_k,
                           query_top_k=query_top_k or None, max_length=max_length, dense=dense,
                           reindex=reindex, sweep=sweep)
     raise typer.Exit(eval_command(options, out))

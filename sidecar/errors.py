@@ -131,3 +131,11 @@ class IllegalArgumentError(SidecarError):
 
     status = 400
     es_type = "illegal_argument_exception"
+
+
+class UpstreamUnavailableError(SidecarError):
+    """The engine behind the ingest hook or a backfill did not answer (refused, reset, timed out)."""
+
+    status = 502
+    es_type = "connect_transport_exception"
+    retriable = True

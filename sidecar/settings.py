@@ -5,10 +5,12 @@ Nothing is read at import time: call `Settings()` (or `load_settings`) where the
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class Settings(BaseSettings):
@@ -45,11 +47,42 @@ class Settings(BaseSettings):
     max_seq_length: int = Field(512, description="Model input length in tokens; longer input is truncated.")
     torch_threads: int | None = Field(None, description="CPU threads for torch; default = cores.")
     warmup: bool = Field(True, description="Run a warm-up batch when a model loads.")
+    preload_endpoints: list[str] = Field(
+        default_factory=lambda: [".splade-tiny", ".minilm-l6"],
+        description="Endpoints whose models `sidecar serve` loads before it reports ready.",
+    )
 
     # Local stack (written by `make stack-up` into .devstack/env)
     kafka_bootstrap: str = Field("127.0.0.1:9092", description="Kafka bootstrap servers.")
     opensearch_url: str = Field("http://127.0.0.1:9200", description="OpenSearch URL.")
     es_url: str = Field("http://127.0.0.1:9201", description="Elasticsearch (or ES-wire) URL.")
+
+    # Ingest hook (`sidecar.hook`): the API accepts Elasticsearch's bulk and document-write APIs
+    hook_pipelines: Annotated[list[Path], NoDecode] = Field(
+        default_factory=list,
+        description="Pipeline files (comma-separated) whose `source.ingest_hook.indices` the hook enriches.",
+    )
+    hook_upstream_url: str | None = Field(
+        None, description="Engine the hook forwards writes to; default: the hook pipelines' `sink.urls[0]`."
+    )
+    hook_max_document_bytes: int = Field(
+        5 * 1024 * 1024, description="Largest document line in a bulk; larger ones get a per-item 413."
+    )
+    hook_window_docs: int = Field(256, description="Documents of one bulk enriched together.")
+    hook_spool_memory_bytes: int = Field(
+        8 * 1024 * 1024, description="Enriched bulks larger than this wait in a temporary file, not memory."
+    )
+    hook_upstream_timeout_s: float = Field(120.0, description="Timeout of one forwarded request.")
+
+    @field_validator("hook_pipelines", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [item.strip() for item in text.split(",") if item.strip()]
+        return value
 
     log_level: str = Field("INFO", description="Log level.")
     log_json: bool = Field(True, description="Structured JSON logs.")

@@ -10,6 +10,7 @@ any object implementing `InferenceServiceProtocol` (with a `registry`) as `servi
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -26,7 +27,15 @@ from sidecar.api.auth import Authenticator, AuthMiddleware, load_keys
 from sidecar.api.limits import BodyLimitMiddleware, InFlightLimiter
 from sidecar.api.middleware import EsCompatMiddleware
 from sidecar.api.rendering import EsJSONResponse
-from sidecar.api.routes import cluster_hooks, health, inference_crud, inference_perform, metrics, root
+from sidecar.api.routes import (
+    cluster_hooks,
+    health,
+    inference_crud,
+    inference_perform,
+    ingest_hook,
+    metrics,
+    root,
+)
 from sidecar.errors import ParseError, SidecarError
 from sidecar.settings import Settings, load_settings
 
@@ -45,7 +54,11 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         state.service = InferenceService.from_settings(state.settings)
     start = getattr(state.service, "start", None)
     if start is not None:
-        await start()
+        # Readiness means "models loaded": load the preloaded endpoints' models before serving.
+        if "preload" in inspect.signature(start).parameters:
+            await start(preload=state.settings.preload_endpoints)
+        else:
+            await start()
     state.started = True
     log.info("sidecar API ready")
     try:
@@ -120,7 +133,7 @@ def create_app(settings: Settings | None = None, *, service: Any = None) -> Fast
     app.state.stopping = False
     app.state.limiter = InFlightLimiter(settings.max_concurrent_requests)
 
-    modules = (root, health, metrics, inference_crud, inference_perform, cluster_hooks)
+    modules = (root, health, metrics, inference_crud, inference_perform, cluster_hooks, ingest_hook)
     for module in modules:
         app.include_router(module.router)
     app.state.api_routes = [route for module in modules for route in module.router.routes]

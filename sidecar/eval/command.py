@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 from pathlib import Path
 
 from rich.console import Console
@@ -27,7 +28,8 @@ def _run(options: EvalOptions, console: Console) -> EvalReport:
 
 
 def eval_command(options: EvalOptions, out_dir: Path) -> int:
-    console = Console()
+    # Piped output (logs, docs) keeps the full table width instead of rich's 80-column default.
+    console = Console() if sys.stdout.isatty() else Console(width=150)
     try:
         report = _run(options, console)
     except SidecarError as err:

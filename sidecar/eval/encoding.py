@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,7 +31,7 @@ from sidecar.pipelines.schema import FieldConfig
 from sidecar.search.encode import QueryEncoder
 from sidecar.writers.fields import MISSING, DocumentError, FieldWriter, get_path
 
-DOC_BATCH = 256  # documents per writer call; the inference batcher cuts its own batches inside
+DOC_BATCH = 64  # documents per writer call (one request; well inside the 30 s inference timeout)
 QUERY_CONCURRENCY = 32
 
 Progress = Callable[[int], None]  # called with the number of documents just encoded
@@ -44,14 +44,18 @@ class Encodings:
     seconds: float  # inference time spent now (0 when everything came from the cache)
 
 
-def _paths(root: Path, spec: FieldConfig, dataset: Dataset, max_length: int) -> tuple[Path, Path]:
+def _paths(
+    root: Path, spec: FieldConfig, dataset: Dataset, max_length: int, endpoint_config: Any
+) -> tuple[Path, Path]:
     kind = "sparse" if spec.type.sparse else "dense"
-    extra = {"input": list(spec.input), "chunking": spec.chunking}
+    # The endpoint's own settings (model, chunking) matter as much as the field's.
+    extra = {"input": list(spec.input), "chunking": spec.chunking, "endpoint": endpoint_config}
     name = f"{dataset.name}-{dataset.fingerprint}"
     return (
         cache_path(root, kind=f"{kind}-docs", dataset=name, endpoint=spec.endpoint, max_length=max_length,
                    extra=extra),
-        cache_path(root, kind=f"{kind}-queries", dataset=name, endpoint=spec.endpoint, max_length=max_length),
+        cache_path(root, kind=f"{kind}-queries", dataset=name, endpoint=spec.endpoint, max_length=max_length,
+                   extra=endpoint_config),
     )
 
 
@@ -99,28 +103,29 @@ async def encodings_for(
     *,
     cache_dir: Path,
     max_length: int,
-    service: Callable[[], Awaitable[InferenceServiceProtocol]],
+    service: InferenceServiceProtocol,
+    endpoint_config: Any = None,
     progress: Progress | None = None,
 ) -> Encodings:
-    """Cached encodings, computing (and caching) what is missing. `service()` returns the
-    (started) inference service and is only called when something must be encoded."""
+    """Cached encodings, computing (and caching) what is missing; `endpoint_config` (the endpoint's
+    settings) is part of the cache key. Models load only when something must be encoded."""
     from sidecar.search.encode import ServiceQueryEncoder
 
     sparse = spec.type.sparse
-    doc_path, query_path = _paths(cache_dir, spec, dataset, max_length)
+    doc_path, query_path = _paths(cache_dir, spec, dataset, max_length, endpoint_config)
     load = load_sparse if sparse else load_dense
     docs: SparseVectors | DenseVectors | None = load(doc_path)
     queries: SparseVectors | DenseVectors | None = load(query_path)
     started = time.perf_counter()
     computed = False
     if docs is None or set(docs) != set(dataset.corpus):
-        docs = await encode_documents(spec, await service(), dataset, progress)
+        docs = await encode_documents(spec, service, dataset, progress)
         (save_sparse if sparse else save_dense)(doc_path, docs)  # type: ignore[arg-type]
         computed = True
     elif progress is not None:
         progress(len(docs))
     if queries is None or set(queries) != set(dataset.queries):
-        queries = await encode_queries(spec, ServiceQueryEncoder(await service()), dataset)
+        queries = await encode_queries(spec, ServiceQueryEncoder(service), dataset)
         (save_sparse if sparse else save_dense)(query_path, queries)  # type: ignore[arg-type]
         computed = True
     return Encodings(docs, queries, time.perf_counter() - started if computed else 0.0)

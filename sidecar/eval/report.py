@@ -8,6 +8,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from sidecar.eval.retrieval import BM25_MULTIFIELD
 from sidecar.eval.runner import EvalReport
 
 # Published nDCG@10 (Recall@100 when known) per dataset, from the dataset's README and its sources.
@@ -24,8 +25,26 @@ PUBLISHED: dict[str, list[tuple[str, float, float | None]]] = {
 }
 
 
+# The run that must reproduce a published number, and how close it must land.
+HARNESS_CHECKS: dict[str, tuple[str, float, float]] = {"scifact": (BM25_MULTIFIELD, 0.665, 0.02)}
+
+
 def published_for(dataset: str) -> list[tuple[str, float, float | None]]:
     return PUBLISHED.get(dataset.lower(), [])
+
+
+def harness_check(report: EvalReport) -> tuple[bool, str] | None:
+    """(passed, sentence) when the dataset has a reference number, else None."""
+    check = HARNESS_CHECKS.get(report.dataset.lower())
+    score = next((s for s in report.scores if check and s.name == check[0]), None)
+    if check is None or score is None:
+        return None
+    name, published, tolerance = check
+    delta = score.ndcg10 - published
+    ok = abs(delta) <= tolerance
+    verdict = "within" if ok else "OUTSIDE"
+    return ok, (f"harness check: {name} nDCG@10 {score.ndcg10:.4f} vs published {published:.3f}: "
+                f"{delta:+.4f}, {verdict} ±{tolerance}")
 
 
 def _size(size: int | None) -> str:
@@ -57,6 +76,9 @@ def print_report(report: EvalReport, console: Console | None = None) -> None:
         + ("reused" if info.reused else f"indexed in {info.seconds:.1f} s")
         + (f"; encoded in {report.encode_seconds:.0f} s" if report.encode_seconds else "; encodings cached")
     )
+    check = harness_check(report)
+    if check is not None:
+        console.print(("[green]" if check[0] else "[bold red]") + check[1] + "[/]")
     if report.dense_endpoint and not report.dense_in_engine:
         console.print("dense: the engine has no vector field type; scored by exact brute force in Python")
     if report.sweep:

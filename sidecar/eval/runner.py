@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,7 +20,6 @@ from sidecar.eval.encoding import Encodings, encodings_for
 from sidecar.eval.indexing import DENSE_FIELD, SPARSE_FIELD, IndexInfo, build_index, engine_scores_dense
 from sidecar.eval.methods import Hybrid, default_hybrids, fuse_runs
 from sidecar.eval.retrieval import DEPTH, MethodScore, retrieve_all, score_run, sweep_weights
-from sidecar.inference.types import InferenceServiceProtocol
 from sidecar.pipelines.schema import Engine, FieldConfig
 from sidecar.search.queries import DEFAULT_QUERY_TOP_K
 from sidecar.search.searcher import DEFAULT_WEIGHTS
@@ -29,7 +28,6 @@ from sidecar.writers.rank_features import Pruning
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
 ENGINE_TIMEOUT_S = 120.0  # the ES-wire emulator takes seconds per query on a large corpus
-ServiceFactory = Callable[[], Awaitable[InferenceServiceProtocol]]
 Weights = Mapping[tuple[str, ...], tuple[float, ...]]
 _EVAL_INPUTS = ["title", "text"]
 
@@ -49,6 +47,8 @@ class EvalOptions:
     engine: Engine = Engine.OPENSEARCH
     url: str | None = None  # default: the settings' URL for the engine
     pipeline: Path | None = None
+    sparse_endpoint: str | None = None  # overrides the pipeline's / built-in endpoint
+    dense_endpoint: str | None = None
     doc_top_k: int | None = None  # None: the pipeline's pruning top_k, else no pruning
     query_top_k: int | None = DEFAULT_QUERY_TOP_K
     max_length: int | None = None  # None: the settings' max_seq_length
@@ -95,29 +95,30 @@ def fields_for(options: EvalOptions) -> tuple[FieldConfig, FieldConfig | None]:
         found = next((f for f in fields if not f.type.sparse), None)
         if found is not None:
             dense = found.model_copy(update={**fixed, "target": DENSE_FIELD})
+    if options.sparse_endpoint:
+        sparse = sparse.model_copy(update={"endpoint": options.sparse_endpoint})
+    if options.dense_endpoint:
+        dense = dense.model_copy(update={"endpoint": options.dense_endpoint})
     return sparse, (dense if options.dense else None)
 
 
 @contextlib.asynccontextmanager
-async def lazy_service(settings: Settings) -> AsyncIterator[ServiceFactory]:
-    """A factory starting the inference service on first use (cached reruns load no model)."""
-    started: list[Any] = []
+async def open_service(settings: Settings) -> AsyncIterator[Any]:
+    """The in-process inference service; models load on first use, so cached reruns load none."""
+    from sidecar.inference.service import InferenceService
 
-    async def get() -> InferenceServiceProtocol:
-        if not started:
-            from sidecar.inference.service import InferenceService
-
-            fresh = InferenceService.from_settings(settings)
-            await fresh.start()
-            started.append(fresh)
-        service: InferenceServiceProtocol = started[0]
-        return service
-
+    service = InferenceService.from_settings(settings)
+    await service.start()
     try:
-        yield get
+        yield service
     finally:
-        for service in started:
-            await service.close()
+        await service.close()
+
+
+def endpoint_config(service: Any, endpoint: str) -> Any:
+    """The endpoint's public settings (model, chunking): part of the encodings' cache key."""
+    registry = getattr(service, "registry", None)
+    return registry.get(endpoint).public_dict() if registry is not None else endpoint
 
 
 async def run_eval(options: EvalOptions, progress: Progress | None = None) -> EvalReport:
@@ -141,15 +142,17 @@ async def run_eval(options: EvalOptions, progress: Progress | None = None) -> Ev
 
         return step
 
-    async with lazy_service(settings) as service:
+    async with open_service(settings) as service:
         encode = functools.partial(
             encodings_for, dataset=dataset, cache_dir=options.cache_dir, max_length=max_length,
             service=service,
         )
-        sparse = await encode(sparse_spec, progress=tick("encode sparse"))
+        sparse = await encode(sparse_spec, endpoint_config=endpoint_config(service, sparse_spec.endpoint),
+                              progress=tick("encode sparse"))
         dense: Encodings | None = None
         if dense_spec is not None:
-            dense = await encode(dense_spec, progress=tick("encode dense"))
+            dense = await encode(dense_spec, endpoint_config=endpoint_config(service, dense_spec.endpoint),
+                                 progress=tick("encode dense"))
 
     from sidecar.search.engine import EngineClient
 

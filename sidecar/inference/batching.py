@@ -113,7 +113,7 @@ class BatchingEngine:
         return self._reserved
 
     # --- caller side -------------------------------------------------------------------------------
-    async def encode(self, texts: list[str], *, timeout: float | None = None) -> list[Any]:
+    async def encode(self, texts: list[str], *, time_limit: float | None = None) -> list[Any]:
         """Run `texts` through the model; results in input order."""
         if not texts:
             return []
@@ -132,9 +132,9 @@ class BatchingEngine:
                 admitted = 0  # from now on the model thread releases each item
                 self._cond.notify()
             gathered = asyncio.gather(*futures)
-            return await (asyncio.wait_for(gathered, timeout) if timeout else gathered)
+            return await (asyncio.wait_for(gathered, time_limit) if time_limit else gathered)
         except TimeoutError as exc:
-            raise TimeoutError_(f"inference did not finish within [{timeout}s]") from exc
+            raise TimeoutError_(f"inference did not finish within [{time_limit}s]") from exc
         except SidecarError:
             raise
         except Exception as exc:  # tokenizer crash: keep the cause
@@ -173,10 +173,11 @@ class BatchingEngine:
             for item in batch:
                 metrics.INFERENCE_QUEUE_SECONDS.labels(self._label).observe(now - item.enqueued)
             metrics.INFERENCE_BATCH_SIZE.labels(self._label).observe(len(batch))
-            metrics.INFERENCE_BATCH_TOKENS.labels(self._label).observe(len(batch) * max(i.length for i in batch))
+            metrics.INFERENCE_BATCH_TOKENS.labels(self._label).observe(
+                len(batch) * max(i.length for i in batch)
+            )
             self._run_batch(batch)
             metrics.INFERENCE_BATCH_SECONDS.labels(self._label).observe(time.perf_counter() - now)
-            self._release(len(batch))
 
     def _next_batch(self) -> list[_Item] | None:
         limits = self.limits
@@ -188,8 +189,10 @@ class BatchingEngine:
                 if self._pending:
                     oldest = self._pending[0]
                     waited = time.perf_counter() - oldest.enqueued
-                    full = (len(self._pending) >= limits.max_batch_requests
-                            or sum(i.length for i in self._pending) >= limits.max_batch_tokens)
+                    full = (
+                        len(self._pending) >= limits.max_batch_requests
+                        or sum(i.length for i in self._pending) >= limits.max_batch_tokens
+                    )
                     if full or waited >= limits.max_wait_s:
                         return self._take_batch()
                     self._cond.wait(limits.max_wait_s - waited)
@@ -210,17 +213,19 @@ class BatchingEngine:
         pos = order.index(self._pending[0])
         lo, hi = pos, pos + 1
         longest = order[pos].length
+        anchor = order[pos].length
+        big = 1 << 62  # "no neighbour" length: never fits
         while hi - lo < limits.max_batch_requests:
-            left = order[lo - 1] if lo > 0 else None
-            right = order[hi] if hi < len(order) else None
+            left = order[lo - 1].length if lo > 0 else -big
+            right = order[hi].length if hi < len(order) else big
             size = hi - lo + 1
-            left_ok = left is not None and size * longest <= limits.max_batch_tokens
-            right_ok = right is not None and size * right.length <= limits.max_batch_tokens
-            if left_ok and (not right_ok or order[pos].length - left.length <= right.length - order[pos].length):  # type: ignore[union-attr]
+            left_ok = left >= 0 and size * longest <= limits.max_batch_tokens
+            right_ok = right < big and size * right <= limits.max_batch_tokens
+            if left_ok and (not right_ok or anchor - left <= right - anchor):
                 lo -= 1
             elif right_ok:
                 hi += 1
-                longest = right.length  # type: ignore[union-attr]
+                longest = right
             else:
                 break
         batch = order[lo:hi]
@@ -233,12 +238,14 @@ class BatchingEngine:
             results = self.backend.forward([i.encoded for i in batch])
         except Exception as exc:
             if len(batch) == 1:
+                self._release(1)
                 _resolve(batch[0], error=_wrap(exc))
                 return
             half = len(batch) // 2  # isolate the failing text; the others still succeed
             self._run_batch(batch[:half])
             self._run_batch(batch[half:])
             return
+        self._release(len(batch))  # before callers wake, so their next call finds the capacity
         by_loop: dict[asyncio.AbstractEventLoop, list[tuple[_Item, Any]]] = {}
         for item, result in zip(batch, results, strict=True):
             by_loop.setdefault(item.loop, []).append((item, result))

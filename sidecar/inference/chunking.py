@@ -33,8 +33,11 @@ class ChunkingSettings:
             return {"strategy": "none"}
         if self.strategy == "word":
             return {"strategy": "word", "max_chunk_size": self.max_chunk_size, "overlap": self.overlap}
-        return {"strategy": "sentence", "max_chunk_size": self.max_chunk_size,
-                "sentence_overlap": self.sentence_overlap}
+        return {
+            "strategy": "sentence",
+            "max_chunk_size": self.max_chunk_size,
+            "sentence_overlap": self.sentence_overlap,
+        }
 
     @classmethod
     def from_dict(cls, raw: Any) -> ChunkingSettings:
@@ -68,10 +71,14 @@ class ChunkingSettings:
         if overlap is None:
             errors.append("[chunking_settings] does not contain the required setting [overlap]")
         elif not _is_int(overlap) or overlap < 0:
-            errors.append(f"[chunking_settings] Invalid value [{overlap}]. [overlap] must be a positive integer")
+            errors.append(
+                f"[chunking_settings] Invalid value [{overlap}]. [overlap] must be a positive integer"
+            )
         elif size is not None and overlap > size / 2:
-            errors.append(f"[chunking_settings] Invalid value [{overlap}]. "
-                          "[overlap] must be less than or equal to half of [max_chunk_size]")
+            errors.append(
+                f"[chunking_settings] Invalid value [{overlap}]. "
+                "[overlap] must be less than or equal to half of [max_chunk_size]"
+            )
         _fail(errors)
         assert size is not None and overlap is not None  # noqa: S101
         return cls("word", size, int(overlap), 0)
@@ -88,18 +95,23 @@ def _is_int(value: Any) -> bool:
 def _check_keys(raw: dict[str, Any], valid: set[str], label: str, errors: list[str]) -> None:
     invalid = [k for k in raw if k not in valid]
     if invalid:
-        errors.append(f"{label} based chunking settings can not have the following settings: "
-                      f"[{', '.join(invalid)}]")
+        errors.append(
+            f"{label} based chunking settings can not have the following settings: [{', '.join(invalid)}]"
+        )
 
 
-def _required_int_between(raw: dict[str, Any], key: str, low: int, high: int, errors: list[str]) -> int | None:
+def _required_int_between(
+    raw: dict[str, Any], key: str, low: int, high: int, errors: list[str]
+) -> int | None:
     value = raw.get(key)
     if value is None:
         errors.append(f"[chunking_settings] does not contain the required setting [{key}]")
         return None
     if not _is_int(value) or not low <= value <= high:
-        errors.append(f"[chunking_settings] Invalid value [{value}]. [{key}] must be a greater than or equal "
-                      f"to [{low}] and less than or equal to [{high}]")
+        errors.append(
+            f"[chunking_settings] Invalid value [{value}]. [{key}] must be a greater than or equal "
+            f"to [{low}] and less than or equal to [{high}]"
+        )
         return None
     return int(value)
 

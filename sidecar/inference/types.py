@@ -75,7 +75,7 @@ class InferenceServiceProtocol(Protocol):
         task_settings: dict[str, Any] | None = None,
         top_n: int | None = None,
         return_documents: bool | None = None,
-        timeout: float | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 - Elasticsearch's parameter name
     ) -> InferenceOutput: ...
 
     def stream_completion(

@@ -27,7 +27,8 @@ INFERENCE_BATCH_TOKENS = Histogram(
     buckets=(16, 64, 256, 1024, 2048, 4096, 8192, 16384, 32768, 65536),
 )
 INFERENCE_QUEUE_SECONDS = Histogram(
-    "sidecar_inference_queue_seconds", "Time a text waited before its batch ran.", ["model"], buckets=_TIME_BUCKETS
+    "sidecar_inference_queue_seconds", "Time a text waited before its batch ran.", ["model"],
+    buckets=_TIME_BUCKETS,
 )
 INFERENCE_BATCH_SECONDS = Histogram(
     "sidecar_inference_batch_seconds", "Time one model batch took to run.", ["model"], buckets=_TIME_BUCKETS

@@ -27,6 +27,8 @@ def cross_check(
 
 
 def _source(config: PipelineConfig) -> list[tuple[Loc, str]]:
+    if config.source.kafka is None:  # an ingest-hook-only pipeline
+        return []
     kafka = config.kafka
     at: Loc = ("source", "kafka")
     problems: list[tuple[Loc, str]] = []

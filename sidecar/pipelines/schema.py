@@ -12,9 +12,18 @@ import re
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
 
-from sidecar.errors import SidecarError
+from sidecar.errors import PipelineConfigError, SidecarError
 from sidecar.inference.chunking import ChunkingSettings
 from sidecar.writers.rank_features import Pruning
 
@@ -127,8 +136,23 @@ class KafkaSourceConfig(_Strict):
         return value
 
 
+class IngestHookSourceConfig(_Strict):
+    """Documents written through the sidecar's bulk/document APIs (`sidecar.hook`) to these indices."""
+
+    indices: Annotated[list[str], OneOrMore, Field(min_length=1)] = Field(
+        description="Index names or patterns (`*`, `?` wildcards) whose documents are enriched."
+    )
+
+
 class SourceConfig(_Strict):
-    kafka: KafkaSourceConfig
+    kafka: KafkaSourceConfig | None = None
+    ingest_hook: IngestHookSourceConfig | None = None
+
+    @model_validator(mode="after")
+    def _some_source(self) -> SourceConfig:
+        if self.kafka is None and self.ingest_hook is None:
+            raise ValueError("set [kafka] and/or [ingest_hook]")
+        return self
 
 
 # --- inference and fields --------------------------------------------------------------------------
@@ -293,6 +317,8 @@ class PipelineConfig(_Strict):
 
     @property
     def kafka(self) -> KafkaSourceConfig:
+        if self.source.kafka is None:
+            raise PipelineConfigError(f"pipeline [{self.name}] has no [source.kafka]; the Kafka worker needs one")
         return self.source.kafka
 
     @property

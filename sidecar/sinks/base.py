@@ -45,13 +45,14 @@ class BulkItem:
     operation: Operation = Operation.INDEX
     routing: str | None = None
     attempts: int = 0  # item-level retries used (429/5xx)
+    upsert: bool = True  # `update` only: create a missing document (the backfill must not)
 
     def action(self) -> dict[str, Any]:
         meta: dict[str, Any] = {"_op_type": self.operation.value, "_index": self.index, "_id": self.doc_id}
         if self.routing is not None:
             meta["routing"] = self.routing
         if self.operation is Operation.UPDATE:
-            return {**meta, "doc": self.source, "doc_as_upsert": True, "retry_on_conflict": 3}
+            return {**meta, "doc": self.source, "doc_as_upsert": self.upsert, "retry_on_conflict": 3}
         return {**meta, "_source": self.source}
 
 

@@ -17,7 +17,9 @@ from sidecar.sinks.date_math import is_date_math, resolve_index, static_prefix
 
 log = logging.getLogger(__name__)
 
-HASH_MAPPING = {"type": "keyword", "index": False, "doc_values": False}
+# Doc values (not an inverted index) keep the hash cheap yet let `exists` queries find documents
+# without it: `rank_features` fields cannot be queried for existence, so the backfill relies on this.
+HASH_MAPPING = {"type": "keyword", "index": False}
 
 
 def target_mapping(engine: Engine, field: FieldConfig, dims: Mapping[str, int]) -> dict[str, Any]:

@@ -27,7 +27,8 @@ def configure_logging(settings: Settings) -> None:
         else "%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     logging.basicConfig(level=settings.log_level.upper(), format=fmt, stream=sys.stderr)
-    logging.getLogger("aiokafka").setLevel(logging.WARNING)
+    for noisy in ("aiokafka", "opensearch", "elastic_transport", "httpx"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 def _settings(config: Path | None) -> Settings:

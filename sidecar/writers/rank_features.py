@@ -39,7 +39,9 @@ def legal_token(name: str) -> str | None:
 
 def legal_weight(value: float) -> bool:
     """True when `value` is a finite, positive, normal float32."""
-    return isinstance(value, int | float) and math.isfinite(value) and FLOAT32_MIN_NORMAL <= value <= FLOAT32_MAX
+    return (
+        isinstance(value, int | float) and math.isfinite(value) and FLOAT32_MIN_NORMAL <= value <= FLOAT32_MAX
+    )
 
 
 @dataclass(frozen=True)
@@ -64,12 +66,22 @@ class Pruning:
             raise SettingsValidationError("[pruning.min_weight] must be a number >= 0")
         if max_ratio is not None and (not isinstance(max_ratio, int | float) or not 0 <= max_ratio <= 1):
             raise SettingsValidationError("[pruning.max_ratio] must be a number between 0 and 1")
-        return cls(top_k, None if min_weight is None else float(min_weight),
-                   None if max_ratio is None else float(max_ratio))
+        return cls(
+            top_k,
+            None if min_weight is None else float(min_weight),
+            None if max_ratio is None else float(max_ratio),
+        )
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in (("top_k", self.top_k), ("min_weight", self.min_weight),
-                                  ("max_ratio", self.max_ratio)) if v is not None}
+        return {
+            k: v
+            for k, v in (
+                ("top_k", self.top_k),
+                ("min_weight", self.min_weight),
+                ("max_ratio", self.max_ratio),
+            )
+            if v is not None
+        }
 
 
 NO_PRUNING = Pruning()

@@ -66,8 +66,10 @@ def get_json(url: str, timeout: float = 2.0) -> tuple[int, dict[str, object]]:
 
 
 @contextlib.contextmanager
-def run_sidecar(workdir: Path, startup_timeout: float = 180.0, **env: str) -> Iterator[SidecarProcess]:
-    """A started, ready sidecar; `env` adds SIDECAR_* settings (e.g. MAX_QUEUE="16")."""
+def run_sidecar(
+    workdir: Path, settings: dict[str, str] | None = None, *, startup_timeout: float = 180.0
+) -> Iterator[SidecarProcess]:
+    """A started, ready sidecar; `settings` adds SIDECAR_* values, e.g. `{"max_queue": "16"}`."""
     port = free_port()
     python = os.environ.get("SIDECAR_SERVER_PYTHON", str(REPO / ".venv" / "bin" / "python"))
     environment = {
@@ -76,7 +78,7 @@ def run_sidecar(workdir: Path, startup_timeout: float = 180.0, **env: str) -> It
         "SIDECAR_PORT": str(port),
         "SIDECAR_REGISTRY_PATH": str(workdir / "endpoints.sqlite3"),
         "SIDECAR_LOG_JSON": "true",
-        **{f"SIDECAR_{key.upper()}": value for key, value in env.items()},
+        **{f"SIDECAR_{key.upper()}": value for key, value in (settings or {}).items()},
     }
     log_path = workdir / f"sidecar-{port}.log"
     with log_path.open("wb") as log:

@@ -26,7 +26,9 @@ def _sentence(i: int) -> str:
 async def _burst(url: str, count: int) -> Counter[int]:
     limits = httpx.Limits(max_connections=count, max_keepalive_connections=count)
     async with httpx.AsyncClient(base_url=url, limits=limits, timeout=120.0) as client:
-        answers = await asyncio.gather(*(client.post(SPARSE, json={"input": _sentence(i)}) for i in range(count)))
+        answers = await asyncio.gather(
+            *(client.post(SPARSE, json={"input": _sentence(i)}) for i in range(count))
+        )
     for answer in answers:
         if answer.status_code == 429:
             assert answer.json()["error"]["type"] == "es_rejected_execution_exception"
@@ -43,7 +45,7 @@ async def _burst(url: str, count: int) -> Counter[int]:
     ],
 )
 def test_200_concurrent_requests_are_all_answered(tmp_path: Path, limits: dict[str, str]) -> None:
-    with run_sidecar(tmp_path, **limits) as sidecar:
+    with run_sidecar(tmp_path, limits) as sidecar:
         asyncio.run(_burst(sidecar.url, 20))  # warm up connections and the model
         baseline = sidecar.rss_bytes()
         rounds = [asyncio.run(_burst(sidecar.url, 200)) for _ in range(3)]
@@ -84,7 +86,7 @@ def _wait_for_in_flight(sidecar: SidecarProcess, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         metrics = httpx.get(f"{sidecar.url}/metrics").text
-        line = next(l for l in metrics.splitlines() if l.startswith("sidecar_http_inference_in_flight "))
+        line = next(x for x in metrics.splitlines() if x.startswith("sidecar_http_inference_in_flight "))
         if float(line.split()[1]) >= 1:
             return
         time.sleep(0.01)

@@ -7,6 +7,7 @@ every method, then the search helper's Python API queries the same index, plain 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import Iterator
@@ -14,7 +15,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+from typer.testing import CliRunner
 
+from sidecar.cli import app
 from sidecar.eval.dataset import load_dataset
 from sidecar.eval.runner import EvalOptions, EvalReport, run_eval
 from sidecar.pipelines.loader import parse_pipeline_text
@@ -64,17 +67,21 @@ def engine_url(request: pytest.FixtureRequest) -> Iterator[tuple[Engine, str]]:
     httpx.delete(f"{url}/eval-scifact*", params={"expand_wildcards": "open"}, timeout=30)
 
 
-def pipeline_for(engine: Engine, url: str, index: str, *, dense: bool) -> PipelineConfig:
+def pipeline_raw(engine: Engine, url: str, index: str, *, dense: bool) -> dict[str, object]:
     inputs = ["title", "text"]
     fields = [{"input": inputs, "endpoint": ".splade-tiny", "target": "sparse", "type": "rank_features"}]
     if dense:
         fields.append({"input": inputs, "endpoint": ".minilm-l6", "target": "dense", "type": "dense_vector"})
-    raw = {
+    return {
         "name": "scifact-search",
         "source": {"kafka": {"bootstrap_servers": "127.0.0.1:1", "topics": "unused", "group_id": "g"}},
         "fields": fields,
         "sink": {"engine": engine.value, "urls": url, "index": index},
     }
+
+
+def pipeline_for(engine: Engine, url: str, index: str, *, dense: bool) -> PipelineConfig:
+    raw = pipeline_raw(engine, url, index, dense=dense)
     config, problems = parse_pipeline_text(json.dumps(raw), "inline.yaml", env={})
     assert config is not None, problems
     return config
@@ -120,3 +127,15 @@ async def test_eval_then_search(small_scifact: Path, cache_dir: Path, engine_url
         # the fused list only holds documents some method returned
         returned = {h.doc_id for hits in hybrid.methods.values() for h in hits}
         assert {h.doc_id for h in hybrid.hits} <= returned
+
+    # The same through the command line (in a thread: the command runs its own event loop).
+    pipeline_file = small_scifact.parent / f"pipeline-{engine.value}.yaml"
+    pipeline_file.write_text(json.dumps(pipeline_raw(engine, url, report.index.name, dense=False)))
+    args = ["search", "--pipeline", str(pipeline_file), data.queries[qid], "--k", "5", "--hybrid",
+            "--fusion", "rrf", "--weights", "bm25=1,sparse=2", "--json"]
+    result = await asyncio.to_thread(CliRunner().invoke, app, args)
+    assert result.exit_code == 0, result.output
+    hits = json.loads(result.stdout)["hits"]
+    assert len(hits) == 5 and relevant in [h["doc_id"] for h in hits]
+    bad = await asyncio.to_thread(CliRunner().invoke, app, [*args[:-1], "--fusion", "borda"])
+    assert bad.exit_code == 1 and "unknown fusion [borda]" in bad.output

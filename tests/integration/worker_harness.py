@@ -29,7 +29,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 ROOT = Path(__file__).resolve().parents[2]
 SCIFACT = ROOT.parent / "shared" / "datasets" / "scifact"
-SIDECAR = Path(sys.executable).parent / "sidecar"
+SIDECAR = Path(os.environ.get("DEV_SIDECAR", Path(sys.executable).parent / "sidecar"))  # DEV-REMOVE
 MAX_MESSAGE_BYTES = 64 * 1024
 
 

@@ -12,7 +12,8 @@ from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
 from sidecar.api.bodies import EndpointConfig, read_object
-from sidecar.api.deps import registry_of, resolve, service_of
+from sidecar.api.catalog import service_configurations
+from sidecar.api.deps import registry_of, resolve
 from sidecar.api.openapi import ERROR_RESPONSES, operation
 from sidecar.api.params import QueryOptions, parse_task_type, query_options
 from sidecar.api.rendering import es_json
@@ -35,10 +36,7 @@ def _endpoints_body(endpoints: list[Any]) -> dict[str, Any]:
 
 
 async def _services(request: Request, task_type: TaskType | None, options: QueryOptions) -> Response:
-    service = service_of(request)
-    listing = getattr(service, "service_configurations", None)
-    configs = await resolve(listing(task_type)) if listing is not None else []
-    return es_json(list(configs), options)
+    return es_json(service_configurations(task_type), options)
 
 
 @router.get("/_inference/_services", summary="List inference services", openapi_extra=operation())

@@ -31,7 +31,8 @@ _STREAMABLE = (TaskType.COMPLETION, TaskType.CHAT_COMPLETION)
 
 async def _parse(
     request: Request, task_type: TaskType | None, inference_id: str
-) -> tuple[PerformRequest, InputType | None]:
+) -> tuple[PerformRequest, InputType | None, TaskType | None]:
+    """The validated body, its input type, and the task it targets (None if not yet known)."""
     body = parse_model(PerformRequest, await read_json(request), _PARSER)
     target = task_type
     if target is None and body.input is not None:
@@ -43,13 +44,13 @@ async def _parse(
     check_inputs(
         body.inputs(), max_inputs=settings.max_inputs_per_request, max_chars=settings.max_input_chars
     )
-    return body, input_type
+    return body, input_type, target
 
 
 async def _perform(
     request: Request, task_type: TaskType | None, inference_id: str, options: QueryOptions
 ) -> Response:
-    body, input_type = await _parse(request, task_type, inference_id)
+    body, input_type, _ = await _parse(request, task_type, inference_id)
     timeout = parse_time("timeout", body.timeout) if body.timeout is not None else options.timeout
     async with limiter_of(request).slot():
         output = await service_of(request).infer(
@@ -69,14 +70,25 @@ async def _perform(
 # --- streaming -----------------------------------------------------------------------------------
 
 
+def _check_streamable(task_type: TaskType) -> None:
+    if task_type not in _STREAMABLE:
+        allowed = ", ".join(str(t) for t in _STREAMABLE)
+        raise StatusError(
+            f"Streaming is not allowed for task [{task_type}]. Allowed streaming tasks: [{allowed}]",
+            status=405,
+        )
+
+
 def _sse(event: str, data: str) -> bytes:
     return f"event: {event}\ndata: {data}\n\n".encode()
 
 
 async def _stream(request: Request, task_type: TaskType | None, inference_id: str) -> Response:
-    if task_type is not None and task_type not in _STREAMABLE:
-        raise StatusError(f"Streaming is not allowed for task type [{task_type}]", status=405)
-    body, _ = await _parse(request, task_type, inference_id)
+    if task_type is not None:
+        _check_streamable(task_type)
+    body, _, target = await _parse(request, task_type, inference_id)
+    if target is not None:
+        _check_streamable(target)
     # The in-flight slot covers the call up to the first delta: errors before it still get a proper
     # status, and a stream abandoned by its client holds no slot.
     async with limiter_of(request).slot():

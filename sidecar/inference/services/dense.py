@@ -31,7 +31,12 @@ def _st_max_length(path: str) -> int | None:
 
 class DenseBackend:
     def __init__(
-        self, model_id: str, *, device: str = "auto", max_length: int | None = None, threads: int | None = None
+        self,
+        model_id: str,
+        *,
+        device: str = "auto",
+        max_length: int | None = None,
+        threads: int | None = None,
     ) -> None:
         import torch
         from transformers import AutoModel

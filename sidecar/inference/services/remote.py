@@ -116,7 +116,9 @@ class RemoteCaller:
             except httpx.TimeoutException as exc:
                 last = RemoteServiceError(self._failure(f"timed out: {exc}"), status=504, retriable=True)
             except httpx.TransportError as exc:
-                last = RemoteServiceError(self._failure(f"could not connect: {exc}"), status=502, retriable=True)
+                last = RemoteServiceError(
+                    self._failure(f"could not connect: {exc}"), status=502, retriable=True
+                )
             else:
                 code = response.status_code
                 if code < 400:
@@ -127,8 +129,10 @@ class RemoteCaller:
                             self._failure(f"answered with a body that is not JSON: {response.text[:200]!r}")
                         ) from exc
                 retriable = code == 429 or code >= 500
-                reason = (f"Received an unsuccessful status code for request from inference entity id "
-                          f"[{self.inference_id}] status [{code}]. Error message: [{provider_message(response)}]")
+                reason = (
+                    f"Received an unsuccessful status code for request from inference entity id "
+                    f"[{self.inference_id}] status [{code}]. Error message: [{provider_message(response)}]"
+                )
                 last = RemoteServiceError(reason, status=code if code < 500 else 502, retriable=retriable)
                 if not retriable:
                     raise last
@@ -139,7 +143,10 @@ class RemoteCaller:
         raise last
 
     def _failure(self, what: str) -> str:
-        return f"Failed to call the [{self.service}] service for inference entity id [{self.inference_id}]: {what}"
+        return (
+            f"Failed to call the [{self.service}] service for inference entity id "
+            f"[{self.inference_id}]: {what}"
+        )
 
 
 def parse_failure(service: str, inference_id: str, what: str) -> RemoteServiceError:

@@ -34,10 +34,11 @@ log = logging.getLogger(__name__)
 def mlm_head(model: Any) -> Callable[[Any], Any] | None:
     """hidden states -> vocabulary logits, for the masked-LM families we know."""
     if hasattr(model, "cls"):  # BERT
-        return model.cls  # type: ignore[no-any-return]
+        return model.cls
     if hasattr(model, "lm_head"):  # RoBERTa / XLM-R
-        return model.lm_head  # type: ignore[no-any-return]
+        return model.lm_head
     if hasattr(model, "vocab_projector"):  # DistilBERT (OpenSearch neural-sparse models)
+
         def head(hidden: Any) -> Any:
             hidden = model.vocab_layer_norm(model.activation(model.vocab_transform(hidden)))
             return model.vocab_projector(hidden)
@@ -51,7 +52,7 @@ def _cast_head(head: Callable[[Any], Any], dtype: Any) -> Callable[[Any], Any]:
     import copy
 
     if hasattr(head, "to"):
-        return copy.deepcopy(head).to(dtype)  # type: ignore[no-any-return, attr-defined]
+        return copy.deepcopy(head).to(dtype)
     return head
 
 
@@ -106,7 +107,9 @@ class SpladeBackend:
         return [Encoded(e.ids, bool(e.overflowing)) for e in encodings]
 
     def warmup(self) -> None:
-        self.forward(self.tokenize(["warm up the sparse encoder", "a second, somewhat longer warm-up text " * 8]))
+        self.forward(
+            self.tokenize(["warm up the sparse encoder", "a second, somewhat longer warm-up text " * 8])
+        )
 
     def pooled(self, batch: list[Encoded]) -> Any:
         """[batch, vocab] SPLADE weights (float32, on the model device)."""
@@ -120,7 +123,9 @@ class SpladeBackend:
             hidden = self.encoder(input_ids=ids, attention_mask=mask).last_hidden_state
             packed = hidden[mask.bool()].to(self.head_dtype)  # [real tokens, hidden], grouped by text
             out = torch.full(
-                (len(batch), self.model.config.vocab_size), float("-inf"), device=self.device,
+                (len(batch), self.model.config.vocab_size),
+                float("-inf"),
+                device=self.device,
                 dtype=self.head_dtype,
             )
             for start, stop, pieces in _slices([len(e.ids) for e in batch], self.slice_tokens):

@@ -29,6 +29,9 @@ from sidecar.inference.types import (
     TaskType,
 )
 
+FAKE_SPARSE_ID = "fake-sparse-embedding"
+FAKE_COMPLETION_ID = "fake-completion"
+
 _ID_RE = re.compile(r"^[a-z0-9](?:[a-z0-9_\-.]*[a-z0-9])?$")
 
 
@@ -113,12 +116,13 @@ class FakeInferenceService:
         self.stream_fail_after: int | None = None
         self.delay = 0.0
         self.calls: list[dict[str, Any]] = []
-        for body in (
+        builtins: list[dict[str, Any]] = [
             {"service": "fake", "service_settings": {}, "task_type": "sparse_embedding"},
             {"service": "fake", "service_settings": {"dims": 4}, "task_type": "text_embedding"},
             {"service": "fake", "service_settings": {}, "task_type": "rerank"},
             {"service": "fake", "service_settings": {"api_key": "s3cret"}, "task_type": "completion"},
-        ):
+        ]
+        for body in builtins:
             self.registry.create(f"fake-{body['task_type'].replace('_', '-')}", None, body)
 
     async def infer(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import logging
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
@@ -11,16 +12,15 @@ import pytest
 from syrupy.assertion import SnapshotAssertion
 
 from tests.unit.api.conftest import SPARSE_ID, ClientFactory
-from tests.unit.api.fake_service import FakeInferenceService
 
 KEY_ID, KEY = "ingest", "k3y-s3cret-value"
 ENCODED = base64.b64encode(f"{KEY_ID}:{KEY}".encode()).decode()
 
 
 @pytest.fixture
-async def secured(open_client: ClientFactory) -> httpx.AsyncClient:
-    async with open_client(service=FakeInferenceService(), api_keys=[f"{KEY_ID}:{KEY}"]) as client:
-        yield client  # type: ignore[misc]
+async def secured(open_client: ClientFactory) -> AsyncIterator[httpx.AsyncClient]:
+    async with open_client(api_keys=[f"{KEY_ID}:{KEY}"]) as client:
+        yield client
 
 
 @pytest.mark.parametrize(
@@ -28,10 +28,9 @@ async def secured(open_client: ClientFactory) -> httpx.AsyncClient:
     [f"ApiKey {ENCODED}", f"Bearer {KEY}", f"apikey {ENCODED}", f"Bearer {KEY_ID}:{KEY}"],
 )
 async def test_accepted_credentials(secured: httpx.AsyncClient, authorization: str) -> None:
-    response = await secured.post(
-        f"/_inference/{SPARSE_ID}", json={"input": "x"}, headers={"authorization": authorization}
-    )
+    response = await secured.get(f"/_inference/{SPARSE_ID}", headers={"authorization": authorization})
     assert response.status_code == 200, response.text
+    assert response.json()["endpoints"][0]["inference_id"] == SPARSE_ID
 
 
 async def test_missing_credentials(secured: httpx.AsyncClient, snapshot: SnapshotAssertion) -> None:
@@ -63,7 +62,7 @@ async def test_probes_and_metrics_need_no_key(secured: httpx.AsyncClient) -> Non
 async def test_keys_from_a_file(open_client: ClientFactory, tmp_path: Path) -> None:
     key_file = tmp_path / "keys"
     key_file.write_text("# one key per line\nfirst-key\n\n  second-key  \n", encoding="utf-8")
-    async with open_client(service=FakeInferenceService(), api_keys_file=key_file) as client:
+    async with open_client(api_keys_file=key_file) as client:
         for key in ("first-key", "second-key"):
             response = await client.get("/_inference", headers={"authorization": f"Bearer {key}"})
             assert response.status_code == 200
@@ -75,11 +74,15 @@ async def test_secrets_never_reach_logs_or_answers(
 ) -> None:
     caplog.set_level(logging.DEBUG)
     headers = {"authorization": f"ApiKey {ENCODED}"}
-    listing = await secured.get("/_inference", headers=headers)
-    completion = next(e for e in listing.json()["endpoints"] if e["task_type"] == "completion")
-    assert "api_key" not in completion["service_settings"]
+    remote = {"service": "hugging_face", "service_settings": {"url": "http://tei:80", "api_key": "hf-s3cret"}}
+    created = await secured.put("/_inference/text_embedding/remote-dense", json=remote, headers=headers)
+    assert created.status_code == 200, created.text
+    listing = await secured.get("/_inference/remote-dense", headers=headers)
     await secured.get("/_inference", headers={"authorization": "Bearer wrong-guess"})
+    for answer in (created, listing):
+        assert "hf-s3cret" not in answer.text
+        assert "api_key" not in answer.text
     logged = "\n".join(r.getMessage() + str(vars(r)) for r in caplog.records)
-    for secret in (KEY, ENCODED, "wrong-guess", "s3cret"):
+    for secret in (KEY, ENCODED, "wrong-guess", "hf-s3cret"):
         assert secret not in logged
     assert "sidecar.access" in {r.name for r in caplog.records}

@@ -8,6 +8,7 @@ the answer the way Elasticsearch's parsers do (`hugging_face`: a list of token m
 from __future__ import annotations
 
 import json
+import math
 import re
 from pathlib import Path
 from typing import Any
@@ -17,12 +18,10 @@ import httpx
 import pytest
 from syrupy.assertion import SnapshotAssertion
 
-from tests.unit.api.conftest import ClientFactory, rounded
-from tests.unit.api.fake_service import FakeInferenceService
+from tests.unit.api.conftest import DENSE_ID, RERANK_ID, SPARSE_ID, ClientFactory, rounded, top_tokens
 
 SHIPPED = Path(__file__).resolve().parents[3] / "pipelines" / "elasticsearch"
 API_KEY = "es-cluster-key"
-SPARSE_ID, DENSE_ID = "fake-sparse-embedding", "fake-text-embedding"
 TEXTS = ["The sky above the port", "was the color of television"]
 
 
@@ -49,12 +48,6 @@ def json_path(document: Any, path: str) -> Any:
     return walk(document, path.removeprefix("$.").split("."))
 
 
-@pytest.fixture
-async def secured(open_client: ClientFactory) -> Any:
-    async with open_client(service=FakeInferenceService(), api_keys=[API_KEY]) as client:
-        yield client
-
-
 async def call_hugging_face(client: httpx.AsyncClient, definition: dict[str, Any], texts: list[str]) -> Any:
     settings = definition["service_settings"]
     response = await client.post(
@@ -78,58 +71,70 @@ async def call_custom(client: httpx.AsyncClient, definition: dict[str, Any], tex
     return response.json()
 
 
-async def test_hugging_face_sparse(secured: httpx.AsyncClient, snapshot: SnapshotAssertion) -> None:
+async def test_hugging_face_sparse(client: httpx.AsyncClient, snapshot: SnapshotAssertion) -> None:
     definition = shipped("inference-sparse-hugging-face.json", SPARSE_ID)
-    answer = await call_hugging_face(secured, definition, TEXTS)
+    answer = await call_hugging_face(client, definition, TEXTS)
     assert isinstance(answer, list) and len(answer) == len(TEXTS)
     for entry in answer:
         assert entry and all(isinstance(k, str) and isinstance(v, float) and v > 0 for k, v in entry.items())
-    assert rounded(answer) == snapshot
+    same = await client.post(f"/_inference/{SPARSE_ID}", json={"input": TEXTS})
+    assert [e["embedding"] for e in same.json()["sparse_embedding"]] == answer
+    assert [top_tokens(entry) for entry in answer] == snapshot
 
 
-async def test_hugging_face_dense(secured: httpx.AsyncClient, snapshot: SnapshotAssertion) -> None:
+async def test_hugging_face_dense(client: httpx.AsyncClient, snapshot: SnapshotAssertion) -> None:
     definition = shipped("inference-dense-hugging-face.json", DENSE_ID)
-    answer = await call_hugging_face(secured, definition, TEXTS)
-    assert len(answer) == len(TEXTS)
-    assert len({len(vector) for vector in answer}) == 1
+    answer = await call_hugging_face(client, definition, TEXTS)
+    assert [len(vector) for vector in answer] == [384, 384]
     assert all(isinstance(v, float) for vector in answer for v in vector)
-    assert rounded(answer) == snapshot
+    norms = [math.sqrt(sum(v * v for v in vector)) for vector in answer]
+    cosine = sum(a * b for a, b in zip(*answer, strict=True)) / (norms[0] * norms[1])
+    assert {"norms": rounded(norms), "cosine": round(cosine, 1)} == snapshot
 
 
-async def test_hugging_face_accepts_a_single_string(secured: httpx.AsyncClient) -> None:
+async def test_hugging_face_accepts_a_single_string(client: httpx.AsyncClient) -> None:
     definition = shipped("inference-sparse-hugging-face.json", SPARSE_ID)
-    assert len(await call_hugging_face(secured, definition, TEXTS[0])) == 1  # type: ignore[arg-type]
+    assert len(await call_hugging_face(client, definition, TEXTS[0])) == 1  # type: ignore[arg-type]
 
 
-async def test_custom_sparse_json_paths(secured: httpx.AsyncClient, snapshot: SnapshotAssertion) -> None:
+async def test_custom_sparse_json_paths(client: httpx.AsyncClient, snapshot: SnapshotAssertion) -> None:
     definition = shipped("inference-sparse-custom.json", SPARSE_ID)
-    answer = await call_custom(secured, definition, TEXTS)
+    answer = await call_custom(client, definition, TEXTS)
     parser = definition["service_settings"]["response"]["json_parser"]
     tokens, weights = json_path(answer, parser["token_path"]), json_path(answer, parser["weight_path"])
     assert len(tokens) == len(weights) == len(TEXTS)
     for token_list, weight_list in zip(tokens, weights, strict=True):
         assert len(token_list) == len(weight_list) > 0
         assert all(isinstance(t, str) for t in token_list) and all(w > 0 for w in weight_list)
-    assert rounded(answer) == snapshot
+    first = answer["sparse_embedding"][0]
+    assert first["is_truncated"] is False
+    assert top_tokens({e["token"]: e["weight"] for e in first["embedding"]}) == snapshot
 
 
-async def test_custom_dense_json_paths(secured: httpx.AsyncClient) -> None:
+async def test_custom_dense_json_paths(client: httpx.AsyncClient) -> None:
     definition = shipped("inference-dense-custom.json", DENSE_ID)
-    answer = await call_custom(secured, definition, TEXTS)
+    answer = await call_custom(client, definition, TEXTS)
     vectors = json_path(answer, definition["service_settings"]["response"]["json_parser"]["text_embeddings"])
     assert len(vectors) == len(TEXTS) and all(isinstance(v, float) for vector in vectors for v in vector)
 
 
-async def test_hooks_require_the_key_when_auth_is_on(secured: httpx.AsyncClient) -> None:
-    response = await secured.post(f"/_sidecar/hugging_face/{SPARSE_ID}", json={"inputs": ["x"]})
-    assert response.status_code == 401
-    assert response.json()["error"]["type"] == "security_exception"
+async def test_hooks_take_the_key_elasticsearch_sends(open_client: ClientFactory) -> None:
+    path = f"/_sidecar/hugging_face/{SPARSE_ID}"
+    async with open_client(api_keys=[API_KEY]) as secured:
+        without = await secured.post(path, json={"inputs": ["x"]})
+        wrong = await secured.post(path, json={"inputs": ["x"]}, headers={"authorization": "Bearer nope"})
+        # An empty request passes authentication and fails validation: no model needs to load.
+        right = await secured.post(path, json={"inputs": []}, headers={"authorization": f"Bearer {API_KEY}"})
+    assert without.status_code == wrong.status_code == 401
+    assert without.json()["error"]["type"] == "security_exception"
+    assert right.status_code == 400
+    assert right.json()["error"]["type"] == "action_request_validation_exception"
 
 
 @pytest.mark.parametrize(
     ("path", "body", "status", "es_type"),
     [
-        ("/_sidecar/hugging_face/fake-rerank", {"inputs": ["x"]}, 400, "status_exception"),
+        (f"/_sidecar/hugging_face/{RERANK_ID}", {"inputs": ["x"]}, 400, "status_exception"),
         ("/_sidecar/hugging_face/missing", {"inputs": ["x"]}, 404, "resource_not_found_exception"),
         (f"/_sidecar/hugging_face/{SPARSE_ID}", {"inputs": []}, 400, "action_request_validation_exception"),
         (f"/_sidecar/hugging_face/{SPARSE_ID}", {"input": ["x"]}, 400, "x_content_parse_exception"),

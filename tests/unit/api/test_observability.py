@@ -13,7 +13,7 @@ import pytest
 
 from sidecar.observability.logging import JsonFormatter, configure_logging
 from tests.unit.api.conftest import SPARSE_ID, ClientFactory
-from tests.unit.api.fake_service import FakeInferenceService
+from tests.unit.api.fake_service import FAKE_SPARSE_ID, FakeInferenceService
 
 
 @pytest.fixture
@@ -53,10 +53,10 @@ async def test_access_records_are_json_with_the_request_id(
 
 
 async def test_server_errors_are_logged_with_their_trace(
-    client: httpx.AsyncClient, fake: FakeInferenceService, json_log: io.StringIO
+    fake_client: httpx.AsyncClient, fake: FakeInferenceService, json_log: io.StringIO
 ) -> None:
     fake.fail_with = RuntimeError("model thread crashed")
-    response = await client.post(f"/_inference/{SPARSE_ID}", json={"input": "hi"})
+    response = await fake_client.post(f"/_inference/{FAKE_SPARSE_ID}", json={"input": "hi"})
     assert response.status_code == 500
     errors = [r for r in _records(json_log) if r["level"] == "error"]
     assert errors and "model thread crashed" in errors[0]["exception"]
@@ -82,7 +82,7 @@ async def test_metrics_count_requests_by_route_template(client: httpx.AsyncClien
 
 
 async def test_liveness_and_readiness(open_client: ClientFactory) -> None:
-    async with open_client(service=FakeInferenceService()) as client:
+    async with open_client() as client:
         assert (await client.get("/_sidecar/health/live")).json() == {"status": "live"}
         ready = await client.get("/_sidecar/health/ready")
         assert ready.status_code == 200

@@ -24,9 +24,11 @@ def _events(text: str) -> list[tuple[str, str]]:
     return events
 
 
-async def test_stream_sends_deltas_then_done(client: httpx.AsyncClient, snapshot: SnapshotAssertion) -> None:
+async def test_stream_sends_deltas_then_done(
+    fake_client: httpx.AsyncClient, snapshot: SnapshotAssertion
+) -> None:
     for path in (f"/_inference/completion/{COMPLETION_ID}/_stream", f"/_inference/{COMPLETION_ID}/_stream"):
-        response = await client.post(path, json={"input": "the sky above"})
+        response = await fake_client.post(path, json={"input": "the sky above"})
         assert response.status_code == 200
         assert response.headers["content-type"].startswith("text/event-stream")
         assert response.headers["x-elastic-product"] == "Elasticsearch"
@@ -53,17 +55,17 @@ async def test_error_mid_stream_is_an_error_event(
 
 
 async def test_error_before_the_stream_keeps_its_status(
-    client: httpx.AsyncClient, fake: FakeInferenceService
+    fake_client: httpx.AsyncClient, fake: FakeInferenceService
 ) -> None:
     fake.fail_with = OverloadedError("queue full")
-    response = await client.post(f"/_inference/completion/{COMPLETION_ID}/_stream", json={"input": "x"})
+    response = await fake_client.post(f"/_inference/completion/{COMPLETION_ID}/_stream", json={"input": "x"})
     assert response.status_code == 429
     assert response.json()["error"]["type"] == "es_rejected_execution_exception"
     fake.fail_with = None
-    missing = await client.post("/_inference/completion/nope/_stream", json={"input": "x"})
+    missing = await fake_client.post("/_inference/completion/nope/_stream", json={"input": "x"})
     assert missing.status_code == 404
 
 
-async def test_non_stream_completion(client: httpx.AsyncClient) -> None:
-    response = await client.post(f"/_inference/completion/{COMPLETION_ID}", json={"input": ["hi", "yo"]})
+async def test_non_stream_completion(fake_client: httpx.AsyncClient) -> None:
+    response = await fake_client.post(f"/_inference/completion/{COMPLETION_ID}", json={"input": ["hi", "yo"]})
     assert response.json() == {"completion": [{"result": "HI"}, {"result": "YO"}]}

@@ -8,7 +8,7 @@ from rich.console import Console
 
 from sidecar.eval.indexing import IndexInfo, mapping
 from sidecar.eval.methods import Hybrid, default_hybrids, fuse_runs, weight_grid
-from sidecar.eval.report import print_report, write_chart, write_json
+from sidecar.eval.report import harness_check, print_report, write_chart, write_json
 from sidecar.eval.retrieval import MethodScore
 from sidecar.eval.runner import EvalReport
 from sidecar.search.fusion import Fusion
@@ -69,3 +69,16 @@ def test_report_table_json_and_chart(tmp_path: Path) -> None:
     assert '"ndcg10": 0.66' in (tmp_path / "r.json").read_text()
     write_chart(sample_report(), tmp_path / "r.png")
     assert (tmp_path / "r.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_harness_check_against_the_published_bm25() -> None:
+    report = sample_report()
+    assert harness_check(report) is None  # no multifield BM25 row in this report
+    report.scores.append(MethodScore("bm25 multifield", 0.6697, 0.904))
+    ok, sentence = harness_check(report)  # type: ignore[misc]
+    assert ok and "+0.0047" in sentence and "within ±0.02" in sentence
+    report.scores[-1] = MethodScore("bm25 multifield", 0.6906, 0.919)
+    ok, sentence = harness_check(report)  # type: ignore[misc]
+    assert not ok and "OUTSIDE" in sentence
+    report.dataset = "nfcorpus"
+    assert harness_check(report) is None

@@ -1,0 +1,155 @@
+"""The ingest hook's routes: Elasticsearch's document-write APIs, enriched on the way to the engine.
+
+`POST|PUT /_bulk`, `POST|PUT /{index}/_bulk`, `PUT|POST /{index}/_doc/{id}`, `POST /{index}/_doc`,
+`PUT|POST /{index}/_create/{id}`. Query parameters (`refresh`, `routing`, `pipeline`, ...) reach the
+engine unchanged. The same authentication, body limit and in-flight limit as the rest of the API
+apply (they are middleware and `limiter_of`). The work happens in `sidecar.hook`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Request
+from starlette.responses import Response
+
+from sidecar.api.auth import load_keys
+from sidecar.api.deps import limiter_of
+from sidecar.api.openapi import ERROR_RESPONSES
+from sidecar.api.params import QueryOptions, parse_bool
+from sidecar.api.rendering import EsJSONResponse, es_json
+from sidecar.errors import IllegalArgumentError
+from sidecar.hook.handlers import handle_bulk, handle_document
+from sidecar.hook.state import Hook
+from sidecar.hook.upstream import UpstreamAnswer, engine_path
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    # Runs after the app's own lifespan started the inference service (FastAPI nests router lifespans).
+    settings = app.state.settings
+    hook = Hook.build(settings, app.state.service, auth_enabled=bool(load_keys(settings)))
+    app.state.hook = hook
+    try:
+        yield
+    finally:
+        app.state.hook = None
+        if hook is not None:
+            await hook.close()
+
+
+router = APIRouter(tags=["ingest hook"], responses=ERROR_RESPONSES, lifespan=_lifespan)
+
+_PARAMS = [
+    {"name": name, "in": "query", "required": False, "description": text, "schema": {"type": "string"}}
+    for name, text in (
+        ("refresh", "`true`, `false` or `wait_for`; passed to the engine."),
+        ("routing", "Default routing; passed to the engine."),
+        ("pipeline", "The engine's own ingest pipeline; passed to the engine."),
+        ("filter_path", "Keep only these paths of the answer."),
+    )
+]
+_BULK_DOC: dict[str, Any] = {
+    "parameters": _PARAMS,
+    "requestBody": {"required": True, "content": {"application/x-ndjson": {"schema": {"type": "string"}}}},
+}
+_DOC_DOC: dict[str, Any] = {
+    "parameters": _PARAMS,
+    "requestBody": {"required": True, "content": {"application/json": {"schema": {"type": "object"}}}},
+}
+
+
+def _hook(request: Request) -> Hook:
+    hook: Hook | None = getattr(request.app.state, "hook", None)
+    if hook is None:
+        raise IllegalArgumentError(
+            "the ingest hook is not configured: set SIDECAR_HOOK_PIPELINES and/or SIDECAR_HOOK_UPSTREAM_URL"
+        )
+    return hook
+
+
+def _render_options(request: Request) -> QueryOptions:
+    params = request.query_params
+    paths = [p.strip() for p in params.get("filter_path", "").split(",") if p.strip()]
+    return QueryOptions(pretty=parse_bool("pretty", params.get("pretty")), filter_path=paths)
+
+
+def _passed_on(answer: UpstreamAnswer) -> Response:
+    headers = [("warning", w) for w in answer.warnings]
+    response = Response(answer.body, status_code=answer.status, media_type=answer.content_type)
+    for name, value in headers:
+        response.headers.append(name, value)
+    return response
+
+
+async def _bulk(request: Request, index: str | None) -> Response:
+    hook = _hook(request)
+    path = engine_path("_bulk") if index is None else engine_path(index, "_bulk")
+    async with limiter_of(request).slot():
+        answer, merged = await handle_bulk(
+            hook,
+            path,
+            request.query_params.multi_items(),
+            request.stream(),
+            default_index=index,
+            authorization=request.headers.get("authorization"),
+        )
+    if merged is not None:
+        return es_json(merged, _render_options(request))
+    assert answer is not None  # noqa: S101 - handle_bulk returns one of the two
+    return _passed_on(answer)
+
+
+async def _document(request: Request, index: str, doc_id: str | None, *, create: bool) -> Response:
+    hook = _hook(request)
+    kind = "_create" if create else "_doc"
+    path = engine_path(index, kind) if doc_id is None else engine_path(index, kind, doc_id)
+    async with limiter_of(request).slot():
+        answer = await handle_document(
+            hook,
+            request.method,
+            path,
+            request.query_params.multi_items(),
+            await request.body(),
+            index=index,
+            doc_id=doc_id,
+            create=create,
+            authorization=request.headers.get("authorization"),
+        )
+    if isinstance(answer, UpstreamAnswer):
+        return _passed_on(answer)
+    status, body = answer
+    return EsJSONResponse(body, status_code=status)
+
+
+@router.api_route("/_bulk", methods=["POST", "PUT"], summary="Bulk write, enriched", openapi_extra=_BULK_DOC)
+async def bulk(request: Request) -> Response:
+    return await _bulk(request, None)
+
+
+@router.api_route(
+    "/{index}/_bulk", methods=["POST", "PUT"], summary="Bulk write to an index, enriched", openapi_extra=_BULK_DOC
+)
+async def index_bulk(request: Request, index: str) -> Response:
+    return await _bulk(request, index)
+
+
+@router.api_route(
+    "/{index}/_doc/{doc_id}", methods=["PUT", "POST"], summary="Index a document, enriched", openapi_extra=_DOC_DOC
+)
+async def index_document(request: Request, index: str, doc_id: str) -> Response:
+    return await _document(request, index, doc_id, create=False)
+
+
+@router.post("/{index}/_doc", summary="Index a document with a generated id, enriched", openapi_extra=_DOC_DOC)
+async def index_document_auto_id(request: Request, index: str) -> Response:
+    return await _document(request, index, None, create=False)
+
+
+@router.api_route(
+    "/{index}/_create/{doc_id}", methods=["PUT", "POST"], summary="Create a document, enriched", openapi_extra=_DOC_DOC
+)
+async def create_document(request: Request, index: str, doc_id: str) -> Response:
+    return await _document(request, index, doc_id, create=True)

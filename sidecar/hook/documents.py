@@ -1,0 +1,129 @@
+"""What enriching one bulk operation means, per operation type, and how its source is rewritten.
+
+- `index` / `create`: the whole document is the input; the additions are added to it.
+- `update` with `doc`: only fields whose inputs the partial document touches are recomputed; when
+  it touches some but not all inputs of a field, the stored document supplies the rest. An `upsert`
+  document is enriched like an indexed one. Scripted updates pass through (their result is unknown).
+- `delete` passes through.
+
+When none of the added top-level keys exists in the original source, the additions are spliced
+into the client's bytes so the stored source stays byte-identical apart from the new fields.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sidecar.hook.enrich import EnrichResult, EnrichTask, FieldEnricher, apply_additions
+from sidecar.writers.fields import MISSING, DocumentError, get_path
+
+
+def dumps(value: Any) -> bytes:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def parse_object(line: bytes | None) -> dict[str, Any] | None:
+    """The source line as an object, or None when it is not one (the engine then reports the error)."""
+    if line is None:
+        return None
+    try:
+        value = json.loads(line)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def deep_merge(base: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
+    """`update` merged over `base` as the engine merges a partial document (objects recursively)."""
+    out = dict(base)
+    for key, value in update.items():
+        current = out.get(key)
+        if isinstance(value, Mapping) and isinstance(current, Mapping):
+            out[key] = deep_merge(current, value)
+        else:
+            out[key] = value
+    return out
+
+
+def with_additions(original: bytes, doc: Mapping[str, Any], additions: Mapping[str, Any]) -> bytes | DocumentError:
+    """The source with the additions: spliced into the original bytes when that is safe."""
+    tops = {path.split(".", 1)[0] for path in additions}
+    if doc and not tops & doc.keys():
+        text = original.rstrip()
+        if text.endswith(b"}"):
+            extra = dumps(_nested_copy(additions))[1:-1]
+            return text[:-1] + b"," + extra + b"}"
+    enriched = copy.deepcopy(dict(doc))
+    problem = apply_additions(enriched, additions)
+    return problem if problem is not None else dumps(enriched)
+
+
+def _nested_copy(additions: Mapping[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    apply_additions(out, additions)
+    return out
+
+
+@dataclass
+class UpdatePlan:
+    """The enrichment tasks of one `update` body and where their results go."""
+
+    body: dict[str, Any]
+    doc_task: EnrichTask | None = None
+    upsert_task: EnrichTask | None = None
+    needs_stored: bool = False  # the partial doc touches only some inputs of a field
+
+
+def touched_fields(enricher: FieldEnricher, partial: Mapping[str, Any]) -> tuple[list[int], bool]:
+    """Fields whose inputs `partial` touches, and whether any of them misses other inputs."""
+    touched: list[int] = []
+    incomplete = False
+    for i, spec in enumerate(enricher.fields):
+        present = [get_path(partial, path) is not MISSING for path in spec.input]
+        if any(present):
+            touched.append(i)
+            incomplete = incomplete or not all(present)
+    return touched, incomplete
+
+
+def plan_update(enricher: FieldEnricher, body: dict[str, Any], stored: Mapping[str, Any] | None) -> UpdatePlan:
+    """Tasks for an update body; `stored` is the stored document's inputs when it was fetched."""
+    plan = UpdatePlan(body)
+    partial = body.get("doc")
+    if isinstance(partial, dict):
+        touched, incomplete = touched_fields(enricher, partial)
+        plan.needs_stored = bool(touched) and incomplete
+        if touched and (not incomplete or stored is not None):
+            source = deep_merge(stored, partial) if incomplete and stored is not None else partial
+            plan.doc_task = EnrichTask(source, touched)
+        elif touched and body.get("doc_as_upsert") is True:
+            plan.doc_task = EnrichTask(partial, touched)  # no stored document: the partial one is created
+        # else: no stored document to complete the inputs; the engine answers `document_missing`.
+    upsert = body.get("upsert")
+    if isinstance(upsert, dict):
+        plan.upsert_task = EnrichTask(upsert)
+    return plan
+
+
+def apply_update(plan: UpdatePlan, doc_result: EnrichResult | None, upsert_result: EnrichResult | None) -> bytes | DocumentError:
+    body = plan.body
+    for key, result in (("doc", doc_result), ("upsert", upsert_result)):
+        if result is None:
+            continue
+        if result.error is not None:
+            return result.error
+        if result.additions:
+            part = copy.deepcopy(body[key])
+            problem = apply_additions(part, result.additions)
+            if problem is not None:
+                return problem
+            body = {**body, key: part}
+    return dumps(body)
+
+
+def update_tasks(plans: Sequence[UpdatePlan]) -> list[EnrichTask]:
+    return [t for p in plans for t in (p.doc_task, p.upsert_task) if t is not None]

@@ -1,0 +1,166 @@
+"""Enrich one window of bulk operations: pick each operation's pipeline, look up stored documents,
+run the enrichers, and turn every operation into bytes to forward or a per-item error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sidecar.hook import items
+from sidecar.hook.bulk import BulkOp
+from sidecar.hook.documents import (
+    UpdatePlan,
+    apply_update,
+    parse_object,
+    plan_update,
+    touched_fields,
+    with_additions,
+)
+from sidecar.hook.enrich import EnrichResult, EnrichTask
+from sidecar.hook.pipelines import HookPipeline, PipelineSelector, concrete_index
+from sidecar.observability import metrics
+from sidecar.writers.fields import DocumentError, RetriableInferenceError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Outcome:
+    """What becomes of one operation: its (maybe enriched) lines to forward, or the item answer written here."""
+
+    action: bytes
+    source: bytes | None = None  # None for `delete`
+    error: dict[str, Any] | None = None
+
+    @property
+    def forward(self) -> bytes | None:
+        if self.error is not None:
+            return None
+        return self.action + b"\n" + (b"" if self.source is None else self.source + b"\n")
+
+    @classmethod
+    def unchanged(cls, op: BulkOp) -> Outcome:
+        return cls(op.action_line, op.source_line)
+
+    @classmethod
+    def failed(cls, op: BulkOp, error: dict[str, Any]) -> Outcome:
+        return cls(op.action_line, None, error)
+
+
+class WindowProcessor:
+    def __init__(self, selector: PipelineSelector, max_document_bytes: int) -> None:
+        self.selector = selector
+        self.max_document_bytes = max_document_bytes
+
+    async def process(self, ops: Sequence[BulkOp]) -> list[Outcome]:
+        outcomes: list[Outcome | None] = [None] * len(ops)
+        groups: dict[HookPipeline, list[int]] = defaultdict(list)
+        for k, op in enumerate(ops):
+            if op.oversized is not None:
+                outcomes[k] = Outcome.failed(op, items.too_large(op, op.oversized, self.max_document_bytes))
+                continue
+            pipeline = None if op.op == "delete" else self.selector.select(op.index)
+            if pipeline is None:
+                outcomes[k] = Outcome.unchanged(op)
+                metrics.HOOK_DOCS.labels("", "passed").inc()
+            else:
+                groups[pipeline].append(k)
+        answers = await asyncio.gather(
+            *(self._enrich(pipeline, [ops[k] for k in ks]) for pipeline, ks in groups.items())
+        )
+        for ks, answer in zip(groups.values(), answers, strict=True):
+            for k, outcome in zip(ks, answer, strict=True):
+                outcomes[k] = outcome
+        return [o if o is not None else Outcome.unchanged(op) for o, op in zip(outcomes, ops, strict=True)]
+
+    async def _enrich(self, pipeline: HookPipeline, ops: list[BulkOp]) -> list[Outcome]:
+        started = time.perf_counter()
+        enricher = pipeline.enricher
+        bodies = [parse_object(op.source_line) for op in ops]
+        stored = await self._stored(pipeline, ops, bodies)
+        plans: list[UpdatePlan | None] = [None] * len(ops)
+        tasks: list[EnrichTask] = []
+        slots: list[tuple[int, str]] = []  # (operation, "doc" | "upsert") per task
+        for k, (op, body) in enumerate(zip(ops, bodies, strict=True)):
+            if body is None:
+                continue  # not a JSON object: forwarded as sent, the engine answers the error
+            previous = stored.get((op.index or "", op.doc_id or "")) if op.doc_id else None
+            if op.op == "update":
+                plan = plans[k] = plan_update(enricher, body, previous)
+                for key, task in (("doc", plan.doc_task), ("upsert", plan.upsert_task)):
+                    if task is not None:
+                        tasks.append(task)
+                        slots.append((k, key))
+            else:
+                tasks.append(EnrichTask(body, None, previous))
+                slots.append((k, "doc"))
+        try:
+            results = await enricher.enrich(tasks) if tasks else []
+        except RetriableInferenceError as exc:
+            metrics.HOOK_DOCS.labels(pipeline.name, "overloaded").inc(len(ops))
+            return [Outcome.failed(op, items.inference_overloaded(op, exc.cause.reason)) for op in ops]
+        per_op: dict[int, dict[str, EnrichResult]] = defaultdict(dict)
+        for (k, key), result in zip(slots, results, strict=True):
+            per_op[k][key] = result
+        outcomes = [self._outcome(pipeline, op, bodies[k], plans[k], per_op.get(k, {})) for k, op in enumerate(ops)]
+        metrics.HOOK_ENRICH_SECONDS.labels(pipeline.name).observe(time.perf_counter() - started)
+        return outcomes
+
+    def _outcome(
+        self,
+        pipeline: HookPipeline,
+        op: BulkOp,
+        body: dict[str, Any] | None,
+        plan: UpdatePlan | None,
+        results: dict[str, EnrichResult],
+    ) -> Outcome:
+        rewritten: bytes | DocumentError | None = None
+        if plan is not None:
+            if plan.doc_task is not None or plan.upsert_task is not None:
+                rewritten = apply_update(plan, results.get("doc"), results.get("upsert"))
+        elif body is not None and "doc" in results:
+            result = results["doc"]
+            if result.error is not None:
+                rewritten = result.error
+            elif result.additions:
+                rewritten = with_additions(op.source_line or b"", body, result.additions)
+        if isinstance(rewritten, DocumentError):
+            metrics.HOOK_DOCS.labels(pipeline.name, "failed").inc()
+            return Outcome.failed(op, items.enrichment_failed(op, pipeline.name, rewritten))
+        metrics.HOOK_DOCS.labels(pipeline.name, "enriched" if rewritten is not None else "passed").inc()
+        return Outcome(op.action_line, op.source_line if rewritten is None else rewritten)
+
+    async def _stored(
+        self, pipeline: HookPipeline, ops: list[BulkOp], bodies: list[dict[str, Any] | None]
+    ) -> dict[tuple[str, str], dict[str, Any]]:
+        """Stored documents the enrichment needs: for skip_if_unchanged, and to complete partial updates."""
+        enricher = pipeline.enricher
+        wanted: dict[str, list[BulkOp]] = defaultdict(list)
+        for op, body in zip(ops, bodies, strict=True):
+            if op.doc_id is None or body is None or op.index is None:
+                continue
+            if op.op == "update":
+                partial = body.get("doc")
+                if not isinstance(partial, dict) or not touched_fields(enricher, partial)[1]:
+                    continue
+            elif not enricher.lookup_paths:
+                continue
+            wanted[op.index].append(op)
+        paths = sorted(set(enricher.lookup_paths) | set(enricher.input_paths))
+        found: dict[tuple[str, str], dict[str, Any]] = {}
+        for index, group in wanted.items():
+            concrete = concrete_index(index)
+            if concrete is None:
+                continue
+            stored = await pipeline.sink.fetch_stored(
+                concrete, [op.doc_id or "" for op in group], paths, [op.routing for op in group]
+            )
+            for doc_id, source in stored.items():
+                found[(index, doc_id)] = source
+        return found

@@ -1,0 +1,88 @@
+"""Loads local models once per (kind, model, length) and runs each behind its own batching engine.
+
+Loading happens on a worker thread (seconds for real models), guarded by one lock per model so
+concurrent first requests load it once. Sizes and waits come from `Settings`, with defaults per
+device: a 2-core CPU wants moderate batches, a GPU wants large ones and two replicas so Python-side
+work of one batch overlaps the other's forward pass.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from sidecar.inference.batching import BatchingEngine, BatchLimits
+from sidecar.inference.models import choose_device
+from sidecar.settings import Settings
+
+CPU_DEFAULTS = {"max_batch_tokens": 8192, "max_batch_requests": 64, "replicas": 1}
+GPU_DEFAULTS = {"max_batch_tokens": 65536, "max_batch_requests": 1024, "replicas": 2}
+
+
+class EnginePool:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._engines: dict[tuple[str, str, int], BatchingEngine] = {}
+        self._locks: dict[tuple[str, str, int], asyncio.Lock] = {}
+
+    def limits(self, device: str) -> tuple[BatchLimits, int]:
+        defaults = CPU_DEFAULTS if device == "cpu" else GPU_DEFAULTS
+        s = self.settings
+        limits = BatchLimits(
+            max_batch_tokens=s.max_batch_tokens or defaults["max_batch_tokens"],
+            max_batch_requests=s.max_batch_requests or defaults["max_batch_requests"],
+            max_wait_s=s.max_wait_ms / 1000.0,
+            max_queue=s.max_queue,
+        )
+        return limits, defaults["replicas"]
+
+    async def engine(self, kind: str, model_id: str, max_length: int | None = None) -> BatchingEngine:
+        """The running engine for a `sparse` or `dense` model, loading it on first use."""
+        length = max_length or self.settings.max_seq_length
+        key = (kind, model_id, length)
+        if key in self._engines:
+            return self._engines[key]
+        lock = self._locks.setdefault(key, asyncio.Lock())
+        async with lock:
+            if key not in self._engines:
+                self._engines[key] = await asyncio.to_thread(self._load, kind, model_id, length)
+        return self._engines[key]
+
+    def _load(self, kind: str, model_id: str, length: int) -> BatchingEngine:
+        device = choose_device(self.settings.device).device
+        backend: Any
+        if kind == "sparse":
+            from sidecar.inference.services.splade import SpladeBackend
+
+            backend = SpladeBackend(
+                model_id, device=device, max_length=length, threads=self.settings.torch_threads
+            )
+        else:
+            from sidecar.inference.services.dense import DenseBackend
+
+            backend = DenseBackend(
+                model_id,
+                device=device,
+                threads=self.settings.torch_threads,
+                max_length=min(length, _dense_limit(model_id)),
+            )
+        limits, replicas = self.limits(device)
+        engine = BatchingEngine(backend, limits, replicas=replicas)
+        engine.start(warmup=self.settings.warmup)
+        return engine
+
+    async def close(self) -> None:
+        engines, self._engines = list(self._engines.values()), {}
+        for engine in engines:
+            await asyncio.to_thread(engine.close)
+
+
+def _dense_limit(model_id: str) -> int:
+    """The length a sentence-transformers folder declares (all-MiniLM-L6-v2: 256), else 512."""
+    from sidecar.inference.models import resolve_model_path
+    from sidecar.inference.services.dense import _st_max_length
+
+    try:
+        return _st_max_length(resolve_model_path(model_id)) or 512
+    except Exception:
+        return 512

@@ -1,0 +1,244 @@
+"""The one inference service every entry point calls (HTTP routes, worker, ingest hook, backfill).
+
+    infer(id, inputs) -> validate request -> registry.get(id) -> runtime for the endpoint
+        local  (`elasticsearch` + model_id): chunk -> batching engine (model thread) -> rank_features rules
+        remote (hugging_face | openai | cohere | elasticsearch + url): httpx with retries + rate limit
+
+Runtimes are cached per endpoint configuration; local models are shared by all endpoints that use
+them and load on first use (or at `start(preload=...)`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Iterable
+from typing import Any
+
+from sidecar.errors import RequestValidationError, SidecarError, StatusError, TimeoutError_
+from sidecar.inference.executor import EnginePool
+from sidecar.inference.registry import Endpoint, EndpointRegistry, with_task_settings
+from sidecar.inference.services.base import REMOTE_ELASTICSEARCH, Runtime, spec_for
+from sidecar.inference.services.local import LocalRuntime
+from sidecar.inference.services.remote import RemoteCaller, RetryPolicy, rate_limit_from
+from sidecar.inference.types import InferenceOutput, InputType, SparseEmbedding, TaskType
+from sidecar.observability import metrics
+from sidecar.settings import Settings
+from sidecar.writers.rank_features import Pruning, clean_features
+
+DEFAULT_TIMEOUT_S = 30.0
+_RATE_LIMITS = {"hugging_face": 3000.0, "openai": 3000.0, "cohere": 10000.0, "elasticsearch": 240000.0}
+
+
+class InferenceService:
+    def __init__(
+        self, settings: Settings, registry: EndpointRegistry, *, retry_policy: RetryPolicy | None = None
+    ) -> None:
+        self.settings = settings
+        self.registry = registry
+        self.pool = EnginePool(settings)
+        self.retry_policy = retry_policy or RetryPolicy()
+        self._runtimes: dict[str, tuple[str, Runtime]] = {}
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> InferenceService:
+        return cls(settings, EndpointRegistry(settings.registry_path))
+
+    async def start(self, preload: Iterable[str] = ()) -> None:
+        """Load (and warm up) the models of the given endpoints now instead of on first use."""
+        for inference_id in preload:
+            endpoint = self.registry.get(inference_id)
+            runtime = self._runtime(endpoint)
+            if hasattr(runtime, "model_id"):
+                kind = "sparse" if endpoint.task_type == TaskType.SPARSE_EMBEDDING else "dense"
+                await self.pool.engine(kind, runtime.model_id, getattr(runtime, "max_length", None))
+
+    async def close(self) -> None:
+        runtimes, self._runtimes = list(self._runtimes.values()), {}
+        for _, runtime in runtimes:
+            await runtime.aclose()
+        await self.pool.close()
+
+    async def dimensions(self, inference_id: str) -> int:
+        """Vector size of a text_embedding endpoint (configured `dimensions`, else measured)."""
+        endpoint = self.registry.get(inference_id, TaskType.TEXT_EMBEDDING)
+        configured = endpoint.service_settings.get("dimensions")
+        if isinstance(configured, int) and configured > 0:
+            return configured
+        runtime = self._runtime(endpoint)
+        if hasattr(runtime, "dimensions") and callable(runtime.dimensions):
+            return int(await runtime.dimensions())
+        vectors, _ = await runtime.dense(
+            ["dimension probe"], input_type=None, task_settings={}, time_limit=None
+        )
+        return len(vectors[0].embedding)
+
+    def _runtime(self, endpoint: Endpoint) -> Runtime:
+        key = endpoint.config_key()
+        cached = self._runtimes.get(endpoint.inference_id)
+        if cached and cached[0] == key:
+            return cached[1]
+        runtime = self._build_runtime(endpoint)
+        if cached:  # configuration changed: the old runtime's client is no longer needed
+            asyncio.get_running_loop().create_task(cached[1].aclose())
+        self._runtimes[endpoint.inference_id] = (key, runtime)
+        return runtime
+
+    def _build_runtime(self, e: Endpoint) -> Runtime:
+        spec = spec_for(e.service, e.service_settings, e.inference_id)
+        if spec is not REMOTE_ELASTICSEARCH and e.service == "elasticsearch":
+            return LocalRuntime(self.pool, e.service_settings, e.chunking)
+        caller = RemoteCaller(
+            e.service,
+            e.inference_id,
+            policy=self.retry_policy,
+            requests_per_minute=rate_limit_from(e.service_settings, _RATE_LIMITS.get(e.service, 3000.0)),
+        )
+        if e.service == "hugging_face":
+            from sidecar.inference.services.hugging_face import HuggingFaceRuntime as cls
+        elif e.service == "openai":
+            from sidecar.inference.services.openai import OpenAIRuntime as cls  # type: ignore[assignment]
+        elif e.service == "cohere":
+            from sidecar.inference.services.cohere import CohereRuntime as cls  # type: ignore[assignment]
+        else:
+            from sidecar.inference.services.elasticsearch import ElasticsearchRuntime as cls  # type: ignore[assignment]
+        return cls(e.inference_id, e.service_settings, e.secrets, caller)
+
+    def _validate(
+        self,
+        task: TaskType,
+        inputs: Any,
+        query: str | None,
+        input_type: InputType | None,
+        top_n: int | None,
+        return_documents: bool | None,
+    ) -> None:
+        def fail(msg: str) -> None:
+            raise RequestValidationError(f"Validation Failed: 1: {msg};")
+
+        if inputs is None:
+            fail("Field [input] cannot be null")
+        if not isinstance(inputs, list) or not all(isinstance(i, str) for i in inputs):
+            fail("Field [input] must be a string or an array of strings")
+        if not inputs:
+            fail("Field [input] cannot be an empty array")
+        if len(inputs) > self.settings.max_inputs_per_request:
+            fail(
+                f"Field [input] has [{len(inputs)}] items, more than the maximum of "
+                f"[{self.settings.max_inputs_per_request}]"
+            )
+        for i, text in enumerate(inputs):
+            if len(text) > self.settings.max_input_chars:
+                fail(
+                    f"Field [input][{i}] has [{len(text)}] characters, more than the maximum of "
+                    f"[{self.settings.max_input_chars}]"
+                )
+        if task == TaskType.RERANK:
+            if query is None:
+                fail("Field [query] cannot be null for task type [rerank]")
+            if query == "":
+                fail("Field [query] cannot be empty for task type [rerank]")
+            if top_n is not None and (not isinstance(top_n, int) or top_n < 1):
+                fail("Field [top_n] must be a positive integer")
+            return
+        if query is not None:
+            fail(f"Field [query] cannot be provided for task type [{task}]")
+        if top_n is not None or return_documents is not None:
+            fail(f"Fields [top_n] and [return_documents] cannot be provided for task type [{task}]")
+        if input_type is not None and task != TaskType.TEXT_EMBEDDING:
+            fail(f"Field [input_type] cannot be provided for task type [{task}]")
+
+    async def infer(
+        self,
+        inference_id: str,
+        inputs: list[str],
+        *,
+        task_type: TaskType | None = None,
+        query: str | None = None,
+        input_type: InputType | None = None,
+        task_settings: dict[str, Any] | None = None,
+        top_n: int | None = None,
+        return_documents: bool | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 - the protocol's (Elasticsearch's) parameter name
+    ) -> InferenceOutput:
+        started = time.perf_counter()
+        endpoint = self.registry.get(inference_id, task_type)
+        task = endpoint.task_type
+        labels = (inference_id, str(task))
+        try:
+            self._validate(task, inputs, query, input_type, top_n, return_documents)
+            endpoint = with_task_settings(endpoint, task_settings)
+            if task_settings:
+                spec = spec_for(endpoint.service, endpoint.service_settings, inference_id)
+                unknown = set(task_settings) - spec.task_settings
+                if unknown:
+                    raise StatusError(
+                        f"Model configuration contains settings {sorted(unknown)} unknown to the "
+                        f"[{endpoint.service}] service"
+                    )
+            limit = timeout if timeout is not None else DEFAULT_TIMEOUT_S
+            try:
+                output = await asyncio.wait_for(
+                    self._perform(endpoint, inputs, query, input_type, top_n, bool(return_documents), limit),
+                    limit,
+                )
+            except TimeoutError as exc:
+                raise TimeoutError_(f"Request timed out after [{limit}s]") from exc
+        except SidecarError as exc:
+            metrics.INFERENCE_ERRORS.labels(*labels, exc.es_type).inc()
+            raise
+        metrics.INFERENCE_REQUESTS.labels(*labels).inc()
+        metrics.INFERENCE_REQUEST_SECONDS.labels(*labels).observe(time.perf_counter() - started)
+        return output
+
+    async def _perform(
+        self,
+        endpoint: Endpoint,
+        inputs: list[str],
+        query: str | None,
+        input_type: InputType | None,
+        top_n: int | None,
+        return_documents: bool,
+        time_limit: float,
+    ) -> InferenceOutput:
+        runtime = self._runtime(endpoint)
+        task, ts = endpoint.task_type, endpoint.task_settings
+        if task == TaskType.SPARSE_EMBEDDING:
+            results = await runtime.sparse(
+                inputs, input_type=input_type, task_settings=ts, time_limit=time_limit
+            )
+            if not isinstance(runtime, LocalRuntime):  # remote output: enforce rank_features rules here
+                pruning = Pruning.from_dict(ts.get("pruning", endpoint.service_settings.get("pruning")))
+                results = [
+                    SparseEmbedding(clean_features(r.embedding, pruning), r.is_truncated) for r in results
+                ]
+            return InferenceOutput(task, list(results))
+        if task == TaskType.TEXT_EMBEDDING:
+            vectors, kind = await runtime.dense(
+                inputs, input_type=input_type, task_settings=ts, time_limit=time_limit
+            )
+            return InferenceOutput(task, list(vectors), embedding_type=kind)
+        if task == TaskType.RERANK:
+            assert query is not None  # noqa: S101 - validated above
+            ranked = await runtime.rerank(
+                query,
+                inputs,
+                top_n=top_n,
+                return_documents=return_documents,
+                task_settings=ts,
+                time_limit=time_limit,
+            )
+            return InferenceOutput(task, list(ranked))
+        raise StatusError(f"The [{endpoint.service}] service does not support task type [{task}]")
+
+    async def stream_completion(
+        self,
+        inference_id: str,
+        inputs: list[str],
+        *,
+        task_type: TaskType | None = None,
+        task_settings: dict[str, Any] | None = None,
+    ) -> AsyncIterator[str]:
+        endpoint = self.registry.get(inference_id, task_type)
+        raise StatusError(f"Streaming is not supported for task type [{endpoint.task_type}]")
+        yield ""  # pragma: no cover - makes this an async generator

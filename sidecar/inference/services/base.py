@@ -1,0 +1,178 @@
+"""The executable form of one endpoint, and the catalog of services with their settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from sidecar.errors import SettingsValidationError, StatusError
+from sidecar.inference.types import DenseEmbedding, InputType, RankedDocument, SparseEmbedding, TaskType
+
+SPARSE, DENSE, RERANK = TaskType.SPARSE_EMBEDDING, TaskType.TEXT_EMBEDDING, TaskType.RERANK
+
+
+class Runtime:
+    """One endpoint ready to serve; services override the task types they support."""
+
+    async def sparse(
+        self,
+        texts: list[str],
+        *,
+        input_type: InputType | None,
+        task_settings: dict[str, Any],
+        time_limit: float | None,
+    ) -> list[SparseEmbedding]:
+        raise StatusError("this service does not support task type [sparse_embedding]")
+
+    async def dense(
+        self,
+        texts: list[str],
+        *,
+        input_type: InputType | None,
+        task_settings: dict[str, Any],
+        time_limit: float | None,
+    ) -> tuple[list[DenseEmbedding], str]:
+        """Embeddings and their type: `float`, `byte` or `bit`."""
+        raise StatusError("this service does not support task type [text_embedding]")
+
+    async def rerank(
+        self,
+        query: str,
+        documents: list[str],
+        *,
+        top_n: int | None,
+        return_documents: bool,
+        task_settings: dict[str, Any],
+        time_limit: float | None,
+    ) -> list[RankedDocument]:
+        raise StatusError("this service does not support task type [rerank]")
+
+    async def aclose(self) -> None:
+        return None
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    name: str
+    task_types: frozenset[TaskType]
+    required: tuple[str, ...]
+    optional: frozenset[str] = frozenset()
+    secrets: frozenset[str] = frozenset()
+    task_settings: frozenset[str] = frozenset()
+    doc: str = ""
+    defaults: dict[str, Any] = field(default_factory=dict)
+
+
+_REMOTE = frozenset({"rate_limit", "timeout"})
+LOCAL_ELASTICSEARCH = ServiceSpec(
+    "elasticsearch",
+    frozenset({SPARSE, DENSE, RERANK}),
+    ("model_id",),
+    frozenset(
+        {"num_allocations", "num_threads", "adaptive_allocations", "max_seq_length", "pruning", "device"}
+    ),
+    task_settings=frozenset({"pruning"}),
+    doc="Local model: built-in alias, package:pkg/dir, a directory, or a Hugging Face id.",
+)
+REMOTE_ELASTICSEARCH = ServiceSpec(
+    "elasticsearch",
+    frozenset({SPARSE, DENSE, RERANK}),
+    ("url", "model_id"),
+    _REMOTE | {"api_key", "pruning"},
+    frozenset({"api_key"}),
+    frozenset({"pruning", "return_documents", "top_n"}),
+    doc="Another cluster's `_inference` endpoint (`model_id` = its inference id).",
+)
+SERVICES: dict[str, ServiceSpec] = {
+    "hugging_face": ServiceSpec(
+        "hugging_face",
+        frozenset({SPARSE, DENSE, RERANK}),
+        ("url",),
+        _REMOTE
+        | {
+            "api_key",
+            "model_id",
+            "vocab",
+            "batch_size",
+            "dimensions",
+            "similarity",
+            "max_input_tokens",
+            "pruning",
+        },
+        frozenset({"api_key"}),
+        frozenset({"pruning", "return_documents", "top_n"}),
+        doc="Hugging Face Inference Endpoints or text-embeddings-inference (TEI) servers.",
+    ),
+    "openai": ServiceSpec(
+        "openai",
+        frozenset({DENSE}),
+        ("api_key", "model_id"),
+        _REMOTE | {"url", "dimensions", "organization_id", "similarity", "max_input_tokens"},
+        frozenset({"api_key"}),
+        frozenset({"user"}),
+        doc="OpenAI embeddings API.",
+    ),
+    "cohere": ServiceSpec(
+        "cohere",
+        frozenset({DENSE, RERANK}),
+        ("api_key",),
+        _REMOTE | {"url", "model_id", "embedding_type", "similarity", "dimensions", "max_input_tokens"},
+        frozenset({"api_key"}),
+        frozenset({"input_type", "truncate", "top_n", "return_documents"}),
+        doc="Cohere embed and rerank APIs.",
+    ),
+    "elasticsearch": LOCAL_ELASTICSEARCH,
+}
+
+
+def spec_for(service: str, service_settings: dict[str, Any], inference_id: str) -> ServiceSpec:
+    if service == "elasticsearch" and "url" in service_settings:
+        return REMOTE_ELASTICSEARCH
+    spec = SERVICES.get(service)
+    if spec is None:
+        raise StatusError(f"Unknown service [{service}] for model [{inference_id}]")
+    return spec
+
+
+def _java_map(settings: dict[str, Any]) -> str:
+    return "{" + ", ".join(f"{k}={v}" for k, v in settings.items()) + "}"
+
+
+def validate_settings(
+    inference_id: str,
+    task_type: TaskType,
+    service: str,
+    service_settings: dict[str, Any],
+    task_settings: dict[str, Any],
+) -> ServiceSpec:
+    """Elasticsearch's checks and messages for a service's settings."""
+    spec = spec_for(service, service_settings, inference_id)
+    if task_type not in spec.task_types:
+        raise StatusError(f"The [{service}] service does not support task type [{task_type}]")
+    missing = [k for k in spec.required if service_settings.get(k) in (None, "")]
+    if missing:
+        body = " ".join(
+            f"{i}: [service_settings] does not contain the required setting [{k}];"
+            for i, k in enumerate(missing, 1)
+        )
+        raise SettingsValidationError(f"Validation Failed: {body}")
+    unknown = {k: v for k, v in service_settings.items() if k not in spec.required and k not in spec.optional}
+    if unknown:
+        shown = {k: ("<redacted>" if k in spec.secrets else v) for k, v in unknown.items()}
+        raise StatusError(
+            f"Model configuration contains settings {_java_map(shown)} unknown to the [{service}] service"
+        )
+    unknown_task = {k: v for k, v in task_settings.items() if k not in spec.task_settings}
+    if unknown_task:
+        raise StatusError(
+            f"Model configuration contains settings {_java_map(unknown_task)} "
+            f"unknown to the [{service}] service"
+        )
+    return spec
+
+
+def secret_keys(service: str, service_settings: dict[str, Any]) -> frozenset[str]:
+    spec = SERVICES.get(service)
+    if service == "elasticsearch" and "url" in service_settings:
+        spec = REMOTE_ELASTICSEARCH
+    return spec.secrets if spec else frozenset({"api_key"})

@@ -1,0 +1,88 @@
+"""The `elasticsearch` service with a local model: sparse (SPLADE), dense, and rerank by cosine.
+
+Sparse inputs are split per the endpoint's `chunking_settings`; the chunk vectors of one input
+are combined by max per token (one `rank_features` value) and `is_truncated` is true exactly when
+some chunk was cut to fit the model. Dense inputs are not chunked (one vector per input, as the
+perform API returns); an input longer than the model is cut and flagged. Rerank scores are
+cosine similarities of the dense model's unit vectors (a documented fallback when no rerank
+service is configured).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sidecar.inference.chunking import ChunkingSettings, chunk_text
+from sidecar.inference.executor import EnginePool
+from sidecar.inference.services.base import Runtime
+from sidecar.inference.types import DenseEmbedding, InputType, RankedDocument, SparseEmbedding
+from sidecar.writers.rank_features import Pruning, clean_features, max_combine
+
+
+class LocalRuntime(Runtime):
+    def __init__(self, pool: EnginePool, settings: dict[str, Any], chunking: ChunkingSettings) -> None:
+        self.pool = pool
+        self.model_id = str(settings["model_id"])
+        self.max_length = settings.get("max_seq_length")
+        self.pruning = Pruning.from_dict(settings.get("pruning"))
+        self.chunking = chunking
+
+    async def sparse(
+        self,
+        texts: list[str],
+        *,
+        input_type: InputType | None,
+        task_settings: dict[str, Any],
+        time_limit: float | None,
+    ) -> list[SparseEmbedding]:
+        engine = await self.pool.engine("sparse", self.model_id, self.max_length)
+        pruning = Pruning.from_dict(task_settings["pruning"]) if "pruning" in task_settings else self.pruning
+        chunks = [chunk_text(t, self.chunking) for t in texts]
+        flat = [c for per_text in chunks for c in per_text]
+        encoded: list[SparseEmbedding] = await engine.encode(flat, time_limit=time_limit)
+        out, pos = [], 0
+        for per_text in chunks:
+            parts = encoded[pos : pos + len(per_text)]
+            pos += len(per_text)
+            combined = parts[0].embedding if len(parts) == 1 else max_combine(p.embedding for p in parts)
+            out.append(SparseEmbedding(clean_features(combined, pruning), any(p.is_truncated for p in parts)))
+        return out
+
+    async def dense(
+        self,
+        texts: list[str],
+        *,
+        input_type: InputType | None,
+        task_settings: dict[str, Any],
+        time_limit: float | None,
+    ) -> tuple[list[DenseEmbedding], str]:
+        engine = await self.pool.engine("dense", self.model_id, self.max_length)
+        return await engine.encode(texts, time_limit=time_limit), "float"
+
+    async def rerank(
+        self,
+        query: str,
+        documents: list[str],
+        *,
+        top_n: int | None,
+        return_documents: bool,
+        task_settings: dict[str, Any],
+        time_limit: float | None,
+    ) -> list[RankedDocument]:
+        vectors, _ = await self.dense(
+            [query, *documents], input_type=None, task_settings={}, time_limit=time_limit
+        )
+        q = vectors[0].embedding
+        scores = [sum(a * b for a, b in zip(q, d.embedding, strict=True)) for d in vectors[1:]]
+        ranked = sorted(
+            (
+                RankedDocument(i, float(s), documents[i] if return_documents else None)
+                for i, s in enumerate(scores)
+            ),
+            key=lambda r: -r.relevance_score,
+        )
+        return ranked[:top_n] if top_n else ranked
+
+    async def dimensions(self) -> int:
+        engine = await self.pool.engine("dense", self.model_id, self.max_length)
+        return int(engine.backend.dimensions)  # type: ignore[attr-defined]
