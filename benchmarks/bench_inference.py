@@ -192,9 +192,9 @@ def hardware(device: str) -> str:
     name = platform.processor()
     try:
         name = next(
-            l.split(":", 1)[1].strip()
-            for l in Path("/proc/cpuinfo").read_text().splitlines()
-            if l.startswith("model name")
+            ln.split(":", 1)[1].strip()
+            for ln in Path("/proc/cpuinfo").read_text().splitlines()
+            if ln.startswith("model name")
         )
     except (OSError, StopIteration):
         pass
@@ -215,7 +215,7 @@ def spawn(mode: str, args: argparse.Namespace) -> dict[str, Any]:
         args.workdir,
     ] + (["--limit", str(args.limit)] if args.limit else [])
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    line = next((l for l in proc.stdout.splitlines() if l.startswith("RESULT ")), None)
+    line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")), None)
     if line is None:
         raise SystemExit(f"{mode} failed:\n{proc.stderr[-3000:]}")
     return json.loads(line.removeprefix("RESULT "))

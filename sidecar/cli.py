@@ -82,6 +82,58 @@ def worker(
 
 
 @app.command()
+def backfill(
+    pipeline: Annotated[Path, typer.Option("--pipeline", "-p", help="The pipeline whose index to enrich.")],
+    query: Annotated[str | None, typer.Option(help="Only documents matching this JSON query.")] = None,
+    slices: Annotated[int, typer.Option(help="Split the index into N sliced scans (one per pod).")] = 1,
+    slice_: Annotated[
+        int, typer.Option("--slice", envvar="SIDECAR_BACKFILL_SLICE", help="Which slice this process runs.")
+    ] = 0,
+    force: Annotated[bool, typer.Option(help="Re-encode every document, enriched or not.")] = False,
+    changed: Annotated[bool, typer.Option(help="Re-encode documents whose text changed.")] = False,
+    dry_run: Annotated[bool, typer.Option(help="Count only: no inference, no writes.")] = False,
+    max_docs_per_second: Annotated[float | None, typer.Option(help="Throttle to R docs/s.")] = None,
+    batch_size: Annotated[int, typer.Option(help="Docs per page and checkpoint.")] = 256,
+    checkpoint_file: Annotated[
+        Path | None, typer.Option(help="Keep the checkpoint in this file instead of the engine.")
+    ] = None,
+    checkpoint_index: Annotated[str, typer.Option(help="Engine index of checkpoints.")] = (
+        "sidecar-backfill-checkpoints"
+    ),
+    keep_alive: Annotated[str, typer.Option(help="Point-in-time keep-alive between pages.")] = "10m",
+    reindex_to: Annotated[
+        str | None, typer.Option(help="Copy every document, enriched, into this new index.")
+    ] = None,
+    alias: Annotated[
+        str | None, typer.Option(help="With --reindex-to: move this alias to the new index at the end.")
+    ] = None,
+    summary_json: Annotated[Path | None, typer.Option(help="Also write the summary here.")] = None,
+    metrics_port: Annotated[int | None, typer.Option(help="Serve /metrics on this port.")] = None,
+    config: Annotated[Path | None, typer.Option(help="A .env-style file of SIDECAR_* settings.")] = None,
+) -> None:
+    """Enrich documents already in the index: resumable (checkpoints), sliceable, throttled."""
+    from sidecar.backfill.command import CommandOptions, backfill_command, parse_query
+    from sidecar.backfill.runner import BackfillOptions
+    from sidecar.backfill.selection import Mode
+
+    if force and changed:
+        raise typer.BadParameter("use one of --force and --changed")
+    try:
+        options = BackfillOptions(
+            mode=Mode.ALL if force else Mode.CHANGED if changed else Mode.MISSING,
+            query=parse_query(query), slices=slices, slice_id=slice_, dry_run=dry_run,
+            max_docs_per_second=max_docs_per_second, batch_size=batch_size, keep_alive=keep_alive,
+            reindex_to=reindex_to, alias=alias,
+        )  # fmt: skip
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    raise typer.Exit(backfill_command(CommandOptions(
+        pipeline, options, checkpoint_file=checkpoint_file, checkpoint_index=checkpoint_index,
+        summary_json=summary_json, metrics_port=metrics_port, config=config,
+    )))  # fmt: skip
+
+
+@app.command()
 def validate(
     paths: Annotated[list[Path] | None, typer.Argument(help="Files (default pipelines/*.yaml).")] = None,
     check_endpoints: Annotated[

@@ -22,7 +22,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 from starlette.routing import Match
 
-from sidecar.api import es_errors
+from sidecar.api import es_errors, openapi
 from sidecar.api.auth import Authenticator, AuthMiddleware, load_keys
 from sidecar.api.limits import BodyLimitMiddleware, InFlightLimiter
 from sidecar.api.middleware import EsCompatMiddleware
@@ -137,6 +137,7 @@ def create_app(settings: Settings | None = None, *, service: Any = None) -> Fast
     for module in modules:
         app.include_router(module.router)
     app.state.api_routes = [route for module in modules for route in module.router.routes]
+    openapi.install(app)
 
     app.add_exception_handler(SidecarError, _sidecar_error)
     app.add_exception_handler(StarletteHTTPException, _routing_error)

@@ -6,8 +6,11 @@ FastAPI's 422), so each route documents its body and parameters through `openapi
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel
 
 from sidecar.api.params import query_docs
@@ -32,3 +35,34 @@ def operation(
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     "4XX": {"description": "An Elasticsearch error body: `{error: {root_cause, type, reason}, status}`."},
 }
+
+
+def install(app: FastAPI) -> None:
+    """Generate the document once, with unique operation ids even for multi-method routes.
+
+    FastAPI gives every method of a route the same operation id (and warns); the second and later
+    ones get the method appended here, so any router module may serve several methods per route.
+    """
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message="Duplicate Operation ID", category=UserWarning)
+                schema = get_openapi(
+                    title=app.title,
+                    version=app.version,
+                    summary=app.summary,
+                    routes=app.routes,
+                    tags=app.openapi_tags,
+                )
+            seen: set[str] = set()
+            for operations in schema.get("paths", {}).values():
+                for method, operation in operations.items():
+                    operation_id = operation.get("operationId")
+                    if operation_id in seen:
+                        operation["operationId"] = operation_id = f"{operation_id}_{method}"
+                    seen.add(operation_id)
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

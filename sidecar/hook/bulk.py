@@ -76,7 +76,9 @@ async def read_operations(
         op, meta = parse_action(line, line_no)
         index = _text(meta.get("_index")) or default_index
         if index is None:
-            raise RequestValidationError(f"Validation Failed: 1: index is missing for the action on line [{line_no}];")
+            raise RequestValidationError(
+                f"Validation Failed: 1: index is missing for the action on line [{line_no}];"
+            )
         item = BulkOp(
             position=position,
             op=op,

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,7 +49,9 @@ def deep_merge(base: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, 
     return out
 
 
-def with_additions(original: bytes, doc: Mapping[str, Any], additions: Mapping[str, Any]) -> bytes | DocumentError:
+def with_additions(
+    original: bytes, doc: Mapping[str, Any], additions: Mapping[str, Any]
+) -> bytes | DocumentError:
     """The source with the additions: spliced into the original bytes when that is safe."""
     tops = {path.split(".", 1)[0] for path in additions}
     if doc and not tops & doc.keys():
@@ -78,6 +80,15 @@ class UpdatePlan:
     needs_stored: bool = False  # the partial doc touches only some inputs of a field
 
 
+@dataclass(frozen=True)
+class RewrittenUpdate:
+    """The client's update (its `upsert` enriched) and, when its `doc` changed inputs, a scripted
+    update that replaces the enriched fields right after it (see `sidecar.hook.scripts`)."""
+
+    body: bytes | None  # None: the client's body as sent
+    replacement: dict[str, Any] | None = None  # additions for the companion scripted update
+
+
 def touched_fields(enricher: FieldEnricher, partial: Mapping[str, Any]) -> tuple[list[int], bool]:
     """Fields whose inputs `partial` touches, and whether any of them misses other inputs."""
     touched: list[int] = []
@@ -90,11 +101,13 @@ def touched_fields(enricher: FieldEnricher, partial: Mapping[str, Any]) -> tuple
     return touched, incomplete
 
 
-def plan_update(enricher: FieldEnricher, body: dict[str, Any], stored: Mapping[str, Any] | None) -> UpdatePlan:
+def plan_update(
+    enricher: FieldEnricher, body: dict[str, Any], stored: Mapping[str, Any] | None
+) -> UpdatePlan:
     """Tasks for an update body; `stored` is the stored document's inputs when it was fetched."""
     plan = UpdatePlan(body)
     partial = body.get("doc")
-    if isinstance(partial, dict):
+    if isinstance(partial, dict) and "script" not in body:
         touched, incomplete = touched_fields(enricher, partial)
         plan.needs_stored = bool(touched) and incomplete
         if touched and (not incomplete or stored is not None):
@@ -109,21 +122,23 @@ def plan_update(enricher: FieldEnricher, body: dict[str, Any], stored: Mapping[s
     return plan
 
 
-def apply_update(plan: UpdatePlan, doc_result: EnrichResult | None, upsert_result: EnrichResult | None) -> bytes | DocumentError:
-    body = plan.body
-    for key, result in (("doc", doc_result), ("upsert", upsert_result)):
-        if result is None:
-            continue
-        if result.error is not None:
+def apply_update(
+    plan: UpdatePlan, doc_result: EnrichResult | None, upsert_result: EnrichResult | None
+) -> RewrittenUpdate | DocumentError | None:
+    """The rewritten update, a failure, or None when nothing changes."""
+    for result in (doc_result, upsert_result):
+        if result is not None and result.error is not None:
             return result.error
-        if result.additions:
-            part = copy.deepcopy(body[key])
-            problem = apply_additions(part, result.additions)
-            if problem is not None:
-                return problem
-            body = {**body, key: part}
-    return dumps(body)
-
-
-def update_tasks(plans: Sequence[UpdatePlan]) -> list[EnrichTask]:
-    return [t for p in plans for t in (p.doc_task, p.upsert_task) if t is not None]
+    body = plan.body
+    changed = False
+    if upsert_result is not None and upsert_result.additions:
+        upsert = copy.deepcopy(body["upsert"])
+        problem = apply_additions(upsert, upsert_result.additions)
+        if problem is not None:
+            return problem
+        body = {**body, "upsert": upsert}
+        changed = True
+    replacement = doc_result.additions if doc_result is not None and doc_result.additions else None
+    if not changed and replacement is None:
+        return None
+    return RewrittenUpdate(dumps(body) if changed else None, replacement)

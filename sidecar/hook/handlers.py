@@ -22,9 +22,12 @@ WINDOW_BYTES = 4 * 1024 * 1024
 NDJSON = "application/x-ndjson"
 
 
-async def enrich_stream(hook: Hook, ops: AsyncIterator[BulkOp], spool: Spool) -> list[dict[str, Any] | None]:
-    """Enrich the operations window by window into `spool`; per item, its own error or None (forwarded)."""
-    answers: list[dict[str, Any] | None] = []
+Answer = dict[str, Any] | int  # the hook's own item, or how many engine items answer the operation
+
+
+async def enrich_stream(hook: Hook, ops: AsyncIterator[BulkOp], spool: Spool) -> list[Answer]:
+    """Enrich the operations window by window into `spool`; per operation, its `Answer`."""
+    answers: list[Answer] = []
     window: list[BulkOp] = []
     size = 0
     window_docs = hook.settings.hook_window_docs
@@ -33,7 +36,7 @@ async def enrich_stream(hook: Hook, ops: AsyncIterator[BulkOp], spool: Spool) ->
         nonlocal size
         outcomes: list[Outcome] = await hook.processor.process(window)
         await spool.write(b"".join(o.forward for o in outcomes if o.forward is not None))
-        answers.extend(o.error for o in outcomes)
+        answers.extend(o.error if o.error is not None else o.engine_items for o in outcomes)
         window.clear()
         size = 0
 
@@ -47,17 +50,32 @@ async def enrich_stream(hook: Hook, ops: AsyncIterator[BulkOp], spool: Spool) ->
     return answers
 
 
-def merge_items(answers: Sequence[dict[str, Any] | None], engine: dict[str, Any], took_ms: int) -> dict[str, Any]:
-    """The engine's bulk answer with the hook's own items put back at their positions."""
+def merge_items(answers: Sequence[Answer], engine: dict[str, Any], took_ms: int) -> dict[str, Any]:
+    """The engine's bulk answer with the hook's own items put back at their positions.
+
+    An enriched update has two engine items (the client's update, then the scripted replacement of
+    the enriched fields): the client sees the first failure, else the client's own update.
+    """
     engine_items = engine.get("items")
-    forwarded = sum(1 for a in answers if a is None)
-    if not isinstance(engine_items, list) or len(engine_items) != forwarded:
+    expected = sum(a for a in answers if isinstance(a, int))
+    if not isinstance(engine_items, list) or len(engine_items) != expected:
         count = len(engine_items) if isinstance(engine_items, list) else "no"
-        raise SidecarError(f"the engine answered {count} bulk items for {forwarded} operations")
-    from_engine = iter(engine_items)
-    merged = [next(from_engine) if a is None else a for a in answers]
-    errors = bool(engine.get("errors")) or any(a is not None for a in answers)
-    return {**engine, "took": took_ms, "errors": errors, "items": merged}
+        raise SidecarError(f"the engine answered {count} bulk items for {expected} operations")
+    merged: list[dict[str, Any]] = []
+    pos = 0
+    for answer in answers:
+        if isinstance(answer, dict):
+            merged.append(answer)
+            continue
+        mine = engine_items[pos : pos + answer]
+        pos += answer
+        merged.append(next((item for item in mine if _failed(item)), mine[0]))
+    return {**engine, "took": took_ms, "errors": any(_failed(item) for item in merged), "items": merged}
+
+
+def _failed(item: dict[str, Any]) -> bool:
+    body: Any = next(iter(item.values()), None)
+    return isinstance(body, dict) and "error" in body
 
 
 async def handle_bulk(
@@ -78,13 +96,18 @@ async def handle_bulk(
         answers = await enrich_stream(hook, read_operations(lines, default_index, routing), spool)
         if not answers:
             raise RequestValidationError("Validation Failed: 1: no requests added;")
-        own = any(a is not None for a in answers)
-        if all(a is not None for a in answers):
+        own = any(not isinstance(a, int) or a != 1 for a in answers)
+        if all(isinstance(a, dict) for a in answers):
             return None, {"took": _ms(started), "errors": True, "items": answers}
         forwarded_params = [(k, v) for k, v in params if not (own and k in RENDER_PARAMS)]
         answer = await hook.upstream.send(
-            "POST", path, forwarded_params, spool.body(), NDJSON,
-            client_authorization=authorization, content_length=spool.size,
+            "POST",
+            path,
+            forwarded_params,
+            spool.body(),
+            NDJSON,
+            client_authorization=authorization,
+            content_length=spool.size,
         )
     finally:
         spool.close()

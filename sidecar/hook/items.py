@@ -8,7 +8,9 @@ from sidecar.hook.bulk import BulkOp
 from sidecar.writers.fields import DocumentError
 
 
-def item_error(op: BulkOp, status: int, es_type: str, reason: str, caused_by: dict[str, Any] | None = None) -> dict[str, Any]:
+def item_error(
+    op: BulkOp, status: int, es_type: str, reason: str, caused_by: dict[str, Any] | None = None
+) -> dict[str, Any]:
     error: dict[str, Any] = {"type": es_type, "reason": reason, "index": op.index}
     if caused_by is not None:
         error["caused_by"] = caused_by

@@ -31,7 +31,7 @@ class Spool:
         self.size += len(data)
 
     def _roll_over(self) -> IO[bytes]:
-        handle = tempfile.TemporaryFile(prefix="sidecar-bulk-")  # noqa: SIM115 - closed by close()
+        handle = tempfile.TemporaryFile(prefix="sidecar-bulk-")  # closed by close()
         handle.write(self._buffer)
         self._buffer = bytearray()
         return handle

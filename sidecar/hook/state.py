@@ -49,7 +49,9 @@ class Hook:
         self.settings = settings
 
     @classmethod
-    def build(cls, settings: Settings, service: InferenceServiceProtocol, *, auth_enabled: bool) -> Hook | None:
+    def build(
+        cls, settings: Settings, service: InferenceServiceProtocol, *, auth_enabled: bool
+    ) -> Hook | None:
         """The hook for these settings; None when neither pipelines nor an upstream engine are set."""
         configs = load_pipelines(settings.hook_pipelines) if settings.hook_pipelines else []
         for config in configs:

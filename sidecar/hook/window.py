@@ -15,8 +15,10 @@ from typing import Any
 from sidecar.hook import items
 from sidecar.hook.bulk import BulkOp
 from sidecar.hook.documents import (
+    RewrittenUpdate,
     UpdatePlan,
     apply_update,
+    dumps,
     parse_object,
     plan_update,
     touched_fields,
@@ -24,6 +26,7 @@ from sidecar.hook.documents import (
 )
 from sidecar.hook.enrich import EnrichResult, EnrichTask
 from sidecar.hook.pipelines import HookPipeline, PipelineSelector, concrete_index
+from sidecar.hook.scripts import replacement_script
 from sidecar.observability import metrics
 from sidecar.writers.fields import DocumentError, RetriableInferenceError
 
@@ -32,17 +35,24 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Outcome:
-    """What becomes of one operation: its (maybe enriched) lines to forward, or the item answer written here."""
+    """What becomes of one operation: its (maybe enriched) lines to forward, or our own item answer."""
 
     action: bytes
     source: bytes | None = None  # None for `delete`
     error: dict[str, Any] | None = None
+    companion: bytes | None = None  # a scripted update replacing the enriched fields, sent right after
 
     @property
     def forward(self) -> bytes | None:
         if self.error is not None:
             return None
-        return self.action + b"\n" + (b"" if self.source is None else self.source + b"\n")
+        lines = self.action + b"\n" + (b"" if self.source is None else self.source + b"\n")
+        return lines + (self.companion or b"")
+
+    @property
+    def engine_items(self) -> int:
+        """How many items of the engine's answer belong to this operation."""
+        return 0 if self.error is not None else 1 + (self.companion is not None)
 
     @classmethod
     def unchanged(cls, op: BulkOp) -> Outcome:
@@ -108,7 +118,9 @@ class WindowProcessor:
         per_op: dict[int, dict[str, EnrichResult]] = defaultdict(dict)
         for (k, key), result in zip(slots, results, strict=True):
             per_op[k][key] = result
-        outcomes = [self._outcome(pipeline, op, bodies[k], plans[k], per_op.get(k, {})) for k, op in enumerate(ops)]
+        outcomes = [
+            self._outcome(pipeline, op, bodies[k], plans[k], per_op.get(k, {})) for k, op in enumerate(ops)
+        ]
         metrics.HOOK_ENRICH_SECONDS.labels(pipeline.name).observe(time.perf_counter() - started)
         return outcomes
 
@@ -120,10 +132,9 @@ class WindowProcessor:
         plan: UpdatePlan | None,
         results: dict[str, EnrichResult],
     ) -> Outcome:
-        rewritten: bytes | DocumentError | None = None
+        rewritten: bytes | RewrittenUpdate | DocumentError | None = None
         if plan is not None:
-            if plan.doc_task is not None or plan.upsert_task is not None:
-                rewritten = apply_update(plan, results.get("doc"), results.get("upsert"))
+            rewritten = apply_update(plan, results.get("doc"), results.get("upsert"))
         elif body is not None and "doc" in results:
             result = results["doc"]
             if result.error is not None:
@@ -134,6 +145,9 @@ class WindowProcessor:
             metrics.HOOK_DOCS.labels(pipeline.name, "failed").inc()
             return Outcome.failed(op, items.enrichment_failed(op, pipeline.name, rewritten))
         metrics.HOOK_DOCS.labels(pipeline.name, "enriched" if rewritten is not None else "passed").inc()
+        if isinstance(rewritten, RewrittenUpdate):
+            companion = None if rewritten.replacement is None else companion_update(op, rewritten.replacement)
+            return Outcome(op.action_line, rewritten.body or op.source_line, companion=companion)
         return Outcome(op.action_line, op.source_line if rewritten is None else rewritten)
 
     async def _stored(
@@ -164,3 +178,11 @@ class WindowProcessor:
             for doc_id, source in stored.items():
                 found[(index, doc_id)] = source
         return found
+
+
+def companion_update(op: BulkOp, additions: dict[str, Any]) -> bytes:
+    """The scripted update that follows an enriched `update` (same document, same routing)."""
+    meta: dict[str, Any] = {"_index": op.index, "_id": op.doc_id, "retry_on_conflict": 3}
+    if op.routing is not None:
+        meta["routing"] = op.routing
+    return dumps({"update": meta}) + b"\n" + dumps({"script": replacement_script(additions)}) + b"\n"

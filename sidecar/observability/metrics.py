@@ -103,3 +103,26 @@ WORKER_BATCH_DOCS = Histogram(
     "sidecar_worker_batch_docs", "Messages per batch.", ["pipeline"],
     buckets=(1, 4, 16, 64, 128, 256, 512, 1024, 2048, 4096),
 )
+
+# --- ingest hook (sidecar.hook) and backfill (sidecar.backfill) --------------------------------------
+HOOK_DOCS = Counter(
+    "sidecar_hook_docs_total",
+    "Documents through the ingest hook, by outcome: enriched, passed, failed (4xx item), overloaded (429).",
+    ["pipeline", "outcome"],
+)
+HOOK_ENRICH_SECONDS = Histogram(
+    "sidecar_hook_enrich_seconds",
+    "Time to enrich one window of a bulk request.",
+    ["pipeline"],
+    buckets=_TIME_BUCKETS,
+)
+BACKFILL_DOCS = Counter(
+    "sidecar_backfill_docs_total", "Documents a backfill enriched and the engine acknowledged.", ["pipeline"]
+)
+BACKFILL_SCANNED = Counter("sidecar_backfill_scanned_total", "Documents a backfill read.", ["pipeline"])
+BACKFILL_SKIPPED = Counter(
+    "sidecar_backfill_skipped_total", "Documents a backfill read and left alone (up to date).", ["pipeline"]
+)
+BACKFILL_FAILED = Counter(
+    "sidecar_backfill_failed_total", "Documents a backfill sent to the dead letter.", ["pipeline"]
+)

@@ -46,11 +46,14 @@ class BulkItem:
     routing: str | None = None
     attempts: int = 0  # item-level retries used (429/5xx)
     upsert: bool = True  # `update` only: create a missing document (the backfill must not)
+    script: dict[str, Any] | None = None  # `update` only: run this script instead of merging `source`
 
     def action(self) -> dict[str, Any]:
         meta: dict[str, Any] = {"_op_type": self.operation.value, "_index": self.index, "_id": self.doc_id}
         if self.routing is not None:
             meta["routing"] = self.routing
+        if self.operation is Operation.UPDATE and self.script is not None:
+            return {**meta, "script": self.script, "retry_on_conflict": 3}
         if self.operation is Operation.UPDATE:
             return {**meta, "doc": self.source, "doc_as_upsert": self.upsert, "retry_on_conflict": 3}
         return {**meta, "_source": self.source}

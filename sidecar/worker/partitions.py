@@ -35,6 +35,7 @@ class Partitions:
         self._commit_lock = asyncio.Lock()
         self._reasons: dict[str, int] = dict.fromkeys(PAUSE_REASONS, 0)
         self._paused = False
+        self._announced: set[str] = set()  # reasons of the last logged pause
 
     # --- offsets -----------------------------------------------------------------------------------
     def tracker(self, tp: TopicPartition) -> PartitionOffsets:
@@ -95,7 +96,12 @@ class Partitions:
         elif self._paused:
             self.source.resume(owned)
         if should != self._paused:
-            log.info(
+            # Pausing for the in-flight bound is routine backpressure; other reasons are news.
+            news = (set(self.active_reasons()) | self._announced) - {"in_flight"}
+            level = logging.INFO if news else logging.DEBUG
+            self._announced = set(self.active_reasons())
+            log.log(
+                level,
                 "pipeline [%s] %s consumption (%s)",
                 self.pipeline,
                 "pauses" if should else "resumes",

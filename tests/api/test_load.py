@@ -5,6 +5,7 @@ bounded; and a graceful shutdown that lets the in-flight request finish.
 from __future__ import annotations
 
 import asyncio
+import signal
 import threading
 import time
 from collections import Counter
@@ -16,6 +17,7 @@ import pytest
 from tests.api.sidecar_process import SidecarProcess, run_sidecar
 
 SPARSE = "/_inference/sparse_embedding/.splade-tiny"
+SPARSE_ONLY = {"preload_endpoints": '[".splade-tiny"]'}  # load only the model these tests use
 WORDS = "the sky above the port was the color of television tuned to a dead channel".split()
 
 
@@ -40,29 +42,31 @@ async def _burst(url: str, count: int) -> Counter[int]:
 @pytest.mark.parametrize(
     "limits",
     [
-        pytest.param({"max_concurrent_requests": "40"}, id="http-in-flight-limit"),
-        pytest.param({"max_queue": "24", "max_batch_requests": "8"}, id="batching-queue-limit"),
+        pytest.param({"max_concurrent_requests": "40", **SPARSE_ONLY}, id="http-in-flight-limit"),
+        pytest.param(
+            {"max_queue": "24", "max_batch_requests": "8", **SPARSE_ONLY}, id="batching-queue-limit"
+        ),
     ],
 )
 def test_200_concurrent_requests_are_all_answered(tmp_path: Path, limits: dict[str, str]) -> None:
     with run_sidecar(tmp_path, limits) as sidecar:
         asyncio.run(_burst(sidecar.url, 20))  # warm up connections and the model
         baseline = sidecar.rss_bytes()
-        rounds = [asyncio.run(_burst(sidecar.url, 200)) for _ in range(3)]
+        rounds = [asyncio.run(_burst(sidecar.url, 200)) for _ in range(2)]
         grown = sidecar.rss_bytes() - baseline
         for statuses in rounds:
             assert sum(statuses.values()) == 200
             assert set(statuses) <= {200, 429}, statuses
             assert statuses[200] > 0 and statuses[429] > 0, statuses
-        assert grown < 200 * 2**20, f"RSS grew {grown / 2**20:.0f} MiB over three bursts"
+        assert grown < 200 * 2**20, f"RSS grew {grown / 2**20:.0f} MiB over two bursts"
         with httpx.Client(base_url=sidecar.url) as client:
             assert client.get("/_sidecar/health/ready").status_code == 200
             assert client.post(SPARSE, json={"input": "still serving"}).status_code == 200
 
 
 def test_sigterm_lets_the_in_flight_request_finish(tmp_path: Path) -> None:
-    heavy = {"input": [" ".join(WORDS * 20) + f" {i}" for i in range(96)]}
-    with run_sidecar(tmp_path) as sidecar:
+    heavy = {"input": [" ".join(WORDS * 20) + f" {i}" for i in range(48)]}
+    with run_sidecar(tmp_path, SPARSE_ONLY) as sidecar:
         result: dict[str, httpx.Response] = {}
 
         def send() -> None:
@@ -76,8 +80,9 @@ def test_sigterm_lets_the_in_flight_request_finish(tmp_path: Path) -> None:
         worker.join(timeout=120.0)
         response = result["response"]
         assert response.status_code == 200, response.text
-        assert len(response.json()["sparse_embedding"]) == 96
-        assert exit_code == 0, sidecar.log_tail()
+        assert len(response.json()["sparse_embedding"]) == 48
+        # uvicorn ends by re-raising the signal it handled, so the parent sees "terminated by SIGTERM".
+        assert exit_code in (0, -signal.SIGTERM), sidecar.log_tail()
         assert '"sidecar API stopped"' in sidecar.log_path.read_text(encoding="utf-8")
 
 

@@ -104,7 +104,7 @@ async def test_scifact_titles_and_poison_end_to_end(
 
         try:
             stored = await client.docs(names.index, ["ml.tokens"])
-            assert sorted(stored) == sorted(d["_id"] for d in docs)
+            assert sorted(stored) == sorted(d["id"] for d in docs)
             empty = [doc_id for doc_id, source in stored.items() if not source.get("ml", {}).get("tokens")]
             assert empty == []
 

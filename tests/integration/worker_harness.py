@@ -40,7 +40,7 @@ def scifact_titles(count: int) -> list[dict[str, str]]:
     corpus = [json.loads(line) for line in (SCIFACT / "corpus.jsonl").read_text().splitlines()]
     chosen = [d for d in corpus if d["_id"] in judged]
     chosen += [d for d in corpus if d["_id"] not in judged][: max(0, count - len(chosen))]
-    return [{"_id": d["_id"], "title": d["title"]} for d in chosen[:count]]
+    return [{"id": d["_id"], "title": d["title"]} for d in chosen[:count]]
 
 
 def scifact_queries() -> tuple[list[dict[str, str]], dict[str, set[str]]]:
@@ -79,7 +79,7 @@ def malformed_messages(count: int) -> list[Outgoing]:
 
 
 def mixed_stream(docs: list[dict[str, str]], poison: list[Outgoing], seed: int = 5) -> list[Outgoing]:
-    stream = [Outgoing(d["_id"].encode(), json.dumps(d).encode()) for d in docs]
+    stream = [Outgoing(d["id"].encode(), json.dumps(d).encode()) for d in docs]
     rng = random.Random(seed)
     for message in poison:
         stream.insert(rng.randrange(len(stream) + 1), message)

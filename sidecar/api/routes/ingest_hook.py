@@ -130,26 +130,37 @@ async def bulk(request: Request) -> Response:
 
 
 @router.api_route(
-    "/{index}/_bulk", methods=["POST", "PUT"], summary="Bulk write to an index, enriched", openapi_extra=_BULK_DOC
+    "/{index}/_bulk",
+    methods=["POST", "PUT"],
+    summary="Bulk write to an index, enriched",
+    openapi_extra=_BULK_DOC,
 )
 async def index_bulk(request: Request, index: str) -> Response:
     return await _bulk(request, index)
 
 
 @router.api_route(
-    "/{index}/_doc/{doc_id}", methods=["PUT", "POST"], summary="Index a document, enriched", openapi_extra=_DOC_DOC
+    "/{index}/_doc/{doc_id:path}",
+    methods=["PUT", "POST"],
+    summary="Index a document, enriched",
+    openapi_extra=_DOC_DOC,
 )
 async def index_document(request: Request, index: str, doc_id: str) -> Response:
     return await _document(request, index, doc_id, create=False)
 
 
-@router.post("/{index}/_doc", summary="Index a document with a generated id, enriched", openapi_extra=_DOC_DOC)
+@router.post(
+    "/{index}/_doc", summary="Index a document with a generated id, enriched", openapi_extra=_DOC_DOC
+)
 async def index_document_auto_id(request: Request, index: str) -> Response:
     return await _document(request, index, None, create=False)
 
 
 @router.api_route(
-    "/{index}/_create/{doc_id}", methods=["PUT", "POST"], summary="Create a document, enriched", openapi_extra=_DOC_DOC
+    "/{index}/_create/{doc_id:path}",
+    methods=["PUT", "POST"],
+    summary="Create a document, enriched",
+    openapi_extra=_DOC_DOC,
 )
 async def create_document(request: Request, index: str, doc_id: str) -> Response:
     return await _document(request, index, doc_id, create=True)

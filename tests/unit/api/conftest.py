@@ -29,7 +29,9 @@ ClientFactory = Callable[..., AbstractAsyncContextManager[httpx.AsyncClient]]
 
 
 @asynccontextmanager
-async def _started(registry: Path, service: Any, overrides: dict[str, Any]) -> AsyncIterator[httpx.AsyncClient]:
+async def _started(
+    registry: Path, service: Any, overrides: dict[str, Any]
+) -> AsyncIterator[httpx.AsyncClient]:
     settings = load_settings(registry_path=registry, **overrides)
     app = create_app(settings, service=service)
     async with app.router.lifespan_context(app):
@@ -64,7 +66,9 @@ def fake() -> FakeInferenceService:
 
 
 @pytest.fixture
-async def fake_client(open_client: ClientFactory, fake: FakeInferenceService) -> AsyncIterator[httpx.AsyncClient]:
+async def fake_client(
+    open_client: ClientFactory, fake: FakeInferenceService
+) -> AsyncIterator[httpx.AsyncClient]:
     async with open_client(service=fake) as started:
         yield started
 

@@ -21,6 +21,7 @@ from sidecar.api.app import OPENAPI_URL, create_app
 from sidecar.settings import load_settings
 from tests.unit.api.conftest import DENSE_ID, RERANK_ID, SPARSE_ID
 
+OWN_PATHS = r"^/(_inference|_sidecar|metrics|$)"
 FUZZ_LIMITS = {"max_inputs_per_request": 8, "max_input_chars": 300, "max_body_bytes": 64 * 1024}
 
 
@@ -39,7 +40,8 @@ def fuzz_client(fuzz_app: Any) -> Iterator[Any]:
 
 @pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE])
 def test_openapi_operations_never_answer_5xx(fuzz_app: Any, fuzz_client: Any, mode: GenerationMode) -> None:
-    schema = schemathesis.openapi.from_asgi(OPENAPI_URL, fuzz_app)
+    # The inference API's own operations (the ingest hook's document routes have their own tests).
+    schema = schemathesis.openapi.from_asgi(OPENAPI_URL, fuzz_app).include(path_regex=OWN_PATHS)
     operations = [result.ok() for result in schema.get_all_operations()]  # type: ignore[union-attr]
     assert len(operations) >= 20  # every route is documented
 

@@ -4,6 +4,7 @@ response bodies for sparse, dense and rerank, in both route forms."""
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import httpx
 import pytest
@@ -40,7 +41,7 @@ async def test_a_single_string_is_one_input(client: httpx.AsyncClient) -> None:
 async def test_text_embedding(
     client: httpx.AsyncClient, snapshot: SnapshotAssertion, input_type: str | None
 ) -> None:
-    payload = {"input": [SKY, "a dead channel"]}
+    payload: dict[str, Any] = {"input": [SKY, "a dead channel"]}
     if input_type is not None:
         payload["input_type"] = input_type
     response = await client.post(f"/_inference/text_embedding/{DENSE_ID}", json=payload)

@@ -9,7 +9,16 @@ import pytest
 from sidecar.errors import RequestValidationError
 from sidecar.pipelines.loader import parse_pipeline_text
 from sidecar.pipelines.schema import Engine
-from sidecar.search.searcher import BM25, DEFAULT_WEIGHTS, DENSE, SPARSE, SearchTarget, parse_weights
+from sidecar.search.engine import EngineClient
+from sidecar.search.searcher import (
+    BM25,
+    DEFAULT_WEIGHTS,
+    DENSE,
+    SPARSE,
+    Searcher,
+    SearchTarget,
+    parse_weights,
+)
 
 PIPELINE = """
 name: docs
@@ -79,3 +88,14 @@ def test_parse_weights(raw: str | list[float] | None, expected: tuple[float, ...
 def test_bad_weights(raw: str, message: str) -> None:
     with pytest.raises(RequestValidationError, match=message):
         parse_weights(raw, (BM25, SPARSE))
+
+
+async def test_search_rejects_empty_text_and_bad_k_before_any_call() -> None:
+    target = target_from(PIPELINE)
+    client = EngineClient(["http://127.0.0.1:9"])  # never reached: validation comes first
+    searcher = Searcher(target, client, encoder=None)  # type: ignore[arg-type]
+    with pytest.raises(RequestValidationError, match="empty"):
+        await searcher.search("   ")
+    with pytest.raises(RequestValidationError, match="k must be"):
+        await searcher.search("dogs", k=0)
+    await client.close()

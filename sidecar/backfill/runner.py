@@ -1,0 +1,348 @@
+"""One backfill run over one slice: scan, select, enrich, write, dead-letter, checkpoint, repeat.
+
+Only one batch is ever inferred but not yet acknowledged (the next page is read meanwhile), so a
+crash costs at most one batch of inference. On resume, a new point in time is opened after a
+refresh: documents finished before the crash no longer match (`missing`) or are skipped by their
+hash (`changed`); with `--force` the cursor continues, in a new point in time where the sort allows
+it (OpenSearch) or in the saved one while it lives (Elasticsearch), else the scan starts over.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import hashlib
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sidecar.backfill.checkpoint import CheckpointStore
+from sidecar.backfill.deadletters import BackfillDeadLetter
+from sidecar.backfill.pacing import CountingService, Throttle
+from sidecar.backfill.progress import LogProgress, ProgressReporter, Stats
+from sidecar.backfill.reindex import swap_alias
+from sidecar.backfill.scan import Page, PitExpired, PitScanner, scanner_for
+from sidecar.backfill.selection import Mode, build_query, fields_to_do, source_paths
+from sidecar.deadletter import DeadLetter, DeadLetterWriter
+from sidecar.hook.enrich import EnrichResult, EnrichTask, FieldEnricher, apply_additions, nested
+from sidecar.hook.scripts import replacement_script
+from sidecar.inference.types import InferenceServiceProtocol
+from sidecar.observability import metrics
+from sidecar.pipelines.schema import Operation, PipelineConfig
+from sidecar.sinks.base import BulkItem, BulkSink, backoff_delay
+from sidecar.sinks.date_math import is_date_math, static_prefix
+from sidecar.writers.fields import RetriableInferenceError
+
+log = logging.getLogger("sidecar.backfill")
+
+
+@dataclass(frozen=True)
+class BackfillOptions:
+    mode: Mode = Mode.MISSING
+    query: dict[str, Any] | None = None
+    slices: int = 1
+    slice_id: int = 0
+    dry_run: bool = False
+    max_docs_per_second: float | None = None
+    batch_size: int = 256
+    keep_alive: str = "10m"
+    reindex_to: str | None = None
+    alias: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.slices < 1 or not 0 <= self.slice_id < self.slices:
+            raise ValueError(f"--slice must be in [0, {self.slices - 1}]")
+        if self.batch_size < 1:
+            raise ValueError("--batch-size must be positive")
+        if self.alias is not None and self.reindex_to is None:
+            raise ValueError("--alias needs --reindex-to")
+
+
+@dataclass
+class BackfillResult:
+    total: Stats  # every run of this slice, resumed ones included
+    run: Stats  # this process only
+    seconds: float
+    finished: bool
+    resumed: bool
+    alias_moved: bool = False
+    notes: list[str] = field(default_factory=list)
+
+
+def source_index(config: PipelineConfig) -> str:
+    """What to scan: the sink's index, or every index its date math can produce."""
+    index = config.sink.index
+    return f"{static_prefix(index)}*" if is_date_math(index) else index
+
+
+def run_key(config: PipelineConfig, options: BackfillOptions) -> str:
+    mode = Mode.ALL if options.reindex_to else options.mode
+    facts = [source_index(config), mode.value, options.query, options.reindex_to]
+    digest = hashlib.sha256(json.dumps(facts, sort_keys=True).encode()).hexdigest()[:16]
+    return f"{config.name}.{mode.value}.{digest}"
+
+
+class Backfill:
+    def __init__(
+        self,
+        config: PipelineConfig,
+        service: InferenceServiceProtocol,
+        sink: BulkSink,
+        store: CheckpointStore,
+        options: BackfillOptions,
+        *,
+        dead_letters: DeadLetterWriter | None = None,
+        progress: ProgressReporter | None = None,
+        stop: asyncio.Event | None = None,
+        max_inputs_per_request: int = 256,
+        max_input_chars: int = 100_000,
+    ) -> None:
+        self.config = config
+        self.options = options
+        self.mode = Mode.ALL if options.reindex_to else options.mode
+        self.sink = sink
+        self.client: Any = getattr(sink, "client")  # noqa: B009 - both engine sinks expose their client
+        self.scanner: PitScanner = scanner_for(config.sink.engine, self.client)
+        self.store = store
+        self.counter = CountingService(service)
+        self.enricher = FieldEnricher(
+            config.fields,
+            self.counter,
+            pipeline=config.name,
+            max_inputs_per_request=max_inputs_per_request,
+            max_input_chars=max_input_chars,
+            always_hash=True,
+        )
+        self.dead_letters = dead_letters or DeadLetterWriter(
+            config.name, topic=None, index=config.errors.dead_letter_index, producer=None, sink=sink,
+            backoff=config.errors.backoff,
+        )  # fmt: skip
+        self.index = source_index(config)
+        self.run_id = run_key(config, options)
+        self.key = f"{self.run_id}.slice-{options.slice_id}-of-{options.slices}"
+        self.label = f"backfill [{config.name}] slice {options.slice_id + 1}/{options.slices}"
+        self.progress = progress or LogProgress(self.label)
+        self.stop = stop or asyncio.Event()
+        self.throttle = Throttle(options.max_docs_per_second)
+        self.query = build_query(self.mode, config.fields, options.query)
+        self.source = source_paths(self.mode, config.fields, full=options.reindex_to is not None)
+        self.slice = (options.slice_id, options.slices)
+        self.pit = ""
+        self.total = Stats()
+        self.this_run = Stats()
+
+    # --- the loop ------------------------------------------------------------------------------------
+    async def run(self) -> BackfillResult:
+        started = time.monotonic()
+        state = None if self.options.dry_run else await self.store.load(self.key)
+        resumed = state is not None and not state.get("done")
+        self.total = Stats.from_dict(state.get("stats")) if resumed and state else Stats()
+        after = await self._open(state if resumed else None)
+        try:
+            total_docs = await self.scanner.count(self.pit, self.options.keep_alive, self.query, self.slice)
+        except PitExpired:
+            total_docs = None
+        self.progress.start(total_docs, self.total)
+        finished = False
+        try:
+            finished = await self._scan(after)
+        finally:
+            self.progress.close()
+        result = BackfillResult(self.total, self.this_run, time.monotonic() - started, finished, resumed)
+        if finished:
+            await self._close_pit()
+            if not self.options.dry_run:
+                await self._save(None, done=True)
+                result.alias_moved = await self._maybe_swap_alias(result)
+        return result
+
+    async def _scan(self, after: list[Any] | None) -> bool:
+        """Pages until the end (True) or a stop request (False)."""
+        pending = asyncio.create_task(self._page(after))
+        try:
+            while True:
+                page = await pending
+                if not page.hits:
+                    return True
+                after = page.cursor
+                pending = asyncio.create_task(self._page(after))  # read ahead while enriching
+                await self._batch(page.hits)
+                if not self.options.dry_run:
+                    await self._save(after, done=False)
+                self.progress.update(self.total)
+                if self.stop.is_set():
+                    log.info("%s: stopping; the checkpoint holds the position", self.label)
+                    return False
+        finally:
+            if not pending.done():
+                pending.cancel()
+                await asyncio.gather(pending, return_exceptions=True)
+
+    async def _page(self, after: list[Any] | None) -> Page:
+        try:
+            page = await self.scanner.page(
+                self.pit, self.options.keep_alive, self.query, self.options.batch_size,
+                after=after, slice_=self.slice, source=self.source,
+            )  # fmt: skip
+        except PitExpired:
+            if not self.scanner.stable_sort:
+                log.warning("%s: the point in time expired; scanning again from the start", self.label)
+                after = None
+            self.pit = await self._new_pit()
+            return await self._page(after)
+        self.pit = page.pit_id
+        return page
+
+    # --- one batch -----------------------------------------------------------------------------------
+    async def _batch(self, hits: list[dict[str, Any]]) -> None:
+        name = self.config.name
+        todo: list[tuple[dict[str, Any], list[int]]] = []
+        copies: list[dict[str, Any]] = []  # reindex: unchanged documents still get copied
+        for hit in hits:
+            fields = fields_to_do(self.mode, self.enricher, hit.get("_source") or {})
+            if fields:
+                todo.append((hit, fields))
+            elif self.options.reindex_to:
+                copies.append(hit)
+            else:
+                self._count(skipped=1)
+        self._count(scanned=len(hits))
+        metrics.BACKFILL_SCANNED.labels(name).inc(len(hits))
+        if self.options.dry_run:
+            self._count(enriched=len(todo) + len(copies))
+            return
+        await self.throttle.wait(len(todo) + len(copies))
+        results = await self._enrich([EnrichTask(hit.get("_source") or {}, fields) for hit, fields in todo])
+        items: list[BulkItem] = []
+        owners: list[dict[str, Any]] = []
+        letters: list[DeadLetter] = []
+        for (hit, _), result in zip(todo, results, strict=True):
+            if result.error is not None:
+                letters.append(self._letter(hit, result.error.error_type, result.error.reason, "enrich"))
+            if result.additions or self.options.reindex_to:
+                items.append(self._item(hit, result))
+                owners.append(hit)
+            elif result.error is None:
+                self._count(skipped=1)  # optional inputs absent: nothing to write
+        for hit in copies:
+            items.append(self._item(hit, EnrichResult()))
+            owners.append(hit)
+        written = await self.sink.write(items)
+        for hit, outcome in zip(owners, written.outcomes, strict=True):
+            if outcome is None:
+                self._count(enriched=1)
+            elif outcome.error_type == "document_missing_exception":
+                self._count(skipped=1)  # deleted since it was read
+            else:
+                letters.append(self._letter(hit, outcome.error_type, outcome.reason, "index"))
+        await self.dead_letters.write(letters)
+        failed = len({(letter.topic, letter.key) for letter in letters})  # one per document
+        self._count(failed=failed)
+        metrics.BACKFILL_FAILED.labels(name).inc(failed)
+
+    async def _enrich(self, tasks: list[EnrichTask]) -> list[EnrichResult]:
+        attempt = 0
+        while True:
+            before = self.counter.texts
+            try:
+                results = await self.enricher.enrich(tasks) if tasks else []
+            except RetriableInferenceError as exc:
+                attempt += 1
+                backoff = self.config.errors.backoff
+                log.warning("%s: inference unavailable (%s); retry %d", self.label, exc, attempt)
+                await asyncio.sleep(backoff_delay(attempt, backoff.initial_ms / 1000, backoff.max_ms / 1000))
+                continue
+            finally:
+                self._count(inferred=self.counter.texts - before)
+            return results
+
+    def _item(self, hit: dict[str, Any], result: EnrichResult) -> BulkItem:
+        routing = hit.get("_routing")
+        if self.options.reindex_to:
+            source = copy.deepcopy(hit.get("_source") or {})
+            apply_additions(source, result.additions)
+            return BulkItem(hit["_id"], self.options.reindex_to, source, Operation.INDEX, routing)
+        # A target may already hold a vector (changed / all): replace it rather than merge into it.
+        script = None if self.mode is Mode.MISSING else replacement_script(result.additions)
+        return BulkItem(
+            hit["_id"], hit["_index"], nested(result.additions), Operation.UPDATE, routing,
+            upsert=False, script=script,
+        )  # fmt: skip
+
+    def _letter(self, hit: dict[str, Any], error_type: str, reason: str, stage: str) -> DeadLetter:
+        source = hit.get("_source") or {}
+        return BackfillDeadLetter.of(hit["_index"], hit["_id"], source, error_type, reason, stage)
+
+    def _count(self, **deltas: int) -> None:
+        for name, delta in deltas.items():
+            for stats in (self.total, self.this_run):
+                setattr(stats, name, getattr(stats, name) + delta)
+        if deltas.get("enriched") and not self.options.dry_run:
+            metrics.BACKFILL_DOCS.labels(self.config.name).inc(deltas["enriched"])
+        if deltas.get("skipped"):
+            metrics.BACKFILL_SKIPPED.labels(self.config.name).inc(deltas["skipped"])
+
+    # --- point in time and checkpoints ---------------------------------------------------------------
+    async def _new_pit(self) -> str:
+        await self.scanner.refresh(self.index)  # acknowledged writes become visible to the new one
+        return await self.scanner.open(self.index, self.options.keep_alive)
+
+    async def _open(self, state: dict[str, Any] | None) -> list[Any] | None:
+        cursor = list(state["cursor"]) if state and state.get("cursor") else None
+        if (
+            cursor
+            and self.mode is Mode.ALL
+            and not self.scanner.stable_sort
+            and state
+            and state.get("pit_id")
+        ):
+            self.pit = str(state["pit_id"])  # the only place this cursor means something
+            log.info("%s: resuming in the saved point in time", self.label)
+            return cursor
+        self.pit = await self._new_pit()
+        if cursor and self.scanner.stable_sort:
+            log.info("%s: resuming after the saved cursor", self.label)
+            return cursor
+        if state:
+            log.info("%s: resuming; finished documents are no longer selected", self.label)
+        return None
+
+    async def _close_pit(self) -> None:
+        try:
+            await self.scanner.close(self.pit)
+        except Exception as exc:  # it expires by itself anyway
+            log.debug("closing the point in time failed: %s", exc)
+
+    async def _save(self, cursor: list[Any] | None, *, done: bool) -> None:
+        state = {
+            "run": self.run_id,
+            "pipeline": self.config.name,
+            "index": self.index,
+            "mode": self.mode.value,
+            "query": self.options.query,
+            "reindex_to": self.options.reindex_to,
+            "slice": self.options.slice_id,
+            "slices": self.options.slices,
+            "pit_id": self.pit,
+            "cursor": cursor,
+            "stats": self.total.as_dict(),
+            "done": done,
+            "updated_at": datetime.now(UTC).isoformat(),
+        }
+        await self.store.save(self.key, state)
+
+    async def _maybe_swap_alias(self, result: BackfillResult) -> bool:
+        alias, target = self.options.alias, self.options.reindex_to
+        if alias is None or target is None:
+            return False
+        states = await self.store.load_run(self.run_id)
+        done = {s.get("slice") for s in states if s.get("done") and s.get("slices") == self.options.slices}
+        if len(done) < self.options.slices:
+            result.notes.append(f"alias [{alias}] waits for {self.options.slices - len(done)} more slice(s)")
+            return False
+        await swap_alias(self.config.sink.engine, self.client, alias, target)
+        result.notes.append(f"alias [{alias}] now points at [{target}]")
+        return True

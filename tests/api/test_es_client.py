@@ -1,0 +1,253 @@
+"""The official `elasticsearch` Python client, unchanged, against a running `sidecar serve`.
+
+Runs with whichever client major is installed: 9.x in the project's environment, 8.x in
+`.venv-es8` (tests/api/run_es8.sh). Needs only the client, pytest and pytest-asyncio.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import elasticsearch
+import pytest
+from elasticsearch import ApiError, AsyncElasticsearch, BadRequestError, Elasticsearch, NotFoundError
+
+from tests.api.sidecar_process import SidecarProcess, run_sidecar
+
+MAJOR = int(elasticsearch.__versionstr__.split(".")[0])
+SPARSE, DENSE, RERANK = ".splade-tiny", ".minilm-l6", ".minilm-l6-rerank"
+LOCAL_SPLADE = {"service": "elasticsearch", "service_settings": {"model_id": ".splade_tiny"}}
+TEXTS = ["The sky above the port was the color of television", "tuned to a dead channel"]
+
+
+@pytest.fixture(scope="module")
+def es(sidecar: SidecarProcess) -> Iterator[Elasticsearch]:
+    client = Elasticsearch(sidecar.url, request_timeout=60)
+    yield client
+    client.close()
+
+
+def test_info_and_ping(es: Elasticsearch) -> None:
+    info = es.info()
+    assert info["version"]["number"].startswith(f"{MAJOR}.")
+    assert info["tagline"] == "You Know, for Search"
+    assert es.ping() is True
+
+
+def test_get(es: Elasticsearch) -> None:
+    everything = {e["inference_id"] for e in es.inference.get()["endpoints"]}
+    assert {SPARSE, DENSE, RERANK} <= everything
+    one = es.inference.get(inference_id=SPARSE)["endpoints"]
+    assert [e["task_type"] for e in one] == ["sparse_embedding"]
+    typed = es.inference.get(task_type="sparse_embedding", inference_id=SPARSE)
+    assert typed["endpoints"] == one
+    filtered = es.inference.get(task_type="rerank", inference_id="_all", filter_path="endpoints.inference_id")
+    assert filtered.body == {"endpoints": [{"inference_id": RERANK}]}
+
+
+def test_generic_inference(es: Elasticsearch) -> None:
+    untyped = es.inference.inference(inference_id=SPARSE, input=TEXTS)
+    typed = es.inference.inference(inference_id=SPARSE, task_type="sparse_embedding", input=TEXTS)
+    assert untyped.body == typed.body
+    assert [set(e) for e in untyped["sparse_embedding"]] == [{"is_truncated", "embedding"}] * 2
+    assert untyped["sparse_embedding"][0]["embedding"]["port"] > 0
+
+
+def _check_sparse(body: Any) -> None:
+    assert all(e["embedding"] and not e["is_truncated"] for e in body["sparse_embedding"])
+
+
+def _check_dense(body: Any) -> None:
+    assert [len(e["embedding"]) for e in body["text_embedding"]] == [384, 384]
+
+
+def _check_rerank(body: Any) -> None:
+    ranked = body["rerank"]
+    assert [set(r) for r in ranked] == [{"index", "relevance_score"}] * 2  # no `return_documents`
+    assert ranked[0]["index"] == 0
+    assert ranked[0]["relevance_score"] >= ranked[-1]["relevance_score"]
+
+
+PER_TASK = [
+    pytest.param(
+        "sparse_embedding", {"inference_id": SPARSE, "input": TEXTS}, _check_sparse, id="sparse_embedding"
+    ),
+    pytest.param(
+        "text_embedding",
+        {"inference_id": DENSE, "input": TEXTS, "input_type": "search"},
+        _check_dense,
+        id="text_embedding",
+    ),
+    pytest.param(
+        "rerank",
+        {"inference_id": RERANK, "input": TEXTS, "query": "sky over the port"},
+        _check_rerank,
+        id="rerank",
+    ),
+]
+
+
+@pytest.mark.parametrize(("method", "arguments", "check"), PER_TASK)
+def test_per_task_methods(es: Elasticsearch, method: str, arguments: dict[str, Any], check: Any) -> None:
+    check(getattr(es.inference, method)(**arguments).body)
+
+
+def test_completion_method_reaches_the_completion_route(es: Elasticsearch) -> None:
+    # No packaged model completes text: the route answers as Elasticsearch does for a mismatch.
+    with pytest.raises(BadRequestError) as caught:
+        es.inference.completion(inference_id=SPARSE, input="Say hello")
+    assert caught.value.message == "status_exception"
+    assert "Incompatible task_type" in str(caught.value.body)
+
+
+def test_put_get_update_delete(es: Elasticsearch) -> None:
+    created = es.inference.put(
+        inference_id="client-splade", task_type="sparse_embedding", inference_config=LOCAL_SPLADE
+    )
+    assert created["inference_id"] == "client-splade"
+    assert created["chunking_settings"]["strategy"] == "sentence"
+    assert es.inference.get(inference_id="client-splade")["endpoints"] == [created.body]
+    assert es.inference.sparse_embedding(inference_id="client-splade", input="hello")["sparse_embedding"]
+
+    updated = es.inference.update(
+        inference_id="client-splade", inference_config={"task_settings": {"pruning": {"top_k": 4}}}
+    )
+    assert updated["task_settings"] == {"pruning": {"top_k": 4}}
+    pruned = es.inference.sparse_embedding(inference_id="client-splade", input=TEXTS[0])
+    assert len(pruned["sparse_embedding"][0]["embedding"]) == 4
+
+    assert es.inference.delete(inference_id="client-splade", dry_run=True)["acknowledged"] is False
+    deleted = es.inference.delete(inference_id="client-splade", task_type="sparse_embedding")
+    assert deleted.body == {"acknowledged": True, "pipelines": [], "indexes": []}
+    with pytest.raises(NotFoundError):
+        es.inference.get(inference_id="client-splade")
+
+
+def test_put_service_helper_and_secrets(es: Elasticsearch) -> None:
+    created = es.inference.put_hugging_face(
+        task_type="text_embedding",
+        huggingface_inference_id="client-tei",
+        service="hugging_face",
+        service_settings={"url": "http://tei.internal/embed", "api_key": "hf-client-secret"},
+    )
+    assert created["service"] == "hugging_face"
+    assert "hf-client-secret" not in str(created.body)
+    assert "hf-client-secret" not in str(es.inference.get(inference_id="client-tei").body)
+    assert es.inference.delete(inference_id="client-tei")["acknowledged"] is True
+
+
+@pytest.mark.parametrize(
+    ("call", "error_class", "error_type"),
+    [
+        pytest.param(
+            lambda es: es.inference.get(inference_id="missing"),
+            NotFoundError,
+            "resource_not_found_exception",
+            id="unknown-id",
+        ),
+        pytest.param(
+            lambda es: es.inference.text_embedding(inference_id=SPARSE, input="x"),
+            BadRequestError,
+            "status_exception",
+            id="task-type-mismatch",
+        ),
+        pytest.param(
+            lambda es: es.inference.inference(inference_id=SPARSE, input=[]),
+            BadRequestError,
+            "action_request_validation_exception",
+            id="empty-input",
+        ),
+        pytest.param(
+            lambda es: es.inference.inference(inference_id=RERANK, task_type="rerank", input=["a"]),
+            BadRequestError,
+            "action_request_validation_exception",
+            id="rerank-without-query",
+        ),
+        pytest.param(
+            lambda es: es.inference.put(inference_id="Bad Id", inference_config=LOCAL_SPLADE),
+            BadRequestError,
+            "action_request_validation_exception",
+            id="invalid-id",
+        ),
+        pytest.param(
+            lambda es: es.inference.put(
+                inference_id="x-unknown",
+                task_type="sparse_embedding",
+                inference_config={"service": "magic", "service_settings": {}},
+            ),
+            BadRequestError,
+            "status_exception",
+            id="unknown-service",
+        ),
+        pytest.param(
+            lambda es: es.inference.put(
+                inference_id="x-field",
+                task_type="sparse_embedding",
+                inference_config={**LOCAL_SPLADE, "colour": 1},
+            ),
+            BadRequestError,
+            "x_content_parse_exception",
+            id="unknown-field",
+        ),
+        pytest.param(
+            lambda es: es.inference.inference(inference_id=SPARSE, task_type="bogus", input="x"),
+            BadRequestError,
+            "status_exception",
+            id="unknown-task-type",
+        ),
+        pytest.param(
+            lambda es: es.inference.delete(inference_id=SPARSE),
+            BadRequestError,
+            "status_exception",
+            id="reserved-endpoint",
+        ),
+    ],
+)
+def test_errors_raise_the_clients_exceptions(
+    es: Elasticsearch, call: Any, error_class: type[ApiError], error_type: str
+) -> None:
+    with pytest.raises(error_class) as caught:
+        call(es)
+    assert caught.value.message == error_type
+    assert caught.value.body["error"]["root_cause"][0]["type"] == error_type
+    assert caught.value.meta.status == caught.value.body["status"]
+
+
+def test_overload_raises_api_error_429(tmp_path_factory: pytest.TempPathFactory) -> None:
+    settings = {"max_concurrent_requests": "1", "preload_endpoints": f'["{SPARSE}"]'}
+    with run_sidecar(tmp_path_factory.mktemp("busy"), settings) as busy:
+        outcomes = asyncio.run(_concurrent_sparse(busy.url, 24))
+    rejected = [o for o in outcomes if isinstance(o, ApiError)]
+    assert rejected and len(rejected) < len(outcomes)
+    assert all(e.meta.status == 429 and e.message == "es_rejected_execution_exception" for e in rejected)
+    assert all(isinstance(o, dict) and o["sparse_embedding"] for o in outcomes if not isinstance(o, ApiError))
+
+
+async def _concurrent_sparse(url: str, count: int) -> list[Any]:
+    client = AsyncElasticsearch(url, max_retries=0, request_timeout=60)
+    try:
+
+        async def one(i: int) -> Any:
+            try:
+                return (
+                    await client.inference.sparse_embedding(inference_id=SPARSE, input=f"{TEXTS[0]} {i}")
+                ).body
+            except ApiError as err:
+                return err
+
+        return await asyncio.gather(*(one(i) for i in range(count)))
+    finally:
+        await client.close()
+
+
+def test_request_ids_reach_the_server_log(es: Elasticsearch, sidecar: SidecarProcess) -> None:
+    es.options(opaque_id="client-trace-1").inference.get(inference_id=SPARSE)
+    deadline = time.monotonic() + 10
+    # The access record is written just after the answer is sent: give the server a moment.
+    while '"request_id": "client-trace-1"' not in Path(sidecar.log_path).read_text(encoding="utf-8"):
+        assert time.monotonic() < deadline, sidecar.log_tail()
+        time.sleep(0.05)
