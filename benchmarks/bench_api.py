@@ -27,6 +27,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import aiohttp
 import httpx
 
 REPO = Path(__file__).resolve().parents[1]
@@ -127,23 +128,27 @@ def sidecar(workdir: Path, **settings: str) -> Iterator[str]:
 
 
 async def load(url: str, name: str, *, clients: int, duration: float, warmup: float) -> Result:
+    """`clients` concurrent loops, each sending one sentence and waiting for the answer.
+
+    aiohttp rather than httpx: the load generator shares the CPU with the server, so its own
+    per-request cost must stay small.
+    """
     texts = sentences(4096)
-    path = f"/_inference/sparse_embedding/{ENDPOINT}"
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    target = f"{url}/_inference/sparse_embedding/{ENDPOINT}"
     latencies: list[float] = []
     counts = {"ok": 0, "rejected": 0, "failed": 0}
     start = time.perf_counter()
     measure_from, stop_at = start + warmup, start + warmup + duration
 
-    async def client_loop(index: int, client: httpx.AsyncClient) -> None:
+    async def client_loop(index: int, session: aiohttp.ClientSession) -> None:
         i = index
-        while (now := time.perf_counter()) < stop_at:
+        while (sent := time.perf_counter()) < stop_at:
             i += clients
-            sent = now
             try:
-                response = await client.post(path, json={"input": texts[i % len(texts)]})
-                status = response.status_code
-            except httpx.HTTPError:
+                async with session.post(target, json={"input": texts[i % len(texts)]}) as response:
+                    await response.read()
+                    status = response.status
+            except aiohttp.ClientError:
                 status = -1
             done = time.perf_counter()
             if sent < measure_from or done > stop_at:
@@ -156,8 +161,10 @@ async def load(url: str, name: str, *, clients: int, duration: float, warmup: fl
             else:
                 counts["failed"] += 1
 
-    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=60.0) as client:
-        await asyncio.gather(*(client_loop(i, client) for i in range(clients)))
+    connector = aiohttp.TCPConnector(limit=clients)
+    timeout = aiohttp.ClientTimeout(total=60)
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+        await asyncio.gather(*(client_loop(i, session) for i in range(clients)))
     return Result(name, counts["ok"], counts["rejected"], counts["failed"], duration, latencies)
 
 

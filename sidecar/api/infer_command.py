@@ -68,7 +68,8 @@ def render(body: dict[str, Any], texts: list[str], *, top: int, console: Console
     if "sparse_embedding" in body:
         for text, entry in zip(texts, body["sparse_embedding"], strict=False):
             weights = sorted(entry["embedding"].items(), key=lambda kv: kv[1], reverse=True)
-            table = Table(title=f"{text[:60]!r}: {len(weights)} tokens", show_lines=False)
+            console.print(f"{text[:60]!r}: {len(weights)} tokens")
+            table = Table()
             table.add_column("token")
             table.add_column("weight", justify="right")
             for token, weight in weights[:top]:

@@ -84,7 +84,10 @@ def rounded(value: Any, digits: int = 2) -> Any:
     return value
 
 
-def top_tokens(embedding: dict[str, float], count: int = 8) -> dict[str, float]:
-    """The heaviest tokens of a sparse embedding, rounded: a stable summary for snapshots."""
-    heaviest = sorted(embedding.items(), key=lambda kv: kv[1], reverse=True)[:count]
-    return {token: round(weight, 1) for token, weight in heaviest}
+def top_tokens(embedding: dict[str, float], count: int = 3) -> list[str]:
+    """The heaviest tokens of a sparse embedding, heaviest first: a stable summary for snapshots.
+
+    Weights move in the last digits with batch composition (padding changes the arithmetic), so
+    snapshots hold only the leading tokens, whose margins are far larger than that noise.
+    """
+    return [token for token, _ in sorted(embedding.items(), key=lambda kv: kv[1], reverse=True)[:count]]

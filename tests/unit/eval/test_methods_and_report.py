@@ -11,6 +11,7 @@ from sidecar.eval.methods import Hybrid, default_hybrids, fuse_runs, weight_grid
 from sidecar.eval.report import harness_check, print_report, write_chart, write_json
 from sidecar.eval.retrieval import MethodScore
 from sidecar.eval.runner import EvalReport
+from sidecar.eval.tradeoff import markdown
 from sidecar.search.fusion import Fusion
 
 
@@ -82,3 +83,16 @@ def test_harness_check_against_the_published_bm25() -> None:
     assert not ok and "OUTSIDE" in sentence
     report.dataset = "nfcorpus"
     assert harness_check(report) is None
+
+
+def test_tradeoff_markdown_rows() -> None:
+    report = sample_report()
+    report.scores += [
+        MethodScore("bm25+sparse minmax 0.5/0.5", 0.7, 0.93),
+        MethodScore("bm25+sparse rrf", 0.69, 0.92),
+    ]
+    table = markdown([(None, 32, report), (64, None, report)])
+    lines = table.splitlines()
+    assert lines[0].startswith("| doc top-k | query top-k | index size (MiB)")
+    assert lines[2] == "| none | 32 | 12.0 | 1,000 | 0.6400 | 0.8800 | 0.7000 | 0.6900 |"
+    assert lines[3].startswith("| 64 | none |")
