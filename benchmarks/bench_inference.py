@@ -242,6 +242,7 @@ def main() -> None:
 
     fast, _ = load_fast_tokenizer(model_dir(args.model_size, Path(args.workdir)), MAX_LEN)
     tokens = sum(len(e.ids) for e in fast.encode_batch(texts))
+    load_before = os.getloadavg()[0]
     modes = ["engine", "naive", "sparse_encoder"] + (["engine-fp32"] if args.device == "cpu" else [])
     results = {m: spawn(m, args) for m in modes}
     conc = spawn("concurrency", args)
@@ -281,6 +282,10 @@ def main() -> None:
         f" --device {args.device} --model-size {args.model_size}`."
     )
     table = "\n".join(rows)
+    header += (
+        f" Load average {load_before:.1f} at the start, {os.getloadavg()[0]:.1f} at the end "
+        "(above the core count, other jobs shared the CPU and the numbers are noisy)."
+    )
     print(header + "\n\n" + table)
     if not args.no_write:
         write_section(f"{header}\n\n{table}\n", f"Inference ({args.device}, {args.model_size})")

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
+import json
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -147,8 +149,8 @@ async def run_eval(options: EvalOptions, progress: Progress | None = None) -> Ev
             encodings_for, dataset=dataset, cache_dir=options.cache_dir, max_length=max_length,
             service=service,
         )
-        sparse = await encode(sparse_spec, endpoint_config=endpoint_config(service, sparse_spec.endpoint),
-                              progress=tick("encode sparse"))
+        sparse_config = endpoint_config(service, sparse_spec.endpoint)
+        sparse = await encode(sparse_spec, endpoint_config=sparse_config, progress=tick("encode sparse"))
         dense: Encodings | None = None
         if dense_spec is not None:
             dense = await encode(dense_spec, endpoint_config=endpoint_config(service, dense_spec.endpoint),
@@ -160,14 +162,16 @@ async def run_eval(options: EvalOptions, progress: Progress | None = None) -> Ev
         engine_dense = dense is not None and await engine_scores_dense(client, options.engine.value)
         meta = {
             "dataset": f"{dataset.name}-{dataset.fingerprint}",
-            "sparse": sparse_spec.endpoint,
+            "sparse": sparse_config,
             "chunking": sparse_spec.chunking,
             "max_length": max_length,
             "doc_top_k": doc_top_k,
             "dense": dense_spec.endpoint if dense_spec is not None and engine_dense else None,
             "layout": 1,
         }
-        index = f"eval-{dataset.name.lower()}-{f'k{doc_top_k}' if doc_top_k else 'full'}-{max_length}"
+        # One index per configuration (hash of `meta`): alternating runs reuse instead of rebuilding.
+        digest = hashlib.sha256(json.dumps(meta, sort_keys=True).encode()).hexdigest()[:8]
+        index = f"eval-{dataset.name.lower()}-{f'k{doc_top_k}' if doc_top_k else 'full'}-{digest}"
         info = await build_index(
             client, index, dataset, sparse.docs, dense.docs if dense else None,
             pruning=Pruning(top_k=doc_top_k), engine=options.engine.value, engine_dense=engine_dense,

@@ -196,7 +196,8 @@ class FieldConfig(_Strict):
     pruning: PruningConfig | None = None
     chunking: dict[str, Any] | None = Field(
         default=None,
-        description="Elasticsearch `chunking_settings`; chunk vectors are combined (max per token).",
+        description="Elasticsearch `chunking_settings` applied by the worker before inference (chunk vectors "
+        "combined, max per token); by default the endpoint's own chunking applies.",
     )
     skip_if_unchanged: bool = Field(
         default=False,

@@ -55,9 +55,9 @@ def worker_command(paths: Sequence[Path], host: str, port: int, config: Path | N
 def _registry_lookup() -> Callable[[str], TaskType | None]:
     """Task types from the local endpoint registry, without loading any model."""
     from sidecar.errors import NotFoundError
-    from sidecar.inference.registry import EndpointRegistry  # type: ignore[import-not-found,unused-ignore]
+    from sidecar.inference.registry import EndpointRegistry
 
-    registry: Any = EndpointRegistry.from_settings(load_settings())
+    registry = EndpointRegistry(load_settings().registry_path)
 
     def lookup(inference_id: str) -> TaskType | None:
         try:

@@ -29,11 +29,12 @@ log = logging.getLogger(__name__)
 STUCK_LOOP_S = 60.0
 
 
-async def open_local_service(settings: Settings) -> Any:
+async def open_local_service(settings: Settings, preload: Sequence[str] = ()) -> Any:
+    """The in-process inference service, with the models of `preload` endpoints loaded and warm."""
     from sidecar.inference.service import InferenceService
 
     service = InferenceService.from_settings(settings)
-    await service.start()
+    await service.start(preload=list(preload))
     return service
 
 
@@ -56,7 +57,8 @@ class Worker:
                 service, catalog = remote, remote
             else:
                 if local is None:
-                    local = await open_local_service(self.settings)
+                    endpoints = {e for c in self.configs if c.inference.url is None for e in c.endpoint_ids}
+                    local = await open_local_service(self.settings, sorted(endpoints))
                     self._closers.append(local.close)
                 service, catalog = local, LocalCatalog(local)
             self.runners.append(PipelineRunner(config, service, catalog, self.settings))

@@ -103,12 +103,14 @@ class FieldWriter:
         max_inputs_per_request: int = 256,
         max_input_chars: int = 100_000,
         pipeline: str = "",
+        timeout_s: float = 300.0,
     ) -> None:
         self.fields = list(fields)
         self.service = service
         self.max_inputs = max_inputs_per_request
         self.max_input_chars = max_input_chars
         self.pipeline = pipeline
+        self.timeout_s = timeout_s  # generous: a full in-flight window may queue before its batch runs
         self.skipped_unchanged = 0  # vectors reused thanks to skip_if_unchanged
 
     @property
@@ -232,6 +234,7 @@ class FieldWriter:
             texts,
             task_type=TaskType.SPARSE_EMBEDDING if sparse else TaskType.TEXT_EMBEDDING,
             input_type=None if sparse else InputType.INGEST,
+            timeout=self.timeout_s,
         )
         if len(output.results) != len(texts):
             raise SidecarError(

@@ -110,7 +110,10 @@ class FaultProxy:
             body, injected = self._take_rejections(body)
         if is_bulk and not body.strip():
             answer: dict[str, Any] = {"took": 0, "errors": True, "items": []}
-            status, answer_headers = 200, [("content-type", "application/json"), ("x-elastic-product", "Elasticsearch")]
+            status, answer_headers = (
+                200,
+                [("content-type", "application/json"), ("x-elastic-product", "Elasticsearch")],
+            )
         else:
             response = await self._client.request(method, target, headers=send, content=body)
             status = response.status_code
@@ -139,11 +142,17 @@ class FaultProxy:
             if self.reject_first.get(doc_id, 0) > 0:
                 self.reject_first[doc_id] -= 1
                 self.injected += 1
-                injected[position] = {op: {
-                    "_index": meta.get("_index"), "_id": doc_id, "status": 429,
-                    "error": {"type": "es_rejected_execution_exception",
-                              "reason": "rejected execution of bulk item [injected by the test proxy]"},
-                }}
+                injected[position] = {
+                    op: {
+                        "_index": meta.get("_index"),
+                        "_id": doc_id,
+                        "status": 429,
+                        "error": {
+                            "type": "es_rejected_execution_exception",
+                            "reason": "rejected execution of bulk item [injected by the test proxy]",
+                        },
+                    }
+                }
             else:
                 kept += lines[i : i + width]
             i += width

@@ -60,11 +60,12 @@ def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(params=[Engine.OPENSEARCH, Engine.ELASTICSEARCH], ids=["opensearch", "es-wire"])
-def engine_url(request: pytest.FixtureRequest) -> Iterator[tuple[Engine, str]]:
+def engine_url(request: pytest.FixtureRequest, small_scifact: Path) -> Iterator[tuple[Engine, str]]:
     engine: Engine = request.param
     url = request.getfixturevalue("opensearch_url" if engine is Engine.OPENSEARCH else "es_url")
     yield engine, url
-    httpx.delete(f"{url}/eval-scifact*", params={"expand_wildcards": "open"}, timeout=30)
+    # Only this test's index (its dataset folder name is unique), never other evaluation indices.
+    httpx.delete(f"{url}/eval-{small_scifact.name}-*", timeout=30)
 
 
 def pipeline_raw(engine: Engine, url: str, index: str, *, dense: bool) -> dict[str, object]:

@@ -46,8 +46,13 @@ async def test_three_sigkills_mid_stream_lose_and_duplicate_nothing(
         await produce(kafka_bootstrap, names.topic, mixed_stream(docs, []))
         # Small batches and in-flight bound so every kill lands with work in flight.
         pipeline = write_pipeline(
-            tmp_path / "p.yaml", names, engine_name, url, kafka_bootstrap,
-            source__kafka__max_poll_records=100, worker__max_in_flight_docs=400,
+            tmp_path / "p.yaml",
+            names,
+            engine_name,
+            url,
+            kafka_bootstrap,
+            source__kafka__max_poll_records=100,
+            worker__max_in_flight_docs=400,
         )
         try:
             counts = []

@@ -23,7 +23,7 @@ from tests.integration.worker_harness import (
 
 pytestmark = pytest.mark.integration
 
-DOCS = 3_000
+DOCS = 2_000
 
 
 @pytest.fixture(params=["opensearch", "elasticsearch"])
@@ -43,8 +43,13 @@ async def test_late_join_and_leave_rebalance_without_loss(
     async with kafka_topics(kafka_bootstrap, names.topic, names.dlq_topic, partitions=6):
         await produce(kafka_bootstrap, names.topic, mixed_stream(docs, []))
         pipeline = write_pipeline(
-            tmp_path / "p.yaml", names, engine_name, url, kafka_bootstrap,
-            source__kafka__max_poll_records=100, worker__max_in_flight_docs=300,
+            tmp_path / "p.yaml",
+            names,
+            engine_name,
+            url,
+            kafka_bootstrap,
+            source__kafka__max_poll_records=100,
+            worker__max_in_flight_docs=300,
         )
         first = WorkerProcess(pipeline, tmp_path, "first")
         second: WorkerProcess | None = None
@@ -57,8 +62,11 @@ async def test_late_join_and_leave_rebalance_without_loss(
             await wait_for(lambda: past(DOCS // 5), 300, "the first worker under way")
             second = WorkerProcess(pipeline, tmp_path, "second")
             await second.wait_ready()
-            await wait_for(lambda: second.metric("sidecar_worker_consumed_total"), 120,  # type: ignore[union-attr]
-                           "the late worker to receive partitions and consume")
+            await wait_for(
+                lambda: second.metric("sidecar_worker_consumed_total"),
+                120,  # type: ignore[union-attr]
+                "the late worker to receive partitions and consume",
+            )
             assert await client.count(names.index) < DOCS, "the stream ended before the second worker joined"
             first_consumed = await first.metric("sidecar_worker_consumed_total")
             assert first.terminate() == 0, first.log_tail()  # leaves the group: its partitions move over

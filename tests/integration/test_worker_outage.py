@@ -31,7 +31,7 @@ from tests.integration.worker_harness import (
 
 pytestmark = pytest.mark.integration
 
-DOCS = 2_500
+DOCS = 1_500
 POISON = 20
 MAX_IN_FLIGHT = 500
 
@@ -64,11 +64,14 @@ class CommitMonitor:
             for offset in range(start, committed):
                 message = self.produced.at[(partition, offset)]
                 acked_as = (
-                    f"{self.names.topic}+{partition}+{offset}" if message.malformed
+                    f"{self.names.topic}+{partition}+{offset}"
+                    if message.malformed
                     else self.produced.doc_id(partition, offset)
                 )
                 if acked_as not in self.proxy.acked:
-                    self.violations.append(f"offset {partition}:{offset} committed before [{acked_as}] was acknowledged")
+                    self.violations.append(
+                        f"offset {partition}:{offset} committed before [{acked_as}] was acknowledged"
+                    )
             self.checked[partition] = max(start, committed)
 
     async def run(self) -> None:
@@ -88,9 +91,15 @@ async def test_engine_outage_pauses_then_recovers_without_loss(
     async with kafka_topics(kafka_bootstrap, names.topic, names.dlq_topic):
         produced = await produce(kafka_bootstrap, names.topic, mixed_stream(docs, malformed_messages(POISON)))
         pipeline = write_pipeline(
-            tmp_path / "p.yaml", names, engine_name, proxy.url, kafka_bootstrap,
-            source__kafka__max_poll_records=100, worker__max_in_flight_docs=MAX_IN_FLIGHT,
-            errors__backoff={"initial_ms": 200, "max_ms": 2000}, sink__request_timeout_s=3,
+            tmp_path / "p.yaml",
+            names,
+            engine_name,
+            proxy.url,
+            kafka_bootstrap,
+            source__kafka__max_poll_records=100,
+            worker__max_in_flight_docs=MAX_IN_FLIGHT,
+            errors__backoff={"initial_ms": 200, "max_ms": 2000},
+            sink__request_timeout_s=3,
         )
         monitor = CommitMonitor(kafka_bootstrap, names, produced, proxy)
         watching = asyncio.create_task(monitor.run())
@@ -115,7 +124,9 @@ async def test_engine_outage_pauses_then_recovers_without_loss(
             assert await client.count(names.index) == during < DOCS  # the engine really saw nothing
 
             async def finished() -> bool:
-                return await client.count(names.index) >= DOCS and await client.count(names.dlq_index) >= POISON
+                return (
+                    await client.count(names.index) >= DOCS and await client.count(names.dlq_index) >= POISON
+                )
 
             await wait_for(finished, 300, "recovery after the outage")
             await worker.wait_ready(30)

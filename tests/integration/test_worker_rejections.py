@@ -29,7 +29,7 @@ from tests.integration.worker_harness import (
 
 pytestmark = pytest.mark.integration
 
-DOCS = 2_000
+DOCS = 1_000
 CONFLICTS = 20
 REJECTED_TWICE = DOCS // 10
 
@@ -49,26 +49,40 @@ async def test_item_429s_are_retried_and_mapping_conflicts_dead_lettered(
     names = Names()
     docs = scifact_titles(DOCS + CONFLICTS)
     good, conflicting = docs[:DOCS], docs[DOCS:]
-    messages = [Outgoing(d["id"].encode(), json.dumps({**d, "year": 2000 + i % 20}).encode())
-                for i, d in enumerate(good)]
-    messages += [Outgoing(d["id"].encode(), json.dumps({**d, "year": "unknown"}).encode()) for d in conflicting]
+    messages = [
+        Outgoing(d["id"].encode(), json.dumps({**d, "year": 2000 + i % 20}).encode())
+        for i, d in enumerate(good)
+    ]
+    messages += [
+        Outgoing(d["id"].encode(), json.dumps({**d, "year": "unknown"}).encode()) for d in conflicting
+    ]
     proxy = FaultProxy(url)
     proxy.reject_first = {d["id"]: 2 for d in good[::10]}
     await proxy.start()
-    created = await client.client.put(f"/{names.index}", json={"mappings": {"properties": {"year": {"type": "integer"}}}})
+    created = await client.client.put(
+        f"/{names.index}", json={"mappings": {"properties": {"year": {"type": "integer"}}}}
+    )
     assert created.status_code == 200, created.text
     async with kafka_topics(kafka_bootstrap, names.topic, names.dlq_topic):
         await produce(kafka_bootstrap, names.topic, messages)
         pipeline = write_pipeline(
-            tmp_path / "p.yaml", names, engine_name, proxy.url, kafka_bootstrap,
-            errors__backoff={"initial_ms": 50, "max_ms": 500}, errors__max_retries=3,
+            tmp_path / "p.yaml",
+            names,
+            engine_name,
+            proxy.url,
+            kafka_bootstrap,
+            errors__backoff={"initial_ms": 50, "max_ms": 500},
+            errors__max_retries=3,
         )
         worker = WorkerProcess(pipeline, tmp_path)
         try:
             await worker.wait_ready()
 
             async def done() -> bool:
-                return await client.count(names.index) >= DOCS and await client.count(names.dlq_index) >= CONFLICTS
+                return (
+                    await client.count(names.index) >= DOCS
+                    and await client.count(names.dlq_index) >= CONFLICTS
+                )
 
             await wait_for(done, 300, "every document indexed or dead-lettered")
             retried = await worker.metric("sidecar_worker_retried_total", kind="item")

@@ -29,7 +29,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 ROOT = Path(__file__).resolve().parents[2]
 SCIFACT = ROOT.parent / "shared" / "datasets" / "scifact"
-SIDECAR = Path(os.environ.get("DEV_SIDECAR", Path(sys.executable).parent / "sidecar"))  # DEV-REMOVE
+SIDECAR = Path(sys.executable).parent / "sidecar"
 MAX_MESSAGE_BYTES = 64 * 1024
 
 
@@ -67,7 +67,10 @@ def malformed_messages(count: int) -> list[Outgoing]:
         ("not_an_object", lambda i: (f"bad-{i}".encode(), json.dumps(["a", i]).encode())),
         ("missing_input_field", lambda i: (f"bad-{i}".encode(), json.dumps({"name": "no title"}).encode())),
         ("invalid_input_field", lambda i: (f"bad-{i}".encode(), json.dumps({"title": i}).encode())),
-        ("message_too_large", lambda i: (f"bad-{i}".encode(), json.dumps({"title": "x" * MAX_MESSAGE_BYTES}).encode())),
+        (
+            "message_too_large",
+            lambda i: (f"bad-{i}".encode(), json.dumps({"title": "x" * MAX_MESSAGE_BYTES}).encode()),
+        ),
         ("missing_document_id", lambda i: (None, json.dumps({"title": "no key"}).encode())),
     ]
     out = []
@@ -92,7 +95,9 @@ async def kafka_topics(bootstrap: str, *names: str, partitions: int = 4) -> Asyn
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
-        await admin.create_topics([NewTopic(n, num_partitions=partitions, replication_factor=1) for n in names])
+        await admin.create_topics(
+            [NewTopic(n, num_partitions=partitions, replication_factor=1) for n in names]
+        )
         yield
     finally:
         try:
@@ -114,7 +119,10 @@ class Produced:
 
 async def produce(bootstrap: str, topic: str, messages: list[Outgoing]) -> Produced:
     producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, max_request_size=4 * MAX_MESSAGE_BYTES
+        bootstrap_servers=bootstrap,
+        acks="all",
+        enable_idempotence=True,
+        max_request_size=4 * MAX_MESSAGE_BYTES,
     )
     await producer.start()
     produced = Produced()
@@ -129,8 +137,13 @@ async def produce(bootstrap: str, topic: str, messages: list[Outgoing]) -> Produ
 
 
 async def read_topic(bootstrap: str, topic: str, expect: int, timeout_s: float = 30) -> list[Any]:
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
-                                enable_auto_commit=False, group_id=None)
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        group_id=None,
+    )
     await consumer.start()
     records: list[Any] = []
     try:
@@ -184,10 +197,12 @@ class Engine:
         response.raise_for_status()
         return {h["_id"]: h.get("_source", {}) for h in response.json()["hits"]["hits"]}
 
-    async def search_ids(self, index: str, query: dict[str, Any], size: int = 10) -> list[str]:
-        response = await self.client.post(f"/{index}/_search", json={"query": query, "size": size, "_source": False})
+    async def search(self, index: str, query: dict[str, Any], size: int = 10) -> list[tuple[str, float]]:
+        response = await self.client.post(
+            f"/{index}/_search", json={"query": query, "size": size, "_source": False}
+        )
         response.raise_for_status()
-        return [h["_id"] for h in response.json()["hits"]["hits"]]
+        return [(h["_id"], float(h["_score"])) for h in response.json()["hits"]["hits"]]
 
     async def delete(self, *indices: str) -> None:
         for index in indices:
@@ -197,7 +212,9 @@ class Engine:
         await self.client.aclose()
 
 
-async def wait_for(check: Callable[[], Awaitable[bool]], timeout_s: float, what: str, every_s: float = 0.5) -> None:
+async def wait_for(
+    check: Callable[[], Awaitable[bool]], timeout_s: float, what: str, every_s: float = 0.5
+) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if await check():
@@ -234,19 +251,37 @@ class Names:
         return f"wt-{self.tag}-dlq"
 
 
-def write_pipeline(path: Path, names: Names, engine: str, engine_url: str, bootstrap: str, **extra: Any) -> Path:
+def write_pipeline(
+    path: Path, names: Names, engine: str, engine_url: str, bootstrap: str, **extra: Any
+) -> Path:
     config: dict[str, Any] = {
         "name": f"it-{names.tag}",
-        "source": {"kafka": {
-            "bootstrap_servers": bootstrap, "topics": [names.topic], "group_id": names.group,
-            "max_message_bytes": MAX_MESSAGE_BYTES, "max_poll_records": 250,
-            "session_timeout_ms": 6000, "heartbeat_interval_ms": 1000,
-        }},
-        "fields": [{"input": "title", "endpoint": ".splade-tiny", "target": "ml.tokens", "type": "rank_features"}],
-        "sink": {"engine": engine, "urls": [engine_url], "index": names.index, "request_timeout_s": 5,
-                 "bulk": {"max_docs": 250, "concurrency": 2}},
-        "errors": {"dead_letter_topic": names.dlq_topic, "dead_letter_index": names.dlq_index,
-                   "backoff": {"initial_ms": 100, "max_ms": 2000}},
+        "source": {
+            "kafka": {
+                "bootstrap_servers": bootstrap,
+                "topics": [names.topic],
+                "group_id": names.group,
+                "max_message_bytes": MAX_MESSAGE_BYTES,
+                "max_poll_records": 250,
+                "session_timeout_ms": 6000,
+                "heartbeat_interval_ms": 1000,
+            }
+        },
+        "fields": [
+            {"input": "title", "endpoint": ".splade-tiny", "target": "ml.tokens", "type": "rank_features"}
+        ],
+        "sink": {
+            "engine": engine,
+            "urls": [engine_url],
+            "index": names.index,
+            "request_timeout_s": 5,
+            "bulk": {"max_docs": 250, "concurrency": 2},
+        },
+        "errors": {
+            "dead_letter_topic": names.dlq_topic,
+            "dead_letter_index": names.dlq_index,
+            "backoff": {"initial_ms": 100, "max_ms": 2000},
+        },
         "worker": {"commit_interval_ms": 300, "max_in_flight_docs": 1000},
     }
     for dotted, value in extra.items():
@@ -272,13 +307,28 @@ class WorkerProcess:
         self.pipeline = pipeline
         self.log_path = workdir / f"{name}-{uuid.uuid4().hex[:4]}.log"
         self.port = free_port()
-        env = {**os.environ, "SIDECAR_LOG_JSON": "false", "SIDECAR_LOG_LEVEL": "INFO",
-               "SIDECAR_REGISTRY_PATH": str(workdir / "endpoints.sqlite3")}
+        env = {
+            **os.environ,
+            "SIDECAR_LOG_JSON": "false",
+            "SIDECAR_LOG_LEVEL": "INFO",
+            "SIDECAR_REGISTRY_PATH": str(workdir / "endpoints.sqlite3"),
+        }
         self._log = self.log_path.open("wb")
         self.proc = subprocess.Popen(
-            [str(SIDECAR), "worker", "--pipeline", str(pipeline), "--metrics-host", "127.0.0.1",
-             "--metrics-port", str(self.port)],
-            cwd=workdir, env=env, stdout=self._log, stderr=subprocess.STDOUT,
+            [
+                str(SIDECAR),
+                "worker",
+                "--pipeline",
+                str(pipeline),
+                "--metrics-host",
+                "127.0.0.1",
+                "--metrics-port",
+                str(self.port),
+            ],
+            cwd=workdir,
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
         )
 
     async def get(self, path: str) -> httpx.Response | None:

@@ -1,0 +1,192 @@
+"""Backfill throughput against the inference engine alone, on the same documents.
+
+SciFact documents (title + text stored, titles encoded) are indexed into the local engine; then,
+alternately, (a) the in-process inference service encodes the titles in the backfill's batch size,
+one request after another, and (b) a `Backfill` enriches the index (point in time, selection,
+inference, partial updates, engine checkpoints). Reports docs/s of both, their ratio (goal: the
+backfill reaches at least 85% of inference alone) and where the backfill's time went.
+
+    .venv/bin/python benchmarks/bench_backfill.py [--size quick|full] [--engine opensearch] [--no-write]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.report import hardware, record_throughput, write_section  # noqa: E402
+from sidecar.backfill.checkpoint import EngineCheckpointStore  # noqa: E402
+from sidecar.backfill.runner import Backfill, BackfillOptions  # noqa: E402
+from sidecar.inference.types import TaskType  # noqa: E402
+from sidecar.pipelines.schema import PipelineConfig  # noqa: E402
+from sidecar.settings import load_settings  # noqa: E402
+from sidecar.sinks import create_sink  # noqa: E402
+
+CORPUS = ROOT.parent / "shared" / "datasets" / "scifact" / "corpus.jsonl"
+SIZES = {"quick": (2000, 2), "full": (5183, 3)}  # documents, repetitions
+ENDPOINT = ".splade-tiny"
+
+
+def engine_url(engine: str) -> str:
+    name = "SIDECAR_OPENSEARCH_URL" if engine == "opensearch" else "SIDECAR_ES_URL"
+    if os.environ.get(name):
+        return os.environ[name]
+    env = ROOT / ".devstack" / "env"
+    for line in env.read_text().splitlines() if env.exists() else []:
+        if line.startswith(f"export {name}="):
+            return line.split("=", 1)[1].strip()
+    raise SystemExit(f"no {name}: run `make stack-up` first")
+
+
+def load_docs(count: int) -> list[dict[str, Any]]:
+    docs = [json.loads(line) for line in CORPUS.read_text(encoding="utf-8").splitlines()]
+    return [{"_id": d["_id"], "title": d["title"], "text": d["text"]} for d in docs[:count]]
+
+
+def timed(target: Any, name: str, totals: dict[str, float]) -> None:
+    """Wrap `target.name` (a coroutine method) to add its wall time to totals[name]."""
+    original: Callable[..., Awaitable[Any]] = getattr(target, name)
+
+    async def wrapper(*args: Any, **kwargs: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            return await original(*args, **kwargs)
+        finally:
+            totals[name] = totals.get(name, 0.0) + time.perf_counter() - started
+
+    setattr(target, name, wrapper)
+
+
+async def index_corpus(http: httpx.AsyncClient, index: str, docs: list[dict[str, Any]]) -> None:
+    answer = await http.put(f"/{index}", json={"settings": {"number_of_shards": 1}})
+    answer.raise_for_status()
+    for i in range(0, len(docs), 1000):
+        lines = []
+        for doc in docs[i : i + 1000]:
+            lines.append(json.dumps({"index": {"_index": index, "_id": doc["_id"]}}))
+            lines.append(json.dumps({"title": doc["title"], "text": doc["text"]}))
+        body = ("\n".join(lines) + "\n").encode()
+        answer = await http.post("/_bulk", content=body, headers={"content-type": "application/x-ndjson"})
+        assert not answer.json()["errors"]
+    await http.post(f"/{index}/_refresh")
+
+
+async def inference_alone(service: Any, titles: list[str], batch: int) -> float:
+    started = time.perf_counter()
+    for i in range(0, len(titles), batch):
+        await service.infer(ENDPOINT, titles[i : i + batch], task_type=TaskType.SPARSE_EMBEDDING)
+    return len(titles) / (time.perf_counter() - started)
+
+
+async def one_backfill(
+    service: Any, url: str, engine: str, docs: list[dict[str, Any]], batch: int, http: httpx.AsyncClient
+) -> tuple[float, dict[str, float]]:
+    index, checkpoints = f"bench-backfill-{uuid.uuid4().hex[:8]}", f"bench-checkpoints-{uuid.uuid4().hex[:8]}"
+    await index_corpus(http, index, docs)
+    config = PipelineConfig.model_validate({
+        "name": "bench-backfill",
+        "source": {"ingest_hook": {"indices": [index]}},
+        "fields": [{"input": "title", "endpoint": ENDPOINT, "target": "ml.tokens"}],
+        "sink": {"engine": engine, "urls": [url], "index": index},
+    })  # fmt: skip
+    sink = create_sink(config.sink, config.errors, pipeline=config.name)
+    ml = {"tokens": {"type": "rank_features"}, "tokens_hash": {"type": "keyword", "index": False}}
+    await sink.put_mapping(index, {"properties": {"ml": {"properties": ml}}})
+    store = EngineCheckpointStore(config.sink.engine, getattr(sink, "client"), checkpoints)  # noqa: B009
+    backfill = Backfill(config, service, sink, store, BackfillOptions(batch_size=batch))
+    totals: dict[str, float] = {}
+    timed(backfill.enricher, "enrich", totals)
+    timed(backfill.sink, "write", totals)
+    timed(backfill.store, "save", totals)
+    try:
+        started = time.perf_counter()
+        result = await backfill.run()
+        seconds = time.perf_counter() - started
+        assert result.finished and result.run.enriched == len(docs), result
+    finally:
+        await sink.close()
+        await http.delete(f"/{index}")
+        await http.delete(f"/{checkpoints}")
+    totals["total"] = seconds
+    return len(docs) / seconds, totals
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    from sidecar.inference.service import InferenceService
+
+    count, repeats = SIZES[args.size]
+    docs = load_docs(count)
+    titles = [d["title"] for d in docs]
+    url = engine_url(args.engine)
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = load_settings(registry_path=Path(tmp) / "r.sqlite3", preload_endpoints=[ENDPOINT])
+        service = InferenceService.from_settings(settings)
+        await service.start(preload=[ENDPOINT])
+        await inference_alone(service, titles[:512], args.batch_size)  # warm-up
+        alone: list[float] = []
+        backfill: list[float] = []
+        phases: list[dict[str, float]] = []
+        async with httpx.AsyncClient(base_url=url, timeout=300) as http:
+            for _ in range(repeats):  # alternate, so drifting machine load hits both alike
+                alone.append(await inference_alone(service, titles, args.batch_size))
+                rate, totals = await one_backfill(service, url, args.engine, docs, args.batch_size, http)
+                backfill.append(rate)
+                phases.append(totals)
+        await service.close()
+    share = {k: statistics.median(p[k] / p["total"] for p in phases) for k in ("enrich", "write", "save")}
+    return {
+        "docs": count,
+        "repeats": repeats,
+        "batch": args.batch_size,
+        "alone": statistics.median(alone),
+        "backfill": statistics.median(backfill),
+        "share": share,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--size", choices=sorted(SIZES), default="quick")
+    parser.add_argument("--engine", choices=["opensearch", "elasticsearch"], default="opensearch")
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--no-write", action="store_true", help="Print only; leave docs/benchmarks.md alone.")
+    args = parser.parse_args()
+    out = asyncio.run(run(args))
+    ratio = out["backfill"] / out["alone"]
+    share = out["share"]
+    table = (
+        "| contender | docs/s |\n| --- | ---: |\n"
+        f"| inference engine alone ({out['batch']} titles per request) | {out['alone']:.1f} |\n"
+        f"| `sidecar backfill` ({args.engine}, batch {out['batch']}) | {out['backfill']:.1f} |\n\n"
+        f"Backfill / inference alone: **{ratio:.0%}** (goal >= 85%). Share of the backfill's wall time: "
+        f"inference {share['enrich']:.0%}, bulk updates {share['write']:.0%}, "
+        f"checkpoints {share['save']:.0%} (the rest: selection, page reads not hidden by the read-ahead).\n\n"
+        f"{out['docs']} SciFact documents, titles encoded with `{ENDPOINT}`, median of {out['repeats']} "
+        f"alternating runs; the engine runs on the same machine. {hardware()}.\n\n"
+        f"`python benchmarks/bench_backfill.py --size {args.size} --engine {args.engine}`"
+    )
+    print(table)
+    if not args.no_write:
+        write_section("Backfill", table)
+        record_throughput("backfill", out["backfill"])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,151 @@
+"""`sidecar demo` (what `make run` runs): the main job end to end on the local stack.
+
+1. produce the sample documents (JSON lines) to the demo pipeline's topic;
+2. run the worker in this process until the group's committed offsets reach the topic's end;
+3. print a semantic search over the enriched index: the query encoded by the same endpoint, turned
+   into a bool `should` of `rank_feature` queries (`linear`, boost = the query token's weight),
+   which scores documents by the sparse dot product.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+from aiokafka import AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+
+from sidecar.inference.types import TaskType
+from sidecar.pipelines.loader import load_pipeline
+from sidecar.pipelines.schema import PipelineConfig
+from sidecar.settings import load_settings
+from sidecar.sources.kafka import client_options
+from sidecar.worker.commands import configure_logging
+from sidecar.worker.main import Worker
+
+QUERIES = (
+    "why is the sky blue during the day",
+    "keeping my online accounts safe from hackers",
+    "how do plants make their food",
+    "what makes bread dough rise",
+)
+
+
+def load_stack_env(path: Path = Path(".devstack/env")) -> None:
+    """Fill missing SIDECAR_* variables from `make stack-up`'s env file (when run outside make)."""
+    if not path.is_file():
+        return
+    for line in path.read_text().splitlines():
+        name, sep, value = line.removeprefix("export ").partition("=")
+        if sep and name.strip().startswith("SIDECAR_"):
+            os.environ.setdefault(name.strip(), value.strip().strip("'\""))
+
+
+def rank_feature_query(field: str, weights: dict[str, float]) -> dict[str, Any]:
+    return {
+        "bool": {
+            "should": [
+                {"rank_feature": {"field": f"{field}.{token}", "linear": {}, "boost": weight}}
+                for token, weight in weights.items()
+            ]
+        }
+    }
+
+
+async def _produce(config: PipelineConfig, samples: Path) -> int:
+    kafka = config.kafka
+    topic = (kafka.topics or ["sidecar-demo"])[0]
+    admin = AIOKafkaAdminClient(**client_options(kafka))
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(topic, num_partitions=2, replication_factor=1)])
+    except TopicAlreadyExistsError:
+        pass
+    finally:
+        await admin.close()
+    producer = AIOKafkaProducer(**client_options(kafka), acks="all", enable_idempotence=True)
+    await producer.start()
+    count = 0
+    try:
+        for line in samples.read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                doc = json.loads(line)
+                await producer.send(topic, line.encode("utf-8"), str(doc.get("id", count)).encode("utf-8"))
+                count += 1
+        await producer.flush()
+    finally:
+        await producer.stop()
+    return count
+
+
+async def _caught_up(config: PipelineConfig) -> bool:
+    kafka = config.kafka
+    admin = AIOKafkaAdminClient(**client_options(kafka))
+    await admin.start()
+    try:
+        committed = await admin.list_consumer_group_offsets(kafka.group_id)
+    finally:
+        await admin.close()
+    from aiokafka import AIOKafkaConsumer
+
+    consumer = AIOKafkaConsumer(**client_options(kafka))
+    await consumer.start()
+    try:
+        topic = (kafka.topics or [""])[0]
+        partitions = consumer.partitions_for_topic(topic) or set()
+        ends = await consumer.end_offsets([TopicPartition(topic, p) for p in partitions])
+    finally:
+        await consumer.stop()
+    return bool(ends) and all(tp in committed and committed[tp].offset >= end for tp, end in ends.items())
+
+
+async def run_demo(pipeline: Path, samples: Path, timeout_s: float) -> int:
+    load_stack_env()
+    os.environ.setdefault("SIDECAR_LOG_LEVEL", "WARNING")  # the demo's own lines are the output
+    settings = load_settings()
+    configure_logging(settings)
+    config = load_pipeline(pipeline)
+    field = config.fields[0]
+    started = time.perf_counter()
+    produced = await _produce(config, samples)
+    print(f"produced {produced} documents from {samples} to Kafka topic {config.kafka.topics}")
+    worker = Worker([config], settings)
+    await worker.start()
+    running = asyncio.create_task(worker.run())
+    try:
+        deadline = time.monotonic() + timeout_s
+        while not await _caught_up(config):
+            if running.done() or time.monotonic() > deadline:
+                print("the worker did not finish the sample documents in time")
+                return 1
+            await asyncio.sleep(1)
+        print(f"worker indexed them into [{config.sink.index}] in {time.perf_counter() - started:.1f}s")
+        service = worker.runners[0].writer.service
+        url = config.sink.urls[0].rstrip("/")
+        async with httpx.AsyncClient(base_url=url, timeout=30) as engine:
+            await engine.post(f"/{config.sink.index}/_refresh")
+            for text in QUERIES:
+                encoded = await service.infer(field.endpoint, [text], task_type=TaskType.SPARSE_EMBEDDING)
+                weights = dict(encoded.results[0].embedding)
+                body = {"query": rank_feature_query(field.target, weights), "size": 3, "_source": ["title"]}
+                hits = (await engine.post(f"/{config.sink.index}/_search", json=body)).json()["hits"]["hits"]
+                print(f"\nquery: {text}")
+                strongest = sorted(weights.items(), key=lambda kv: -kv[1])[:6]
+                print("  encoded as: " + ", ".join(f"{t} {w:.2f}" for t, w in strongest) + ", ...")
+                for rank, hit in enumerate(hits, 1):
+                    print(f"  {rank}. {hit['_score']:7.3f}  {hit['_source'].get('title', hit['_id'])}")
+        return 0
+    finally:
+        worker.stop()
+        await running
+        await worker.close()
+
+
+def demo_command(pipeline: Path, samples: Path, timeout_s: float) -> int:
+    return asyncio.run(run_demo(pipeline, samples, timeout_s))
