@@ -48,6 +48,8 @@ test-unit: install  ## unit tests only (no servers)
 
 test: install lint  ## the whole suite: lint, unit, integration on the real local stack
 	CI=$${CI:-} timeout $(PYTEST_TIMEOUT) $(BIN)/pytest tests -q -ra --durations=15
+	# The official client, major version 8, against the same server (its own virtualenv).
+	tests/api/run_es8.sh
 
 bench: install  ## every benchmark (SIZE=quick|full); regenerates docs/benchmarks.md
 	$(BIN)/python -m benchmarks --size $${SIZE:-quick}

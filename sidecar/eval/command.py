@@ -38,7 +38,8 @@ def eval_command(options: EvalOptions, out_dir: Path) -> int:
     print_report(report, console)
     doc_k = f"k{report.doc_top_k}" if report.doc_top_k else "full"
     query_k = f"q{report.query_top_k or 'all'}"
-    stem = f"{report.dataset.lower()}-{report.engine}-{doc_k}-{query_k}-{report.max_length}"
+    endpoint = report.sparse_endpoint.strip(".").replace("/", "_")
+    stem = f"{report.dataset.lower()}-{report.engine}-{endpoint}-{doc_k}-{query_k}-{report.max_length}"
     write_json(report, out_dir / f"{stem}.json")
     write_chart(report, out_dir / f"{stem}.png")
     console.print(f"wrote {out_dir / stem}.json and .png")

@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 VENV=.venv-es8
-REQUIREMENTS=("elasticsearch[async]>=8.15,<9" "pytest>=8" "pytest-asyncio>=0.24")
+REQUIREMENTS=(-r tests/api/requirements-es8.txt)
 
 if ! "$VENV/bin/python" -c 'import sys, elasticsearch, pytest_asyncio; sys.exit(elasticsearch.__versionstr__[:2] != "8.")' 2>/dev/null; then
   rm -rf "$VENV"

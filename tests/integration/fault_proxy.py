@@ -33,7 +33,6 @@ class FaultProxy:
         self.acked: set[str] = set()
         self.reject_first: dict[str, int] = {}
         self.injected = 0
-        self.refused = 0
         self.hung = 0
         self._client = httpx.AsyncClient(base_url=self.upstream, timeout=120)
         self._server: asyncio.Server | None = None
@@ -80,8 +79,7 @@ class FaultProxy:
                 request = await _read_request(reader)
                 if request is None:
                     break
-                if self.mode == "refuse":
-                    self.refused += 1
+                if self.mode == "refuse":  # a keep-alive connection opened before the outage
                     break
                 if self.mode == "hang":
                     self.hung += 1
@@ -104,7 +102,7 @@ class FaultProxy:
         self, method: str, target: str, headers: list[tuple[str, str]], body: bytes
     ) -> tuple[int, list[tuple[str, str]], bytes]:
         send = [(k, v) for k, v in headers if k.lower() not in HOP_BY_HOP]
-        is_bulk = method == "POST" and target.split("?", 1)[0].endswith("/_bulk")
+        is_bulk = method in ("POST", "PUT") and target.split("?", 1)[0].endswith("/_bulk")
         injected: dict[int, dict[str, Any]] = {}
         if is_bulk:
             body, injected = self._take_rejections(body)
