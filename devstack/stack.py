@@ -103,9 +103,18 @@ def maven_fetch(pom_dir: Path, name: str) -> Path:
     mvn_log = LOGS / f"mvn-{name}.log"
     with mvn_log.open("w") as out:
         rc = subprocess.call(
-            [mvn, "-B", "-q", "-f", str(pom), "dependency:copy-dependencies",
-             "-DincludeScope=runtime", f"-DoutputDirectory={target}"],
-            stdout=out, stderr=subprocess.STDOUT,
+            [
+                mvn,
+                "-B",
+                "-q",
+                "-f",
+                str(pom),
+                "dependency:copy-dependencies",
+                "-DincludeScope=runtime",
+                f"-DoutputDirectory={target}",
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
         )
     if rc != 0:
         raise StackError(f"mvn could not fetch {name} (exit {rc}); see {mvn_log}:\n{tail(mvn_log)}")
@@ -155,9 +164,14 @@ class Server:
         cmd = self.start(STATE / self.name)
         started = time.monotonic()
         with self.log_file.open("ab") as out:
-            proc = subprocess.Popen(  # noqa: S603 - fixed argv built above
-                cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                cwd=STATE, start_new_session=True, env=self.env,
+            proc = subprocess.Popen(
+                cmd,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                cwd=STATE,
+                start_new_session=True,
+                env=self.env,
             )
         self.pid_file.write_text(f"{proc.pid}\n")
         while time.monotonic() - started < READY_TIMEOUT_S:
@@ -245,21 +259,46 @@ def kafka_command(data: Path) -> list[str]:
                 ]
             )
         )
-        cluster_id = subprocess.check_output(  # noqa: S603
-            [JAVA, "-cp", classpath, "kafka.tools.StorageTool", "random-uuid"], text=True,
-            stderr=subprocess.DEVNULL,
-        ).strip().splitlines()[-1]
+        cluster_id = (
+            subprocess.check_output(
+                [JAVA, "-cp", classpath, "kafka.tools.StorageTool", "random-uuid"],
+                text=True,
+                stderr=subprocess.DEVNULL,
+            )
+            .strip()
+            .splitlines()[-1]
+        )
         LOGS.mkdir(parents=True, exist_ok=True)
         with (LOGS / "kafka-format.log").open("w") as out:
-            rc = subprocess.call(  # noqa: S603
-                [JAVA, "-cp", classpath, "kafka.tools.StorageTool", "format", "-t", cluster_id,
-                 "-c", str(config), "--standalone"],
-                stdout=out, stderr=subprocess.STDOUT,
+            rc = subprocess.call(
+                [
+                    JAVA,
+                    "-cp",
+                    classpath,
+                    "kafka.tools.StorageTool",
+                    "format",
+                    "-t",
+                    cluster_id,
+                    "-c",
+                    str(config),
+                    "--standalone",
+                ],
+                stdout=out,
+                stderr=subprocess.STDOUT,
             )
         if rc != 0:
             raise StackError(f"kafka storage format failed; see {LOGS / 'kafka-format.log'}")
-    return [JAVA, "-Xms256m", "-Xmx768m", "-XX:+UseG1GC", "-Djava.awt.headless=true",
-            "-cp", classpath, "kafka.Kafka", str(config)]
+    return [
+        JAVA,
+        "-Xms256m",
+        "-Xmx768m",
+        "-XX:+UseG1GC",
+        "-Djava.awt.headless=true",
+        "-cp",
+        classpath,
+        "kafka.Kafka",
+        str(config),
+    ]
 
 
 def kafka_ready() -> bool:
@@ -274,9 +313,19 @@ def opensearch_command(data: Path) -> list[str]:
     # The runner refuses to reuse a node folder it did not just create; data is per start.
     if data.exists():
         shutil.rmtree(data)
-    return [JAVA, "-Xms512m", "-Xmx1g", "-XX:+UseG1GC", "-Djava.awt.headless=true",
-            "-cp", f"{libs}/*", str(HERE / "opensearch" / "DevstackOpenSearch.java"),
-            str(data), str(OPENSEARCH_PORT), str(OPENSEARCH_TRANSPORT_PORT)]
+    return [
+        JAVA,
+        "-Xms512m",
+        "-Xmx1g",
+        "-XX:+UseG1GC",
+        "-Djava.awt.headless=true",
+        "-cp",
+        f"{libs}/*",
+        str(HERE / "opensearch" / "DevstackOpenSearch.java"),
+        str(data),
+        str(OPENSEARCH_PORT),
+        str(OPENSEARCH_TRANSPORT_PORT),
+    ]
 
 
 def opensearch_ready() -> bool:
@@ -296,8 +345,18 @@ def noida_binary() -> str:
 
 def es_command(data: Path) -> list[str]:
     data.mkdir(parents=True, exist_ok=True)
-    return [noida_binary(), "start", "--data-dir", str(data), "--host", HOST,
-            "--only", "elasticsearch", "--elasticsearch-port", str(ES_PORT)]
+    return [
+        noida_binary(),
+        "start",
+        "--data-dir",
+        str(data),
+        "--host",
+        HOST,
+        "--only",
+        "elasticsearch",
+        "--elasticsearch-port",
+        str(ES_PORT),
+    ]
 
 
 def es_ready() -> bool:
@@ -305,18 +364,28 @@ def es_ready() -> bool:
 
 
 SERVERS: dict[str, Server] = {
-    "kafka": Server("kafka", KAFKA_PORT, f"{HOST}:{KAFKA_PORT}", "SIDECAR_KAFKA_BOOTSTRAP",
-                    kafka_command, kafka_ready),
-    "opensearch": Server("opensearch", OPENSEARCH_PORT, f"http://{HOST}:{OPENSEARCH_PORT}",
-                         "SIDECAR_OPENSEARCH_URL", opensearch_command, opensearch_ready),
-    "elasticsearch": Server("elasticsearch", ES_PORT, f"http://{HOST}:{ES_PORT}", "SIDECAR_ES_URL",
-                            es_command, es_ready),
+    "kafka": Server(
+        "kafka", KAFKA_PORT, f"{HOST}:{KAFKA_PORT}", "SIDECAR_KAFKA_BOOTSTRAP", kafka_command, kafka_ready
+    ),
+    "opensearch": Server(
+        "opensearch",
+        OPENSEARCH_PORT,
+        f"http://{HOST}:{OPENSEARCH_PORT}",
+        "SIDECAR_OPENSEARCH_URL",
+        opensearch_command,
+        opensearch_ready,
+    ),
+    "elasticsearch": Server(
+        "elasticsearch", ES_PORT, f"http://{HOST}:{ES_PORT}", "SIDECAR_ES_URL", es_command, es_ready
+    ),
 }
 
 
 def write_env() -> None:
     lines = [f"export {s.env_var}={s.url}" for s in SERVERS.values()]
-    ENV_FILE.write_text("# written by `make stack-up`; source it to reach the local stack\n" + "\n".join(lines) + "\n")
+    ENV_FILE.write_text(
+        "# written by `make stack-up`; source it to reach the local stack\n" + "\n".join(lines) + "\n"
+    )
 
 
 def up(names: list[str]) -> dict[str, float]:
@@ -345,12 +414,16 @@ def status() -> int:
         pid = server.pid()
         ready = pid is not None and server.ready()
         missing += not ready
-        print(f"{server.name:14} {'up' if ready else 'down':5} {server.url:28} pid={pid} log={server.log_file}")
+        print(
+            f"{server.name:14} {'up' if ready else 'down':5} {server.url:28} pid={pid} log={server.log_file}"
+        )
     return 1 if missing else 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("action", choices=["up", "down", "status"])
     parser.add_argument("servers", nargs="*", help="any of: " + ", ".join(SERVERS) + " (default: all)")
     args = parser.parse_args(argv)

@@ -202,6 +202,7 @@ def eval_(
     doc_top_k: Annotated[int | None, typer.Option(help="Sparse terms kept per document.")] = None,
     query_top_k: Annotated[int, typer.Option(help="Sparse terms kept per query (0: all).")] = 32,
     max_length: Annotated[int | None, typer.Option(help="Model input length in tokens.")] = None,
+    bm25: Annotated[str | None, typer.Option(help="BM25 `k1,b` (default: the engine's 1.2,0.75).")] = None,
     dense: Annotated[bool, typer.Option(help="Also evaluate the dense endpoint.")] = True,
     sweep: Annotated[bool, typer.Option(help="Also sweep min-max fusion weights.")] = False,
     reindex: Annotated[bool, typer.Option(help="Rebuild the index even when it matches.")] = False,
@@ -218,9 +219,15 @@ def eval_(
         chosen = Engine(engine)
     except ValueError:
         raise typer.BadParameter("use opensearch or elasticsearch", param_hint="--engine") from None
+    try:
+        k1_b = tuple(float(x) for x in bm25.split(",")) if bm25 else None
+    except ValueError:
+        k1_b = ()
+    if k1_b is not None and len(k1_b) != 2:
+        raise typer.BadParameter("expected two numbers, e.g. 0.9,0.4", param_hint="--bm25")
     options = EvalOptions(dataset=dataset, engine=chosen, url=url, pipeline=pipeline,
                           sparse_endpoint=sparse_endpoint, dense_endpoint=dense_endpoint, doc_top_k=doc_top_k,
-                          query_top_k=query_top_k or None, max_length=max_length, dense=dense,
+                          query_top_k=query_top_k or None, bm25=k1_b, max_length=max_length, dense=dense,
                           reindex=reindex, sweep=sweep)
     raise typer.Exit(eval_command(options, out))
 

@@ -104,7 +104,9 @@ def server_log_tails(lines: int = 30) -> str:
     parts = []
     for server in devstack.SERVERS.values():
         if server.log_file.exists():
-            parts.append(f"--- {server.log_file} (last {lines} lines)\n{devstack.tail(server.log_file, lines)}")
+            parts.append(
+                f"--- {server.log_file} (last {lines} lines)\n{devstack.tail(server.log_file, lines)}"
+            )
     return "\n".join(parts)
 
 

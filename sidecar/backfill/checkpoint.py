@@ -100,13 +100,11 @@ class EngineCheckpointStore:
 
     async def load(self, key: str) -> dict[str, Any] | None:
         await self._ensure_index()
-        try:
-            answer = await self.client.get(index=self.index, id=key)
-        except Exception as exc:
-            if getattr(exc, "status_code", None) == 404 or getattr(exc, "status", None) == 404:
-                return None
-            raise
-        body = answer.body if hasattr(answer, "body") else answer
+        # A first run finds no checkpoint: ask the clients not to raise (nor log a warning) for that 404.
+        if self.engine is Engine.OPENSEARCH:
+            body = await self.client.get(index=self.index, id=key, ignore=404)
+        else:
+            body = (await self.client.options(ignore_status=404).get(index=self.index, id=key)).body
         source = body.get("_source") if body.get("found") else None
         return dict(source["state"]) if source and isinstance(source.get("state"), dict) else None
 

@@ -73,13 +73,13 @@ async def open_inference(config: PipelineConfig, settings: Settings) -> AsyncIte
         await local.close()
 
 
-async def ensure_mappings(config: PipelineConfig, sink: BulkSink, index: str, catalog: Any) -> None:
+async def backfill_mappings(config: PipelineConfig, catalog: Any) -> dict[str, Any]:
     """Target mappings, plus a queryable hash for every field (how un-enriched documents are found)."""
     dims = {f.endpoint: await catalog.dimensions(f.endpoint) for f in config.fields if not f.type.sparse}
     mappings = pipeline_mappings(config, dims)
     for spec in config.fields:
         _nest(mappings["properties"], spec.hash_path, dict(HASH_MAPPING))
-    await sink.put_mapping(index, mappings)
+    return mappings
 
 
 def _nest(properties: dict[str, Any], path: str, mapping: dict[str, Any]) -> None:
@@ -116,15 +116,13 @@ async def run_backfill(options: CommandOptions, settings: Settings, stop: asynci
         )  # fmt: skip
         backfill.progress = _progress(backfill.label)
         if not bf.dry_run:
-            await ensure_mappings(config, sink, backfill.index, catalog)
-            if bf.reindex_to is not None:
-                dims = {
-                    f.endpoint: await catalog.dimensions(f.endpoint)
-                    for f in config.fields
-                    if not f.type.sparse
-                }
+            mappings = await backfill_mappings(config, catalog)
+            if bf.reindex_to is None:
+                await sink.put_mapping(backfill.index, mappings)
+            else:
+                target = bf.reindex_to
                 log.info(
-                    await prepare_target(config, sink, backfill.client, backfill.index, bf.reindex_to, dims)
+                    await prepare_target(config, sink, backfill.client, backfill.index, target, mappings)
                 )
         return await backfill.run()
 
@@ -154,7 +152,7 @@ def report(result: BackfillResult, options: CommandOptions, name: str) -> None:
     rows: list[tuple[str, Any, float | None]] = [("this run", result.run, result.seconds)]
     if result.resumed:
         rows.append(("all runs", result.total, None))
-    console = Console()
+    console = Console() if sys.stdout.isatty() else Console(width=140)  # no wrapped table in log files
     console.print(summary_table(title, rows, dry_run=bf.dry_run))
     for note in result.notes:
         console.print(note)

@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any, Protocol
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -41,7 +42,7 @@ class ProgressReporter(Protocol):
 
 class RichProgress:
     def __init__(self, label: str, console: Console | None = None) -> None:
-        self.label = label
+        self.label = escape(label)  # `[pipeline]` is not rich markup
         self.progress = Progress(
             TextColumn("[bold]{task.description}"),
             BarColumn(),
@@ -122,7 +123,7 @@ class LogProgress:
 
 def summary_table(title: str, rows: list[tuple[str, Stats, float | None]], *, dry_run: bool) -> Table:
     """One row per (label, stats, seconds); docs/s only where the seconds are known."""
-    table = Table(title=title)
+    table = Table(title=escape(title))
     enriched = "would enrich" if dry_run else "enriched"
     for name in ("", "scanned", enriched, "skipped", "failed", "inferred texts", "seconds", "docs/s"):
         table.add_column(name, justify="right")

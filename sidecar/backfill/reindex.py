@@ -13,7 +13,7 @@ from typing import Any
 
 from sidecar.pipelines.schema import Engine, PipelineConfig
 from sidecar.sinks.base import BulkSink
-from sidecar.sinks.setup import index_settings, pipeline_mappings
+from sidecar.sinks.setup import index_settings
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +32,7 @@ def _merge_properties(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[st
     return out
 
 
-async def source_mappings(engine: Engine, client: Any, index: str) -> dict[str, Any]:
+async def source_mappings(client: Any, index: str) -> dict[str, Any]:
     answer = await client.indices.get_mapping(index=index)
     body = answer.body if hasattr(answer, "body") else answer
     first: Any = next(iter(body.values()), {})
@@ -41,16 +41,15 @@ async def source_mappings(engine: Engine, client: Any, index: str) -> dict[str, 
 
 
 async def prepare_target(
-    config: PipelineConfig, sink: BulkSink, client: Any, source: str, target: str, dims: Mapping[str, int]
+    config: PipelineConfig, sink: BulkSink, client: Any, source: str, target: str, mappings: dict[str, Any]
 ) -> str:
-    """Create `target` (unless it exists) with the source's mappings and the pipeline's fields."""
+    """Create `target` (unless it exists) with the source's mappings plus `mappings` (the pipeline's)."""
     if await sink.index_exists(target):
-        await sink.put_mapping(target, pipeline_mappings(config, dims))
+        await sink.put_mapping(target, mappings)
         return f"index [{target}] exists; its mapping was extended"
-    mappings = await source_mappings(config.sink.engine, client, source)
-    ours = pipeline_mappings(config, dims)
-    mappings["properties"] = _merge_properties(mappings.get("properties", {}), ours["properties"])
-    body: dict[str, Any] = {"mappings": mappings}
+    merged = await source_mappings(client, source)
+    merged["properties"] = _merge_properties(merged.get("properties", {}), mappings["properties"])
+    body: dict[str, Any] = {"mappings": merged}
     settings = index_settings(config)
     if settings:
         body["settings"] = settings

@@ -33,7 +33,7 @@ def eval_command(options: EvalOptions, out_dir: Path) -> int:
     try:
         report = _run(options, console)
     except SidecarError as err:
-        Console(stderr=True).print(f"error: {err.es_type}: {err.reason}")
+        Console(stderr=True).print(f"error: {err.es_type}: {err.reason}", markup=False, soft_wrap=True)
         return 1
     print_report(report, console)
     doc_k = f"k{report.doc_top_k}" if report.doc_top_k else "full"

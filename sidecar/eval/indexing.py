@@ -42,12 +42,17 @@ async def engine_scores_dense(client: EngineClient, engine: str) -> bool:
     return any("knn" in str(p.get("component", "")).lower() for p in plugins)
 
 
-def mapping(engine: str, dense_dims: int | None, meta: Mapping[str, Any]) -> dict[str, Any]:
-    """`dense_dims` None: no vector field (brute force instead)."""
+def mapping(
+    engine: str, dense_dims: int | None, meta: Mapping[str, Any], bm25: tuple[float, float] | None = None
+) -> dict[str, Any]:
+    """`dense_dims` None: no vector field (brute force instead); `bm25`: (k1, b) instead of the
+    engine's defaults (1.2, 0.75), e.g. Anserini's (0.9, 0.4)."""
     props: dict[str, Any] = {name: {"type": "text", "analyzer": "english"} for name in TEXT_FIELDS}
     props[SPARSE_FIELD] = {"type": "rank_features"}
     # One shard: BM25 statistics over the whole corpus, as the published baselines have them.
     settings: dict[str, Any] = {"number_of_shards": 1, "number_of_replicas": 0}
+    if bm25 is not None:
+        settings["similarity"] = {"default": {"type": "BM25", "k1": bm25[0], "b": bm25[1]}}
     if dense_dims and engine == "opensearch":
         settings["knn"] = True
         props[DENSE_FIELD] = {"type": "knn_vector", "dimension": dense_dims, "space_type": "cosinesimil"}
@@ -102,6 +107,7 @@ async def build_index(
     engine_dense: bool,
     meta: Mapping[str, Any],
     reindex: bool = False,
+    bm25: tuple[float, float] | None = None,
 ) -> IndexInfo:
     """Index every document (title, text, pruned sparse vector, dense vector where supported)."""
     pruned = {doc_id: clean_features(sparse.get(doc_id, {}), pruning) for doc_id in dataset.corpus}
@@ -113,7 +119,7 @@ async def build_index(
     started = time.perf_counter()
     await client.request("DELETE", f"/{index}", ok=(404,))
     dims = len(next(iter(dense.values()))) if dense and engine_dense else None
-    await client.request("PUT", f"/{index}", body=mapping(engine, dims, meta))
+    await client.request("PUT", f"/{index}", body=mapping(engine, dims, meta, bm25))
     batch: list[tuple[str, dict[str, Any]]] = []
     for doc_id, doc in dataset.corpus.items():
         source: dict[str, Any] = {"title": doc.title, "text": doc.text}

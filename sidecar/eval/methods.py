@@ -39,13 +39,18 @@ def fuse_runs(runs: Mapping[str, RankedRun], hybrid: Hybrid, size: int) -> Ranke
 def default_hybrids(
     available: Sequence[str], weights: Mapping[tuple[str, ...], tuple[float, ...]]
 ) -> list[Hybrid]:
-    """Min-max (with `weights`) and RRF (equal weights) for every combination with BM25."""
+    """Min-max with `weights` (and with equal weights when those differ) and RRF, for every
+    combination with BM25."""
     combos = [("bm25", "sparse"), ("bm25", "dense"), ("bm25", "sparse", "dense")]
     out: list[Hybrid] = []
     for combo in combos:
         if not set(combo) <= set(available):
             continue
-        out.append(Hybrid(combo, Fusion.MINMAX, weights.get(combo, tuple(1.0 / len(combo) for _ in combo))))
+        equal = tuple(round(1.0 / len(combo), 4) for _ in combo)
+        chosen = weights.get(combo, equal)
+        out.append(Hybrid(combo, Fusion.MINMAX, chosen))
+        if len(set(chosen)) > 1:
+            out.append(Hybrid(combo, Fusion.MINMAX, equal))
         out.append(Hybrid(combo, Fusion.RRF, tuple(1.0 for _ in combo)))
     return out
 

@@ -53,6 +53,7 @@ class EvalOptions:
     dense_endpoint: str | None = None
     doc_top_k: int | None = None  # None: the pipeline's pruning top_k, else no pruning
     query_top_k: int | None = DEFAULT_QUERY_TOP_K
+    bm25: tuple[float, float] | None = None  # (k1, b); None: the engine's defaults
     max_length: int | None = None  # None: the settings' max_seq_length
     dense: bool = True
     reindex: bool = False
@@ -167,6 +168,7 @@ async def run_eval(options: EvalOptions, progress: Progress | None = None) -> Ev
             "max_length": max_length,
             "doc_top_k": doc_top_k,
             "dense": dense_spec.endpoint if dense_spec is not None and engine_dense else None,
+            "bm25": list(options.bm25) if options.bm25 else None,
             "layout": 1,
         }
         # One index per configuration (hash of `meta`): alternating runs reuse instead of rebuilding.
@@ -175,7 +177,7 @@ async def run_eval(options: EvalOptions, progress: Progress | None = None) -> Ev
         info = await build_index(
             client, index, dataset, sparse.docs, dense.docs if dense else None,
             pruning=Pruning(top_k=doc_top_k), engine=options.engine.value, engine_dense=engine_dense,
-            meta=meta, reindex=options.reindex,
+            meta=meta, reindex=options.reindex, bm25=options.bm25,
         )
         runs, notes = await retrieve_all(
             client, options.engine, index, dataset, sparse, dense,

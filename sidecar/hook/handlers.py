@@ -86,8 +86,8 @@ async def handle_bulk(
     *,
     default_index: str | None,
     authorization: str | None,
-) -> tuple[UpstreamAnswer | None, dict[str, Any] | None]:
-    """Returns the engine's answer to pass on verbatim, or (None, merged body) when items were added."""
+) -> UpstreamAnswer | dict[str, Any]:
+    """The engine's answer to pass on verbatim, or the merged body when the hook added items."""
     started = time.perf_counter()
     routing = next((v for k, v in params if k == "routing"), None)
     lines = split_lines(body, hook.settings.hook_max_document_bytes)
@@ -98,7 +98,7 @@ async def handle_bulk(
             raise RequestValidationError("Validation Failed: 1: no requests added;")
         own = any(not isinstance(a, int) or a != 1 for a in answers)
         if all(isinstance(a, dict) for a in answers):
-            return None, {"took": _ms(started), "errors": True, "items": answers}
+            return {"took": _ms(started), "errors": True, "items": answers}
         forwarded_params = [(k, v) for k, v in params if not (own and k in RENDER_PARAMS)]
         answer = await hook.upstream.send(
             "POST",
@@ -112,12 +112,12 @@ async def handle_bulk(
     finally:
         spool.close()
     if not own or answer.status != 200:
-        return answer, None
+        return answer
     try:
         engine = json.loads(answer.body)
     except ValueError as exc:
         raise SidecarError(f"the engine's bulk answer is not JSON: {answer.body[:200]!r}") from exc
-    return None, merge_items(answers, engine, _ms(started))
+    return merge_items(answers, engine, _ms(started))
 
 
 async def handle_document(

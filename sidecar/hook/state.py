@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from sidecar.errors import PipelineConfigError
 from sidecar.hook.enrich import FieldEnricher
@@ -89,6 +88,3 @@ class Hook:
         await self.upstream.close()
         for pipeline in self.pipelines:
             await pipeline.sink.close()
-
-    def describe(self) -> dict[str, Any]:
-        return {p.name: p.patterns for p in self.pipelines}

@@ -319,7 +319,8 @@ class PipelineConfig(_Strict):
     @property
     def kafka(self) -> KafkaSourceConfig:
         if self.source.kafka is None:
-            raise PipelineConfigError(f"pipeline [{self.name}] has no [source.kafka]; the Kafka worker needs one")
+            problem = f"pipeline [{self.name}] has no [source.kafka]; the Kafka worker needs one"
+            raise PipelineConfigError(problem, [problem])
         return self.source.kafka
 
     @property

@@ -53,7 +53,7 @@ def search_command(
                    query_top_k=query_top_k or None)
         )
     except SidecarError as err:
-        Console(stderr=True).print(f"error: {err.es_type}: {err.reason}")
+        Console(stderr=True).print(f"error: {err.es_type}: {err.reason}", markup=False, soft_wrap=True)
         return 1
     if as_json:
         print(json.dumps({"hits": [asdict(h) for h in result.hits]}, ensure_ascii=False))

@@ -70,16 +70,16 @@ def corpus() -> list[dict[str, Any]]:
     return docs
 
 
-def prepare(
-    engine: EngineClient, engine_name: str, name: str, url: str, inference_url: str, tmp: Path,
-    docs: list[dict[str, Any]],
-) -> Path:  # fmt: skip
-    engine.create(name, {"settings": {"number_of_shards": 2}, "mappings": MAPPINGS})
-    engine.index_docs(name, docs)
-    path = tmp / f"{name}.yaml"
-    text = PIPELINE.format(index=name, inference=inference_url, engine=engine_name, url=url)
+def pipeline_file(tmp: Path, engine_name: str, index: str, url: str, inference_url: str) -> Path:
+    path = tmp / f"{index}.yaml"
+    text = PIPELINE.format(index=index, inference=inference_url, engine=engine_name, url=url)
     path.write_text(text, encoding="utf-8")
     return path
+
+
+def load_index(engine: EngineClient, name: str, docs: list[dict[str, Any]], **extra: Any) -> None:
+    engine.create(name, {"settings": {"number_of_shards": 2}, "mappings": MAPPINGS, **extra})
+    engine.index_docs(name, docs)
 
 
 def check_enriched(
@@ -103,7 +103,8 @@ def test_killed_twice_then_resumed_enriches_everything_once(
     engine = EngineClient(opensearch_url)
     index, checkpoints = unique("bf-kill"), unique("bf-checkpoints")
     try:
-        pipeline = prepare(engine, "opensearch", index, opensearch_url, inference[0], tmp_path, corpus)
+        load_index(engine, index, corpus)
+        pipeline = pipeline_file(tmp_path, "opensearch", index, opensearch_url, inference[0])
         counter = inference[1]
         start = counter.texts
         args = [
@@ -154,7 +155,8 @@ def test_two_slices_in_two_processes_cover_the_index_exactly_once(
     index, checkpoints = unique("bf-slices"), unique("bf-checkpoints")
     corpus = corpus[:SLICED_DOCS]
     try:
-        pipeline = prepare(engine, "elasticsearch", index, es_url, inference[0], tmp_path, corpus)
+        load_index(engine, index, corpus)
+        pipeline = pipeline_file(tmp_path, "elasticsearch", index, es_url, inference[0])
         counter = inference[1]
         start = counter.texts
         args = ["backfill", "--pipeline", str(pipeline), "--slices", "2", "--batch-size", str(BATCH)]
@@ -177,4 +179,53 @@ def test_two_slices_in_two_processes_cover_the_index_exactly_once(
         assert {hit["_version"] for hit in stored.values()} == {2}  # indexed once, updated exactly once
     finally:
         engine.delete(index, f"{index}-dlq", checkpoints)
+        engine.close()
+
+
+def test_reindex_into_a_new_index_then_move_the_alias(
+    opensearch_url: str, inference: tuple[str, CountingService], corpus: list[dict[str, Any]], tmp_path: Path
+) -> None:
+    engine = EngineClient(opensearch_url)
+    alias, checkpoints = unique("bf-alias"), unique("bf-checkpoints")
+    old, new = f"{alias}-v1", f"{alias}-v2"
+    docs = corpus[:400]
+    try:
+        load_index(engine, old, docs, aliases={alias: {}})
+        pipeline = pipeline_file(tmp_path, "opensearch", alias, opensearch_url, inference[0])
+        counter = inference[1]
+        start = counter.texts
+        args = [
+            "backfill",
+            "--pipeline",
+            str(pipeline),
+            "--reindex-to",
+            new,
+            "--alias",
+            alias,
+            "--slices",
+            "2",
+        ]
+        args += ["--checkpoint-index", checkpoints]
+        for i in range(2):
+            summary = tmp_path / f"reindex-{i}.json"
+            process = CliProcess(
+                [*args, "--slice", str(i), "--summary-json", str(summary)], tmp_path / f"r{i}.log"
+            )
+            assert process.wait(300) == 0, process.output()
+            notes = json.loads(summary.read_text())["notes"]
+            aliases = engine.http.get(f"/_alias/{alias}").json()
+            if i == 0:  # one slice done: searches still see the old index
+                assert notes == [f"alias [{alias}] waits for 1 more slice(s)"] and list(aliases) == [old]
+        assert notes == [f"alias [{alias}] now points at [{new}]"] and list(aliases) == [new]
+        assert counter.texts - start == len(docs)
+        moved = engine.all_docs(alias)
+        assert len(moved) == len(docs) and all(hit["_index"] == new for hit in moved.values())
+        for doc in docs:
+            source = moved[doc["_id"]]["_source"]
+            assert source["text"] == doc["text"] and source["ml"]["tokens"]
+        assert all(
+            "ml" not in hit["_source"] for hit in engine.all_docs(old).values()
+        )  # the old one untouched
+    finally:
+        engine.delete(old, new, f"{alias}-dlq", checkpoints)
         engine.close()

@@ -53,7 +53,9 @@ def test_bulk_and_rank_feature_dot_product_ranking(engine: tuple[str, httpx.Clie
         lines.append(json.dumps({"index": {"_index": index, "_id": doc_id}}))
         lines.append(json.dumps({"f": features}))
     resp = client.post(
-        "/_bulk?refresh=true", content="\n".join(lines) + "\n", headers={"content-type": "application/x-ndjson"}
+        "/_bulk?refresh=true",
+        content="\n".join(lines) + "\n",
+        headers={"content-type": "application/x-ndjson"},
     )
     body = resp.json()
     assert resp.status_code == 200 and body["errors"] is False, body
@@ -99,7 +101,9 @@ def test_weights_must_be_positive_normal_finite_floats(
         assert "positive normal float" in error_reason(resp)
 
 
-def test_smallest_normal_float32_and_many_features_are_accepted(engine: tuple[str, httpx.Client, str]) -> None:
+def test_smallest_normal_float32_and_many_features_are_accepted(
+    engine: tuple[str, httpx.Client, str],
+) -> None:
     _, client, index = engine
     assert put_doc(client, index, "tiny", '{"f": {"a": 1.2e-38}}').status_code == 201
     many = {f"t{i}": 1.0 + i / 10_000 for i in range(10_000)}

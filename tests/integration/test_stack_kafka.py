@@ -78,7 +78,6 @@ async def test_partitions_idempotent_produce_and_manual_commits_survive_restart(
     await second.start()
     try:
         again = await drain(second, 20)
-        # Each partition holds 10 records; restarting from committed offset 5 re-reads exactly 5 per partition.
         # Partition p holds v{p}, v{p+4}, ...: offsets 5..9 of every partition are exactly v20..v39.
         assert sorted(again) == sorted(f"v{i}".encode() for i in range(20, 40))
         for p in range(4):

@@ -77,10 +77,9 @@ def _render_options(request: Request) -> QueryOptions:
 
 
 def _passed_on(answer: UpstreamAnswer) -> Response:
-    headers = [("warning", w) for w in answer.warnings]
     response = Response(answer.body, status_code=answer.status, media_type=answer.content_type)
-    for name, value in headers:
-        response.headers.append(name, value)
+    for warning in answer.warnings:  # e.g. deprecations: the client logs them as the engine's own
+        response.headers.append("warning", warning)
     return response
 
 
@@ -88,7 +87,7 @@ async def _bulk(request: Request, index: str | None) -> Response:
     hook = _hook(request)
     path = engine_path("_bulk") if index is None else engine_path(index, "_bulk")
     async with limiter_of(request).slot():
-        answer, merged = await handle_bulk(
+        answer = await handle_bulk(
             hook,
             path,
             request.query_params.multi_items(),
@@ -96,10 +95,9 @@ async def _bulk(request: Request, index: str | None) -> Response:
             default_index=index,
             authorization=request.headers.get("authorization"),
         )
-    if merged is not None:
-        return es_json(merged, _render_options(request))
-    assert answer is not None  # noqa: S101 - handle_bulk returns one of the two
-    return _passed_on(answer)
+    if isinstance(answer, UpstreamAnswer):
+        return _passed_on(answer)
+    return es_json(answer, _render_options(request))
 
 
 async def _document(request: Request, index: str, doc_id: str | None, *, create: bool) -> Response:

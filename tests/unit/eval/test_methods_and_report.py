@@ -25,8 +25,11 @@ def test_weight_grid() -> None:
 def test_default_hybrids_only_combine_available_methods() -> None:
     weights = {("bm25", "sparse"): (0.4, 0.6)}
     names = [h.name for h in default_hybrids(["bm25", "sparse"], weights)]
-    assert names == ["bm25+sparse minmax 0.4/0.6", "bm25+sparse rrf"]
-    assert len(default_hybrids(["bm25", "sparse", "dense"], weights)) == 6
+    assert names == ["bm25+sparse minmax 0.4/0.6", "bm25+sparse minmax 0.5/0.5", "bm25+sparse rrf"]
+    # equal weights are not repeated; missing weights default to equal ones
+    names = [h.name for h in default_hybrids(["bm25", "sparse", "dense"], {("bm25", "sparse"): (0.5, 0.5)})]
+    assert names == ["bm25+sparse minmax 0.5/0.5", "bm25+sparse rrf", "bm25+dense minmax 0.5/0.5",
+                     "bm25+dense rrf", "bm25+sparse+dense minmax 0.3333/0.3333/0.3333", "bm25+sparse+dense rrf"]
 
 
 def test_fuse_runs_per_query() -> None:
@@ -46,6 +49,9 @@ def test_mapping_english_text_and_vector_fields() -> None:
     assert es["settings"]["number_of_shards"] == 1
     assert "dense" not in mapping("opensearch", None, {})["mappings"]["properties"]
     assert mapping("opensearch", 8, {})["mappings"]["properties"]["dense"]["type"] == "knn_vector"
+    assert "similarity" not in es["settings"]
+    anserini = mapping("opensearch", None, {}, bm25=(0.9, 0.4))["settings"]["similarity"]
+    assert anserini == {"default": {"type": "BM25", "k1": 0.9, "b": 0.4}}
 
 
 def sample_report() -> EvalReport:
