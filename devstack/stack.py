@@ -152,9 +152,16 @@ class Server:
         return pid if pid_alive(pid) else None
 
     def up(self) -> None:
-        if self.pid() is not None and self.ready():
-            log(f"{self.name} already running on {self.url} (pid {self.pid()})")
-            return
+        running = self.pid()
+        if running is not None:
+            # Ours and alive: it may be starting or busy; wait for it rather than start a second copy.
+            if self.wait_ready(running):
+                log(f"{self.name} already running on {self.url} (pid {running})")
+                return
+            raise StackError(
+                f"{self.name} (pid {running}) is running but not answering on {self.url}; "
+                f"`make stack-down` then `make stack-up`; log {self.log_file}:\n{tail(self.log_file)}"
+            )
         if self.pid() is None and port_open(self.port):
             raise StackError(
                 f"port {self.port} for {self.name} is taken by another process; stop it or set "
@@ -190,6 +197,14 @@ class Server:
         raise StackError(
             f"{self.name} not ready after {READY_TIMEOUT_S:.0f}s; log {self.log_file}:\n{tail(self.log_file)}"
         )
+
+    def wait_ready(self, pid: int, timeout_s: float = 60.0) -> bool:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline and pid_alive(pid):
+            if self.ready():
+                return True
+            time.sleep(0.5)
+        return False
 
     def down(self) -> None:
         pid = self.pid()

@@ -24,7 +24,7 @@ class Hybrid:
     def name(self) -> str:
         label = "+".join(self.methods) + f" {self.fusion.value}"
         if self.fusion is Fusion.MINMAX:
-            label += " " + "/".join(f"{w:g}" for w in self.weights)
+            label += " " + "/".join(f"{w:.2g}" for w in self.weights)
         return label
 
 

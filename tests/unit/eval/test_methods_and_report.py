@@ -29,7 +29,7 @@ def test_default_hybrids_only_combine_available_methods() -> None:
     # equal weights are not repeated; missing weights default to equal ones
     names = [h.name for h in default_hybrids(["bm25", "sparse", "dense"], {("bm25", "sparse"): (0.5, 0.5)})]
     assert names == ["bm25+sparse minmax 0.5/0.5", "bm25+sparse rrf", "bm25+dense minmax 0.5/0.5",
-                     "bm25+dense rrf", "bm25+sparse+dense minmax 0.3333/0.3333/0.3333", "bm25+sparse+dense rrf"]
+                     "bm25+dense rrf", "bm25+sparse+dense minmax 0.33/0.33/0.33", "bm25+sparse+dense rrf"]
 
 
 def test_fuse_runs_per_query() -> None:
