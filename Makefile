@@ -51,8 +51,8 @@ test: install lint  ## the whole suite: lint, unit, integration on the real loca
 	# The official client, major version 8, against the same server (its own virtualenv).
 	tests/api/run_es8.sh
 
-bench: install  ## every benchmark (SIZE=quick|full); regenerates docs/benchmarks.md
-	$(BIN)/python -m benchmarks --size $${SIZE:-quick}
+bench: stack-up  ## every benchmark (SIZE=quick|full); regenerates docs/benchmarks.md
+	source .devstack/env && $(BIN)/python -m benchmarks --size $${SIZE:-quick}
 
 bench-inference: install  ## sparse encoding: engine vs naive vs SparseEncoder (LIMIT=N for a quick run)
 	$(BIN)/python benchmarks/bench_inference.py $(if $(LIMIT),--limit $(LIMIT))

@@ -30,7 +30,7 @@ from typing import Any
 
 import httpx
 import yaml
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 REPO = Path(__file__).resolve().parents[1]
@@ -127,11 +127,25 @@ class Worker:
         pipeline = workdir / f"{topic}.yaml"
         pipeline.write_text(yaml.safe_dump(config))
         self.log = (workdir / f"{topic}.log").open("wb")
-        env = {**os.environ, "SIDECAR_REGISTRY_PATH": str(workdir / "endpoints.sqlite3"), "SIDECAR_LOG_JSON": "false"}
+        env = {
+            **os.environ,
+            "SIDECAR_REGISTRY_PATH": str(workdir / "endpoints.sqlite3"),
+            "SIDECAR_LOG_JSON": "false",
+        }
         self.proc = subprocess.Popen(
-            [str(SIDECAR), "worker", "--pipeline", str(pipeline), "--metrics-host", "127.0.0.1",
-             "--metrics-port", str(self.port)],
-            env=env, stdout=self.log, stderr=subprocess.STDOUT,
+            [
+                str(SIDECAR),
+                "worker",
+                "--pipeline",
+                str(pipeline),
+                "--metrics-host",
+                "127.0.0.1",
+                "--metrics-port",
+                str(self.port),
+            ],
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
         )
 
     async def wait_ready(self) -> None:
@@ -140,7 +154,9 @@ class Worker:
                 if self.proc.poll() is not None:
                     raise RuntimeError(f"worker exited with {self.proc.returncode}")
                 try:
-                    if (await client.get(f"http://127.0.0.1:{self.port}/_sidecar/health/ready")).status_code == 200:
+                    if (
+                        await client.get(f"http://127.0.0.1:{self.port}/_sidecar/health/ready")
+                    ).status_code == 200:
                         return
                 except httpx.HTTPError:
                     pass
@@ -159,7 +175,7 @@ async def end_to_end(docs: list[dict[str, str]], workdir: Path, bootstrap: str, 
     try:
         await worker.wait_ready()
         started = time.perf_counter()
-        while await acknowledged(bootstrap, topic, topic) < len(docs):
+        while await acknowledged(bootstrap, topic, topic) < len(docs):  # noqa: ASYNC110 - polling Kafka
             await asyncio.sleep(0.2)
         return len(docs) / (time.perf_counter() - started)
     finally:

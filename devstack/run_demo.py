@@ -10,4 +10,6 @@ from sidecar.worker.demo import demo_command
 ROOT = Path(__file__).resolve().parents[1]
 
 if __name__ == "__main__":
-    sys.exit(demo_command(ROOT / "pipelines/demo.yaml", ROOT / "pipelines/samples/everyday-science.jsonl", 300.0))
+    sys.exit(
+        demo_command(ROOT / "pipelines/demo.yaml", ROOT / "pipelines/samples/everyday-science.jsonl", 300.0)
+    )

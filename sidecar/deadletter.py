@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from aiokafka.errors import MessageSizeTooLargeError
+
 from sidecar.observability import metrics
 from sidecar.pipelines.schema import BackoffConfig, Operation
 from sidecar.sinks.base import BulkItem, BulkSink, backoff_delay
@@ -132,25 +134,40 @@ class DeadLetterWriter:
     async def _to_topic(self, letters: Sequence[DeadLetter]) -> None:
         if self.topic is None or self.producer is None:
             return
-        topic, producer = self.topic, self.producer
+        pending = list(letters)
         attempt = 0
-        while True:
-            try:
-                sent = [
-                    await producer.send(
-                        topic, letter.value, letter.key, headers=letter.kafka_headers(self.pipeline)
-                    )
-                    for letter in letters
-                ]
-                await asyncio.gather(*sent)
-                return
-            except Exception as exc:  # aiokafka errors: retry, the offsets wait meanwhile
+        while pending:
+            results = await asyncio.gather(
+                *(self._deliver(letter) for letter in pending), return_exceptions=True
+            )
+            failed = [
+                (letter, r) for letter, r in zip(pending, results, strict=True) if isinstance(r, Exception)
+            ]
+            pending = [letter for letter, _ in failed]
+            if pending:  # the broker is unreachable or busy: retry, the offsets wait meanwhile
                 attempt += 1
-                metrics.WORKER_RETRIED.labels(self.pipeline, "dead_letter").inc()
-                log.warning("dead-letter topic [%s] write failed (%s); retry %d", topic, exc, attempt)
+                metrics.WORKER_RETRIED.labels(self.pipeline, "dead_letter").inc(len(pending))
+                log.warning(
+                    "dead-letter topic [%s]: %d records not accepted (%s); retry %d",
+                    self.topic,
+                    len(pending),
+                    failed[0][1],
+                    attempt,
+                )
                 await asyncio.sleep(
                     backoff_delay(attempt, self.backoff.initial_ms / 1000, self.backoff.max_ms / 1000)
                 )
+
+    async def _deliver(self, letter: DeadLetter) -> None:
+        assert self.topic is not None and self.producer is not None  # noqa: S101 - checked by _to_topic
+        headers = letter.kafka_headers(self.pipeline)
+        try:
+            await (await self.producer.send(self.topic, letter.value, letter.key, headers=headers))
+        except MessageSizeTooLargeError:
+            # Retrying cannot help: keep the record (error, coordinates) without the value, which
+            # stays readable in the source topic at the offset given in the headers.
+            headers.append((HEADER_PREFIX + "value.dropped", b"too large for the dead-letter topic"))
+            await (await self.producer.send(self.topic, None, letter.key, headers=headers))
 
     async def _to_index(self, letters: Sequence[DeadLetter]) -> None:
         if self.index is None or self.sink is None:

@@ -42,6 +42,7 @@ class Encodings:
     docs: dict[str, Any]  # doc id -> sparse dict or dense list
     queries: dict[str, Any]  # query id -> sparse dict or dense list
     seconds: float  # inference time spent now (0 when everything came from the cache)
+    version: str = ""  # identifies the cached document vectors (an index built from others is stale)
 
 
 def _paths(
@@ -128,4 +129,6 @@ async def encodings_for(
         queries = await encode_queries(spec, ServiceQueryEncoder(service), dataset)
         (save_sparse if sparse else save_dense)(query_path, queries)  # type: ignore[arg-type]
         computed = True
-    return Encodings(docs, queries, time.perf_counter() - started if computed else 0.0)
+    stat = doc_path.stat()
+    version = f"{doc_path.name}:{stat.st_size}:{stat.st_mtime_ns}"
+    return Encodings(docs, queries, time.perf_counter() - started if computed else 0.0, version)

@@ -164,6 +164,7 @@ async def run_eval(options: EvalOptions, progress: Progress | None = None) -> Ev
         meta = {
             "dataset": f"{dataset.name}-{dataset.fingerprint}",
             "sparse": sparse_config,
+            "vectors": [sparse.version, dense.version if dense is not None and engine_dense else None],
             "chunking": sparse_spec.chunking,
             "max_length": max_length,
             "doc_top_k": doc_top_k,

@@ -182,13 +182,14 @@ class Searcher:
         if k < 1:
             raise RequestValidationError("k must be at least 1")
         methods = self.target.methods(hybrid)
+        # Bad fusion settings fail before any model or engine work.
+        method = parse_fusion(fusion)
+        ws = parse_weights(weights, methods) if len(methods) > 1 else None
         sparse = await self.sparse_weights(text) if SPARSE in methods else None
         terms = None if sparse is None else len(sparse)
-        if len(methods) == 1:
+        if ws is None:
             hits = await self.method(methods[0], text, k, sparse_weights=sparse)
             return SearchResult(hits, {methods[0]: hits}, query_terms=terms)
-        method = parse_fusion(fusion)
-        ws = parse_weights(weights, methods)
         depth = max(k, self.depth)
         lists = await asyncio.gather(*(self.method(m, text, depth, sparse_weights=sparse) for m in methods))
         sources = {h.doc_id: h.source for hits in lists for h in hits}

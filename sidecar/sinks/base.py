@@ -116,6 +116,10 @@ class BulkSink(abc.ABC):
     ) -> AsyncIterable[tuple[bool, dict[str, Any]]]:
         """The engine's async_streaming_bulk over `actions` (no retries, raise on request errors)."""
 
+    def request_failure(self, exc: Exception) -> RequestFailure | None:
+        """Public form of `_request_failure`, for callers that talk to the engine themselves."""
+        return self._request_failure(exc)
+
     @abc.abstractmethod
     def _request_failure(self, exc: Exception) -> RequestFailure | None:
         """Map a client exception to a RequestFailure; None when it is not a transport problem."""

@@ -67,7 +67,14 @@ def client_options(config: KafkaSourceConfig) -> dict[str, Any]:
 
 def make_producer(config: KafkaSourceConfig) -> AIOKafkaProducer:
     """An idempotent producer (acks=all) on the source cluster, for the dead-letter topic."""
-    return AIOKafkaProducer(**client_options(config), acks="all", enable_idempotence=True, linger_ms=5)
+    return AIOKafkaProducer(
+        **client_options(config),
+        acks="all",
+        enable_idempotence=True,
+        linger_ms=5,
+        # Room for a poison message of the largest accepted size plus its dead-letter headers.
+        max_request_size=max(1024 * 1024, config.max_message_bytes + 64 * 1024),
+    )
 
 
 class _Listener(ConsumerRebalanceListener):

@@ -58,7 +58,8 @@ def rank_feature_query(field: str, weights: dict[str, float]) -> dict[str, Any]:
     }
 
 
-async def _produce(config: PipelineConfig, samples: Path) -> int:
+async def _produce(config: PipelineConfig, lines: list[str]) -> dict[TopicPartition, int]:
+    """Produce the samples; returns, per partition, the offset the group must reach."""
     kafka = config.kafka
     topic = (kafka.topics or ["sidecar-demo"])[0]
     admin = AIOKafkaAdminClient(**client_options(kafka))
@@ -71,41 +72,34 @@ async def _produce(config: PipelineConfig, samples: Path) -> int:
         await admin.close()
     producer = AIOKafkaProducer(**client_options(kafka), acks="all", enable_idempotence=True)
     await producer.start()
-    count = 0
+    targets: dict[TopicPartition, int] = {}
     try:
-        for line in samples.read_text(encoding="utf-8").splitlines():
-            if line.strip():
-                doc = json.loads(line)
-                await producer.send(topic, line.encode("utf-8"), str(doc.get("id", count)).encode("utf-8"))
-                count += 1
-        await producer.flush()
+        sent = [
+            await producer.send(
+                topic, line.encode("utf-8"), str(json.loads(line).get("id", i)).encode("utf-8")
+            )
+            for i, line in enumerate(lines)
+        ]
+        for future in sent:
+            meta = await future
+            tp = TopicPartition(meta.topic, meta.partition)
+            targets[tp] = max(targets.get(tp, 0), meta.offset + 1)
     finally:
         await producer.stop()
-    return count
+    return targets
 
 
-async def _caught_up(config: PipelineConfig) -> bool:
-    kafka = config.kafka
-    admin = AIOKafkaAdminClient(**client_options(kafka))
+async def _caught_up(config: PipelineConfig, targets: dict[TopicPartition, int]) -> bool:
+    admin = AIOKafkaAdminClient(**client_options(config.kafka))
     await admin.start()
     try:
-        committed = await admin.list_consumer_group_offsets(kafka.group_id)
+        committed = await admin.list_consumer_group_offsets(config.kafka.group_id)
     finally:
         await admin.close()
-    from aiokafka import AIOKafkaConsumer
-
-    consumer = AIOKafkaConsumer(**client_options(kafka))
-    await consumer.start()
-    try:
-        topic = (kafka.topics or [""])[0]
-        partitions = consumer.partitions_for_topic(topic) or set()
-        ends = await consumer.end_offsets([TopicPartition(topic, p) for p in partitions])
-    finally:
-        await consumer.stop()
-    return bool(ends) and all(tp in committed and committed[tp].offset >= end for tp, end in ends.items())
+    return all(tp in committed and committed[tp].offset >= end for tp, end in targets.items())
 
 
-async def run_demo(pipeline: Path, samples: Path, timeout_s: float) -> int:
+async def run_demo(pipeline: Path, lines: list[str], timeout_s: float) -> int:
     load_stack_env()
     os.environ.setdefault("SIDECAR_LOG_LEVEL", "WARNING")  # the demo's own lines are the output
     settings = load_settings()
@@ -113,14 +107,14 @@ async def run_demo(pipeline: Path, samples: Path, timeout_s: float) -> int:
     config = load_pipeline(pipeline)
     field = config.fields[0]
     started = time.perf_counter()
-    produced = await _produce(config, samples)
-    print(f"produced {produced} documents from {samples} to Kafka topic {config.kafka.topics}")
+    targets = await _produce(config, lines)
+    print(f"produced {len(lines)} documents to Kafka topic {config.kafka.topics}")
     worker = Worker([config], settings)
     await worker.start()
     running = asyncio.create_task(worker.run())
     try:
         deadline = time.monotonic() + timeout_s
-        while not await _caught_up(config):
+        while not await _caught_up(config, targets):
             if running.done() or time.monotonic() > deadline:
                 print("the worker did not finish the sample documents in time")
                 return 1
@@ -148,4 +142,5 @@ async def run_demo(pipeline: Path, samples: Path, timeout_s: float) -> int:
 
 
 def demo_command(pipeline: Path, samples: Path, timeout_s: float) -> int:
-    return asyncio.run(run_demo(pipeline, samples, timeout_s))
+    lines = [line for line in samples.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return asyncio.run(run_demo(pipeline, lines, timeout_s))

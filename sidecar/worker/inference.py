@@ -39,18 +39,12 @@ class LocalCatalog:
 
     async def task_type(self, inference_id: str) -> TaskType | None:
         try:
-            endpoint = self.service.registry.get(inference_id)
+            return TaskType(self.service.registry.get(inference_id).task_type)
         except NotFoundError:
             return None
-        if hasattr(endpoint, "__await__"):
-            endpoint = await endpoint
-        return None if endpoint is None else TaskType(endpoint.task_type)
 
     async def dimensions(self, inference_id: str) -> int:
-        value = self.service.dimensions(inference_id)
-        if hasattr(value, "__await__"):
-            value = await value
-        return int(value)
+        return int(await self.service.dimensions(inference_id))
 
     def set_pipeline_usage(self, pipeline: str, inference_ids: list[str]) -> None:
         self.service.registry.set_pipeline_usage(pipeline, inference_ids)

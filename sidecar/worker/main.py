@@ -62,8 +62,14 @@ class Worker:
                     self._closers.append(local.close)
                 service, catalog = local, LocalCatalog(local)
             self.runners.append(PipelineRunner(config, service, catalog, self.settings))
-        for runner in self.runners:
-            await runner.start()
+        try:
+            for runner in self.runners:
+                await runner.start()
+        except BaseException:
+            for runner in self.runners:
+                with contextlib.suppress(Exception):
+                    await runner.close()
+            raise
 
     def stop(self) -> None:
         if not self._stop.is_set():

@@ -40,6 +40,13 @@ class PartitionOffsets:
             self._idle.set()
 
     @property
+    def last(self) -> int | None:
+        """The highest offset registered so far."""
+        if self._pending:
+            return next(reversed(self._pending))
+        return None if self._next is None else self._next - 1
+
+    @property
     def pending(self) -> int:
         return len(self._pending)
 

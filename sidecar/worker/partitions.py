@@ -44,6 +44,20 @@ class Partitions:
             tracker = self.trackers[tp] = PartitionOffsets()
         return tracker
 
+    def register(self, tp: TopicPartition, offset: int) -> PartitionOffsets:
+        """Record a consumed message; a partition read again from an earlier offset starts afresh."""
+        tracker = self.tracker(tp)
+        if tracker.last is not None and offset <= tracker.last:
+            # The consumer went back (an offset reset): the new tracker's commits can only be lower
+            # than the old pending ones, so nothing unacknowledged is ever passed.
+            log.warning(
+                "pipeline [%s]: %s-%d re-read from offset %d", self.pipeline, tp.topic, tp.partition, offset
+            )
+            tracker.revoked = True
+            tracker = self.trackers[tp] = PartitionOffsets()
+        tracker.add(offset)
+        return tracker
+
     @property
     def pending(self) -> int:
         return sum(t.pending for t in self.trackers.values())

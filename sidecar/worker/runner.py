@@ -34,6 +34,7 @@ from sidecar.sinks.setup import setup_pipeline
 from sidecar.sources.kafka import KafkaSource, Message, make_producer
 from sidecar.worker.decode import Envelope, decode, poison
 from sidecar.worker.inference import EndpointCatalog
+from sidecar.worker.offsets import PartitionOffsets
 from sidecar.worker.ordering import KeyedOrder
 from sidecar.worker.partitions import Partitions
 from sidecar.writers.fields import DocumentError, FieldWriter, RetriableInferenceError
@@ -48,6 +49,7 @@ class PipelineStartError(Exception):
 @dataclass
 class _Batch:
     messages: list[Message]
+    trackers: list[PartitionOffsets]  # the tracker each message was registered with
     envelopes: list[Envelope]
     letters: list[DeadLetter]
     keys: list[str]
@@ -161,11 +163,16 @@ class PipelineRunner:
         try:
             await self.partitions.commit()
         finally:
-            await self.source.stop()
-            if self._producer is not None:
-                await self._producer.stop()
-            await self.sink.close()
+            await self.close()
             log.info("pipeline [%s] stopped", self.name)
+
+    async def close(self) -> None:
+        """Leave the group and close the clients (also for a pipeline that never ran)."""
+        await self.source.stop()
+        if self._producer is not None:
+            await self._producer.stop()
+            self._producer = None
+        await self.sink.close()
 
     async def _check_endpoints(self) -> dict[str, int]:
         dims: dict[str, int] = {}
@@ -191,7 +198,7 @@ class PipelineRunner:
             try:
                 return await call()
             except Exception as exc:
-                failure = self.sink._request_failure(exc)
+                failure = self.sink.request_failure(exc)
                 if failure is None or failure.status is not None or self._stopping.is_set():
                     raise
                 attempt += 1
@@ -225,13 +232,14 @@ class PipelineRunner:
         metrics.WORKER_BATCH_DOCS.labels(self.name).observe(len(messages))
         envelopes: list[Envelope] = []
         letters: list[DeadLetter] = []
+        trackers: list[PartitionOffsets] = []
         for message in messages:
-            self.partitions.tracker(message.tp).add(message.offset)
+            trackers.append(self.partitions.register(message.tp, message.offset))
             decoded = decode(message, self.config)
             (letters if isinstance(decoded, DeadLetter) else envelopes).append(decoded)  # type: ignore[arg-type]
         keys = sorted({e.doc_id for e in envelopes})
         done, waits = self._order.register(keys)
-        batch = _Batch(messages, envelopes, letters, keys, done, waits)
+        batch = _Batch(messages, trackers, envelopes, letters, keys, done, waits)
         self._in_flight += len(messages)
         metrics.WORKER_IN_FLIGHT.labels(self.name).set(self._in_flight)
         task = asyncio.create_task(self._process(batch), name=f"batch-{self.name}")
@@ -280,10 +288,8 @@ class PipelineRunner:
                     letters += [poison(e.message, outcome.error_type, outcome.reason, "index") for e in envs]
             metrics.WORKER_INDEXED.labels(self.name).inc(indexed)
             await self.dead_letters.write(letters)
-            for message in batch.messages:
-                tracker = self.partitions.trackers.get(message.tp)
-                if tracker is not None:
-                    tracker.finish(message.offset)
+            for message, tracker in zip(batch.messages, batch.trackers, strict=True):
+                tracker.finish(message.offset)  # ignored when the partition was revoked meanwhile
             metrics.WORKER_BATCH_SECONDS.labels(self.name).observe(time.perf_counter() - batch.started)
         finally:
             self._order.release(batch.done, batch.keys)

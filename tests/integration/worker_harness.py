@@ -310,7 +310,7 @@ class WorkerProcess:
         env = {
             **os.environ,
             "SIDECAR_LOG_JSON": "false",
-            "SIDECAR_LOG_LEVEL": "DEBUG",
+            "SIDECAR_LOG_LEVEL": "INFO",
             "SIDECAR_REGISTRY_PATH": str(workdir / "endpoints.sqlite3"),
         }
         self._log = self.log_path.open("wb")

@@ -99,3 +99,13 @@ async def test_search_rejects_empty_text_and_bad_k_before_any_call() -> None:
     with pytest.raises(RequestValidationError, match="k must be"):
         await searcher.search("dogs", k=0)
     await client.close()
+
+
+async def test_bad_fusion_settings_fail_before_encoding() -> None:
+    client = EngineClient(["http://127.0.0.1:9"])
+    searcher = Searcher(target_from(PIPELINE), client, encoder=None)  # type: ignore[arg-type]
+    with pytest.raises(RequestValidationError, match="unknown fusion"):
+        await searcher.search("dogs", hybrid=True, fusion="borda")
+    with pytest.raises(RequestValidationError, match="got 2 weights"):
+        await searcher.search("dogs", hybrid=True, weights="0.5,0.5")  # three methods here
+    await client.close()

@@ -11,7 +11,8 @@ from typing import Any
 
 from sidecar.errors import InferenceFailedError, NotFoundError, OverloadedError
 from sidecar.inference.types import DenseEmbedding, InferenceOutput, InputType, SparseEmbedding, TaskType
-from sidecar.pipelines.schema import PipelineConfig
+from sidecar.pipelines.schema import ErrorsConfig, PipelineConfig, SinkConfig
+from sidecar.sinks.base import BulkSink, RequestFailure
 
 TASK_TYPES = {".splade-tiny": TaskType.SPARSE_EMBEDDING, ".minilm-l6": TaskType.TEXT_EMBEDDING}
 
@@ -92,3 +93,79 @@ def pipeline(**overrides: Any) -> PipelineConfig:
             node = node[part]
         node[parts[-1]] = value
     return PipelineConfig.model_validate(raw)
+
+
+class Unreachable(Exception):
+    def __init__(self, status: int | None = None) -> None:
+        super().__init__(f"unreachable {status}")
+        self.status = status
+
+
+Answer = int | dict[str, Any]
+Plan = list[Answer] | tuple[list[Answer], Unreachable]
+
+
+class ScriptedSink(BulkSink):
+    engine_name = "scripted"
+
+    def __init__(self, plans: list[Plan], **errors: Any) -> None:
+        self.pushbacks: list[bool] = []
+        config = SinkConfig.model_validate({"engine": "opensearch", "urls": "http://x:1", "index": "i"})
+        super().__init__(
+            config,
+            ErrorsConfig.model_validate({"backoff": {"initial_ms": 1, "max_ms": 2}, **errors}),
+            on_pushback=self.pushbacks.append,
+        )
+        self.plans = plans
+        self.sent: list[list[str]] = []
+
+    async def _stream(
+        self, actions: list[dict[str, Any]], max_bytes: int
+    ) -> AsyncIterator[tuple[bool, dict[str, Any]]]:
+        self.sent.append([a["_id"] for a in actions])
+        plan = self.plans.pop(0)
+        answers, failure = plan if isinstance(plan, tuple) else (plan, None)
+        for action, answer in zip(actions, answers, strict=False):
+            body = answer if isinstance(answer, dict) else {"status": answer}
+            if not isinstance(answer, dict) and answer >= 300:
+                body = {"status": answer, "error": {"type": f"type_{answer}", "reason": f"reason {answer}"}}
+            yield 200 <= body["status"] < 300, {action["_op_type"]: {"_id": action["_id"], **body}}
+        if failure is not None:
+            raise failure
+
+    def _request_failure(self, exc: Exception) -> RequestFailure | None:
+        return RequestFailure(exc.status, str(exc)) if isinstance(exc, Unreachable) else None
+
+    async def _mget(self, index: str, docs: list[dict[str, Any]], paths: list[str]) -> list[dict[str, Any]]:
+        raise Unreachable()
+
+    async def index_exists(self, index: str) -> bool:
+        return True
+
+    async def create_index(self, index: str, body: dict[str, Any]) -> None: ...
+
+    async def put_mapping(self, index: str, mappings: dict[str, Any]) -> None: ...
+
+    async def put_index_template(self, name: str, body: dict[str, Any]) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+class RecordingSink(ScriptedSink):
+    """Answers every item 201 unless `answers[doc_id]` says otherwise; records every action sent."""
+
+    def __init__(self, answers: dict[str, int] | None = None) -> None:
+        super().__init__([])
+        self.answers = answers or {}
+        self.actions: list[dict[str, Any]] = []
+
+    async def _stream(
+        self, actions: list[dict[str, Any]], max_bytes: int
+    ) -> AsyncIterator[tuple[bool, dict[str, Any]]]:
+        self.actions += actions
+        for action in actions:
+            status = self.answers.get(action["_id"], 201)
+            body: dict[str, Any] = {"_id": action["_id"], "status": status}
+            if status >= 300:
+                body["error"] = {"type": "mapper_parsing_exception", "reason": f"refused {action['_id']}"}
+            yield status < 300, {action["_op_type"]: body}

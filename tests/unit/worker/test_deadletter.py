@@ -3,6 +3,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from aiokafka.errors import MessageSizeTooLargeError
+
 from sidecar.deadletter import DeadLetter, DeadLetterWriter
 from sidecar.pipelines.schema import BackoffConfig
 
@@ -76,3 +78,34 @@ async def test_topic_writes_are_retried_until_accepted() -> None:
     )
     await writer.write([LETTER])
     assert [(t, v, k) for t, v, k, _ in producer.sent] == [("dlq", LETTER.value, LETTER.key)]
+
+
+class SizeLimitedProducer(FlakyProducer):
+    async def send(
+        self,
+        topic: str,
+        value: bytes | None = None,
+        key: bytes | None = None,
+        *,
+        headers: list[tuple[str, bytes]] | None = None,
+    ) -> asyncio.Future[Any]:
+        if value is not None and len(value) > 4:
+            raise MessageSizeTooLargeError("over max_request_size")
+        return await super().send(topic, value, key, headers=headers)
+
+
+async def test_records_too_large_for_the_topic_keep_their_headers_without_the_value() -> None:
+    producer = SizeLimitedProducer(failures=0)
+    writer = DeadLetterWriter(
+        "p1",
+        topic="dlq",
+        index=None,
+        producer=producer,
+        sink=None,
+        backoff=BackoffConfig(initial_ms=1, max_ms=2),
+    )
+    await writer.write([LETTER])
+    [(topic, value, key, headers)] = producer.sent
+    assert (topic, value, key) == ("dlq", None, LETTER.key)
+    fields = dict(headers)
+    assert fields["sidecar.source.offset"] == b"99" and b"too large" in fields["sidecar.value.dropped"]

@@ -11,64 +11,9 @@ from typing import Any
 
 import pytest
 
-from sidecar.pipelines.schema import ErrorsConfig, Operation, SinkConfig
-from sidecar.sinks.base import BulkItem, BulkSink, RequestFailure, backoff_delay
-
-
-class Unreachable(Exception):
-    def __init__(self, status: int | None = None) -> None:
-        super().__init__(f"unreachable {status}")
-        self.status = status
-
-
-Answer = int | dict[str, Any]
-Plan = list[Answer] | tuple[list[Answer], Unreachable]
-
-
-class ScriptedSink(BulkSink):
-    engine_name = "scripted"
-
-    def __init__(self, plans: list[Plan], **errors: Any) -> None:
-        self.pushbacks: list[bool] = []
-        config = SinkConfig.model_validate({"engine": "opensearch", "urls": "http://x:1", "index": "i"})
-        super().__init__(
-            config,
-            ErrorsConfig.model_validate({"backoff": {"initial_ms": 1, "max_ms": 2}, **errors}),
-            on_pushback=self.pushbacks.append,
-        )
-        self.plans = plans
-        self.sent: list[list[str]] = []
-
-    async def _stream(
-        self, actions: list[dict[str, Any]], max_bytes: int
-    ) -> AsyncIterator[tuple[bool, dict[str, Any]]]:
-        self.sent.append([a["_id"] for a in actions])
-        plan = self.plans.pop(0)
-        answers, failure = plan if isinstance(plan, tuple) else (plan, None)
-        for action, answer in zip(actions, answers, strict=False):
-            body = answer if isinstance(answer, dict) else {"status": answer}
-            if not isinstance(answer, dict) and answer >= 300:
-                body = {"status": answer, "error": {"type": f"type_{answer}", "reason": f"reason {answer}"}}
-            yield 200 <= body["status"] < 300, {action["_op_type"]: {"_id": action["_id"], **body}}
-        if failure is not None:
-            raise failure
-
-    def _request_failure(self, exc: Exception) -> RequestFailure | None:
-        return RequestFailure(exc.status, str(exc)) if isinstance(exc, Unreachable) else None
-
-    async def _mget(self, index: str, docs: list[dict[str, Any]], paths: list[str]) -> list[dict[str, Any]]:
-        raise Unreachable()
-
-    async def index_exists(self, index: str) -> bool:
-        return True
-
-    async def create_index(self, index: str, body: dict[str, Any]) -> None: ...
-
-    async def put_mapping(self, index: str, mappings: dict[str, Any]) -> None: ...
-
-    async def put_index_template(self, name: str, body: dict[str, Any]) -> None: ...
-
-    async def close(self) -> None: ...
+from sidecar.pipelines.schema import Operation
+from sidecar.sinks.base import BulkItem, backoff_delay
+from tests.unit.worker.fakes import Plan, ScriptedSink, Unreachable
 
 
 def items(n: int, operation: Operation = Operation.INDEX) -> list[BulkItem]:
@@ -128,7 +73,9 @@ async def test_conflict_on_update_is_retried() -> None:
 
 async def test_request_failures_retry_the_unanswered_items_without_budget() -> None:
     # First request dies after one answer; then the engine is down for longer than max_retries.
-    plans: list[Plan] = [([201], Unreachable())] + [([], Unreachable())] * 6 + [[201, 201]]
+    first: Plan = ([201], Unreachable())
+    down: list[Plan] = [([], Unreachable()) for _ in range(6)]
+    plans: list[Plan] = [first, *down, [201, 201]]
     sink = ScriptedSink(plans, max_retries=1)
     result = await sink.write(items(3))
     assert result.outcomes == [None] * 3

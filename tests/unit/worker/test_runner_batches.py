@@ -1,0 +1,82 @@
+"""One batch through `PipelineRunner` (decode, enrich, bulk, dead letters, acknowledgement), with the
+fake inference service and a recording sink; Kafka itself is exercised by the integration tests."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+from aiokafka import TopicPartition
+
+from sidecar.sources.kafka import Message
+from sidecar.worker.runner import PipelineRunner
+from tests.unit.worker.fakes import FakeService, RecordingSink, pipeline, sparse_of
+
+
+def message(offset: int, key: str, value: object | bytes) -> Message:
+    raw = value if isinstance(value, bytes) else json.dumps(value).encode()
+    return Message("docs", 0, offset, key.encode(), raw)
+
+
+async def run_batch(runner: PipelineRunner, messages: list[Message]) -> None:
+    runner._start_batch(messages)
+    await asyncio.gather(*runner._tasks)
+
+
+async def test_batch_indexes_dead_letters_and_acknowledges_everything(service: FakeService) -> None:
+    sink = RecordingSink(answers={"k3": 400})
+    config = pipeline(errors={"dead_letter_index": "dlq"}, sink__operation="update")
+    runner = PipelineRunner(config, service, service, sink=sink)
+    await run_batch(
+        runner,
+        [
+            message(0, "k1", {"title": "first version", "a": {"x": 1}}),
+            message(1, "k2", {"title": "other"}),
+            message(2, "k1", {"title": "second version", "a": {"y": 2}}),
+            message(3, "k4", b"{not json"),
+            message(4, "k3", {"title": "mapping conflict"}),
+        ],
+    )
+    indexed = {a["_id"]: a for a in sink.actions if a["_index"] == "docs"}
+    assert sorted(indexed) == ["k1", "k2", "k3"]  # one item per id
+    # Partial updates of one id are merged in consumption order, as the engine would merge them.
+    assert indexed["k1"]["doc"]["a"] == {"x": 1, "y": 2}
+    assert indexed["k1"]["doc"]["ml"]["tokens"] == sparse_of("second version")
+    assert indexed["k1"]["doc_as_upsert"] is True
+    letters = {a["_id"]: a["_source"] for a in sink.actions if a["_index"] == "dlq"}
+    assert letters["docs+0+3"]["error"]["type"] == "invalid_json"
+    assert letters["docs+0+4"]["error"] == {
+        "type": "mapper_parsing_exception",
+        "reason": "refused k3",
+        "stage": "index",
+    }
+    assert runner.partitions.trackers[TopicPartition("docs", 0)].committable() == 5
+    assert runner._in_flight == 0 and len(runner._order) == 0
+
+
+async def test_retriable_inference_failures_pause_then_succeed(service: FakeService) -> None:
+    service.overloaded_calls = 2
+    config = pipeline(errors={"backoff": {"initial_ms": 1, "max_ms": 2}})
+    sink = RecordingSink()
+    runner = PipelineRunner(config, service, service, sink=sink)
+    await run_batch(runner, [message(0, "k1", {"title": "t"})])
+    assert [a["_id"] for a in sink.actions] == ["k1"]
+    assert runner.partitions.trackers[TopicPartition("docs", 0)].committable() == 1
+    assert not runner.partitions.paused
+
+
+async def test_later_batches_wait_for_earlier_writes_of_the_same_id(service: FakeService) -> None:
+    order: list[str] = []
+
+    class SlowFirst(RecordingSink):
+        async def write(self, items):  # type: ignore[no-untyped-def]
+            if items[0].source["title"] == "old":
+                await asyncio.sleep(0.05)
+            order.append(items[0].source["title"])
+            return await super().write(items)
+
+    runner = PipelineRunner(pipeline(), service, service, sink=SlowFirst())
+    runner._start_batch([message(0, "same", {"title": "old"})])
+    runner._start_batch([message(1, "same", {"title": "new"})])
+    await asyncio.gather(*runner._tasks)
+    assert order == ["old", "new"]
