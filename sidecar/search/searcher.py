@@ -188,14 +188,22 @@ class Searcher:
         sparse = await self.sparse_weights(text) if SPARSE in methods else None
         terms = None if sparse is None else len(sparse)
         if ws is None:
-            hits = await self.method(methods[0], text, k, sparse_weights=sparse)
+            hits = self._in_field_order(await self.method(methods[0], text, k, sparse_weights=sparse))
             return SearchResult(hits, {methods[0]: hits}, query_terms=terms)
         depth = max(k, self.depth)
         lists = await asyncio.gather(*(self.method(m, text, depth, sparse_weights=sparse) for m in methods))
         sources = {h.doc_id: h.source for hits in lists for h in hits}
         fused = fuse(method, [[(h.doc_id, h.score) for h in hits] for hits in lists], ws, size=k)
-        hits = [Hit(doc, score, sources.get(doc, {})) for doc, score in fused]
+        hits = self._in_field_order([Hit(doc, score, sources.get(doc, {})) for doc, score in fused])
         return SearchResult(hits, dict(zip(methods, lists, strict=True)), method, ws, terms)
+
+    def _in_field_order(self, hits: list[Hit]) -> list[Hit]:
+        """Sources with the pipeline's text fields first, in its order (engines may sort them)."""
+        order = {name: i for i, name in enumerate(self.target.text_fields)}
+        return [
+            Hit(h.doc_id, h.score, dict(sorted(h.source.items(), key=lambda kv: order.get(kv[0], len(order)))))
+            for h in hits
+        ]
 
 
 async def search(

@@ -30,6 +30,18 @@ log = logging.getLogger(__name__)
 
 RETRY_ITEM_STATUSES = frozenset({429, 500, 502, 503, 504})
 
+# A partial update merges objects recursively, so a re-encoded sparse vector would keep the stale
+# tokens of the stored one. This script merges `params.doc` as the engine would, except that the
+# `params.replace` paths are replaced whole. One fixed source: compiled once, cached by the engine.
+MERGE_REPLACING = (
+    "List todo = new ArrayList(); todo.add([ctx._source, params.doc, '']);"
+    " while (!todo.isEmpty()) { List t = todo.remove(todo.size() - 1);"
+    " Map dst = t[0]; Map src = t[1]; String prefix = t[2];"
+    " for (def k : src.keySet()) { String path = prefix + k; def cur = dst.get(k); def val = src.get(k);"
+    " if (!params.replace.contains(path) && cur instanceof Map && val instanceof Map) {"
+    " todo.add([cur, val, path + '.']); } else { dst.put(k, val); } } }"
+)
+
 
 def backoff_delay(attempt: int, initial_s: float, max_s: float) -> float:
     """Exponential backoff with equal jitter: half fixed, half random, never above `max_s`."""
@@ -47,6 +59,7 @@ class BulkItem:
     attempts: int = 0  # item-level retries used (429/5xx)
     upsert: bool = True  # `update` only: create a missing document (the backfill must not)
     script: dict[str, Any] | None = None  # `update` only: run this script instead of merging `source`
+    replace: tuple[str, ...] = ()  # `update` only: paths replaced whole instead of merged (sparse vectors)
 
     def action(self) -> dict[str, Any]:
         meta: dict[str, Any] = {"_op_type": self.operation.value, "_index": self.index, "_id": self.doc_id}
@@ -54,6 +67,14 @@ class BulkItem:
             meta["routing"] = self.routing
         if self.operation is Operation.UPDATE and self.script is not None:
             return {**meta, "script": self.script, "retry_on_conflict": 3}
+        if self.operation is Operation.UPDATE and self.replace:
+            script = {
+                "lang": "painless",
+                "source": MERGE_REPLACING,
+                "params": {"doc": self.source, "replace": list(self.replace)},
+            }
+            upsert = {"upsert": self.source} if self.upsert else {}
+            return {**meta, "script": script, **upsert, "retry_on_conflict": 3}
         if self.operation is Operation.UPDATE:
             return {**meta, "doc": self.source, "doc_as_upsert": self.upsert, "retry_on_conflict": 3}
         return {**meta, "_source": self.source}

@@ -58,12 +58,16 @@ class _Batch:
     started: float = field(default_factory=time.perf_counter)
 
 
-def _merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
-    """Partial documents of one id, merged as the engine merges `update` docs (objects recursively)."""
+def _merge(
+    base: dict[str, Any], update: dict[str, Any], replace: set[str], prefix: str = ""
+) -> dict[str, Any]:
+    """Partial documents of one id, merged as the engine merges them (objects recursively, the
+    `replace` paths whole: see `MERGE_REPLACING`)."""
     out = dict(base)
     for key, value in update.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _merge(out[key], value)
+        path = prefix + key
+        if path not in replace and isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value, replace, path + ".")
         else:
             out[key] = value
     return out
@@ -105,6 +109,9 @@ class PipelineRunner:
             backoff=config.errors.backoff,
         )
         self._order = KeyedOrder()
+        # `update` replaces sparse vectors whole (a merge would keep stale tokens); dense ones are lists.
+        sparse_targets = tuple(f.target for f in config.fields if f.type.sparse)
+        self._replace = sparse_targets if config.sink.operation is Operation.UPDATE else ()
         self._tasks: set[asyncio.Task[None]] = set()
         self._in_flight = 0
         self._stopping = asyncio.Event()
@@ -270,11 +277,18 @@ class PipelineRunner:
                 pos = slot.get(envelope.doc_id)
                 if pos is None:  # one bulk item per id: the last message wins (merged for partial updates)
                     slot[envelope.doc_id] = len(items)
-                    items.append(BulkItem(envelope.doc_id, index, doc, operation, envelope.routing))
+                    items.append(
+                        BulkItem(
+                            envelope.doc_id, index, doc, operation, envelope.routing, replace=self._replace
+                        )
+                    )
                     owners.append([envelope])
                     continue
                 item = items[pos]
-                item.source = _merge(item.source, doc) if operation is Operation.UPDATE else doc
+                if operation is Operation.UPDATE:
+                    item.source = _merge(item.source, doc, set(self._replace))
+                else:
+                    item.source = doc
                 item.routing = envelope.routing
                 owners[pos].append(envelope)
             for earlier in batch.waits:

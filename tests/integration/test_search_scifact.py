@@ -65,8 +65,11 @@ def engine_url(request: pytest.FixtureRequest, small_scifact: Path) -> Iterator[
     engine: Engine = request.param
     url = request.getfixturevalue("opensearch_url" if engine is Engine.OPENSEARCH else "es_url")
     yield engine, url
-    # Only this test's index (its dataset folder name is unique), never other evaluation indices.
-    httpx.delete(f"{url}/eval-{small_scifact.name}-*", timeout=30)
+    # Only this test's indices (its dataset folder name is unique), by name: Elasticsearch refuses
+    # wildcard deletes by default.
+    listed = httpx.get(f"{url}/_cat/indices/eval-{small_scifact.name}-*", params={"format": "json"}, timeout=30)
+    for row in listed.json() if listed.is_success else []:
+        httpx.delete(f"{url}/{row['index']}", timeout=30)
 
 
 def pipeline_raw(engine: Engine, url: str, index: str, *, dense: bool) -> dict[str, object]:

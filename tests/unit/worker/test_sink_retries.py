@@ -119,3 +119,19 @@ def test_backoff_is_jittered_exponential_and_capped() -> None:
         delays = {backoff_delay(attempt, 0.1, 10.0) for _ in range(50)}
         assert all(ceiling / 2 <= d <= ceiling for d in delays)
         assert len(delays) > 1
+
+
+def test_bulk_actions_per_operation() -> None:
+    assert BulkItem("a", "i", {"f": 1}).action() == {
+        "_op_type": "index",
+        "_index": "i",
+        "_id": "a",
+        "_source": {"f": 1},
+    }
+    create = BulkItem("a", "i", {"f": 1}, Operation.CREATE, routing="r").action()
+    assert create == {"_op_type": "create", "_index": "i", "_id": "a", "routing": "r", "_source": {"f": 1}}
+    merge = BulkItem("a", "i", {"f": 1}, Operation.UPDATE).action()
+    assert merge["doc"] == {"f": 1} and merge["doc_as_upsert"] is True
+    replacing = BulkItem("a", "i", {"ml": {"t": {"x": 1.0}}}, Operation.UPDATE, replace=("ml.t",)).action()
+    assert replacing["script"]["params"] == {"doc": {"ml": {"t": {"x": 1.0}}}, "replace": ["ml.t"]}
+    assert replacing["upsert"] == {"ml": {"t": {"x": 1.0}}} and "doc" not in replacing
