@@ -9,6 +9,8 @@ one outcome per item, never raising for a document's fault:
 - a failed request (connection refused, timeout, 429/5xx on the whole bulk) is retried for as long
   as it takes, with backoff capped at `errors.backoff.max_ms`: an unreachable engine is not the
   documents' fault. `on_pushback(True)` tells the worker to pause consumption meanwhile.
+`update` (doc_as_upsert) items whose sparse vectors must be replaced, not merged, are sent as the
+fixed `MERGE_REPLACING` painless script with the document as its parameter and as the upsert.
 """
 
 from __future__ import annotations

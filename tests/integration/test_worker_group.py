@@ -28,8 +28,8 @@ from tests.integration.worker_harness import (
 
 pytestmark = pytest.mark.integration
 
-DOCS = 2_000
-TRICKLE = 20  # documents every half second: the stream lasts about 50 s
+DOCS = 1_200
+TRICKLE = 15  # documents every half second: the stream lasts about 40 s
 
 
 @pytest.fixture(params=["opensearch", "elasticsearch"])

@@ -31,7 +31,7 @@ from tests.integration.worker_harness import (
 
 pytestmark = pytest.mark.integration
 
-DOCS = 1_500
+DOCS = 1_000
 POISON = 20
 MAX_IN_FLIGHT = 500
 
