@@ -56,7 +56,7 @@ def main() -> int:
         argv = [sys.executable, f"benchmarks/{name}.py", *(quick if args.size == "quick" else full)]
         print(f"==> {' '.join(argv[1:])}", flush=True)
         started = time.monotonic()
-        rc = subprocess.call(argv, cwd=ROOT)  # noqa: S603 - our own scripts
+        rc = subprocess.call(argv, cwd=ROOT)
         timings.append(f"| {name} | {time.monotonic() - started:.0f} s | {'ok' if rc == 0 else f'exit {rc}'} |")
         if rc != 0:
             failed.append(name)
