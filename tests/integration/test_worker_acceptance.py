@@ -110,6 +110,7 @@ async def test_scifact_titles_and_poison_end_to_end(
 ) -> None:
     url, client = engine
     names = Names()
+    client.own(names.index, names.dlq_index)
     docs = scifact_titles(DOCS)
     poison = malformed_messages(POISON)
     async with kafka_topics(kafka_bootstrap, names.topic, names.dlq_topic):

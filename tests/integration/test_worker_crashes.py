@@ -41,6 +41,7 @@ async def test_three_sigkills_mid_stream_lose_and_duplicate_nothing(
 ) -> None:
     engine_name, url, client = engine
     names = Names()
+    client.own(names.index, names.dlq_index)
     docs = scifact_titles(DOCS)
     async with kafka_topics(kafka_bootstrap, names.topic, names.dlq_topic):
         await produce(kafka_bootstrap, names.topic, mixed_stream(docs, []))

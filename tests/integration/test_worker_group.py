@@ -58,6 +58,7 @@ async def test_late_join_and_leave_rebalance_without_loss(
 ) -> None:
     engine_name, url, client = engine
     names = Names()
+    client.own(names.index, names.dlq_index)
     docs = scifact_titles(DOCS)
     async with kafka_topics(kafka_bootstrap, names.topic, names.dlq_topic, partitions=6):
         pipeline = write_pipeline(

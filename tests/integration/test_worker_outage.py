@@ -85,6 +85,7 @@ async def test_engine_outage_pauses_then_recovers_without_loss(
 ) -> None:
     engine_name, url, client = engine
     names = Names()
+    client.own(names.index, names.dlq_index)
     docs = scifact_titles(DOCS)
     proxy = FaultProxy(url)
     await proxy.start()

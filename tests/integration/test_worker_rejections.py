@@ -47,6 +47,7 @@ async def test_item_429s_are_retried_and_mapping_conflicts_dead_lettered(
 ) -> None:
     engine_name, url, client = engine
     names = Names()
+    client.own(names.index, names.dlq_index)
     docs = scifact_titles(DOCS + CONFLICTS)
     good, conflicting = docs[:DOCS], docs[DOCS:]
     messages = [

@@ -54,6 +54,7 @@ async def test_setup_creates_template_index_and_dead_letter_mappings(
 ) -> None:
     engine_name, url, client = engine
     names = Names()
+    client.own(names.index, names.dlq_index)
     pipeline = write_pipeline(
         tmp_path / "p.yaml",
         names,
@@ -98,6 +99,7 @@ async def test_unchanged_text_is_not_encoded_again_and_dense_vectors_are_written
 ) -> None:
     engine_name, url, client = engine
     names = Names()
+    client.own(names.index, names.dlq_index)
     docs = scifact_titles(200)
     fields = [
         {"input": "title", "endpoint": ".splade-tiny", "target": "ml.tokens", "skip_if_unchanged": True}

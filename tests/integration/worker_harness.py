@@ -184,6 +184,11 @@ class Engine:
 
     def __init__(self, url: str) -> None:
         self.client = httpx.AsyncClient(base_url=url, timeout=60)
+        self._owned: list[str] = []
+
+    def own(self, *indices: str) -> None:
+        """Delete these indices when the client closes, whatever the test's outcome."""
+        self._owned += indices
 
     async def count(self, index: str) -> int:
         await self.client.post(f"/{index}/_refresh")
@@ -209,7 +214,10 @@ class Engine:
             await self.client.delete(f"/{index}")
 
     async def close(self) -> None:
-        await self.client.aclose()
+        try:
+            await self.delete(*self._owned)
+        finally:
+            await self.client.aclose()
 
 
 async def wait_for(
