@@ -16,7 +16,6 @@ import contextlib
 import os
 import platform
 import random
-import re
 import signal
 import socket
 import subprocess
@@ -31,7 +30,6 @@ import aiohttp
 import httpx
 
 REPO = Path(__file__).resolve().parents[1]
-DOCS = REPO / "docs" / "benchmarks.md"
 ENDPOINT = ".splade-tiny"
 SECTION = "HTTP API"
 
@@ -186,15 +184,10 @@ def table(results: list[Result]) -> str:
 
 def write_section(body: str) -> None:
     """Replace (or append) the `## HTTP API` section of docs/benchmarks.md."""
-    text = DOCS.read_text(encoding="utf-8") if DOCS.exists() else "# Benchmarks\n"
-    section = f"## {SECTION}\n\n{body.strip()}\n"
-    pattern = re.compile(rf"^## {re.escape(SECTION)}\n.*?(?=^## |\Z)", re.MULTILINE | re.DOTALL)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: section + "\n", text).rstrip() + "\n"
-    else:
-        text = text.rstrip() + "\n\n" + section
-    DOCS.parent.mkdir(parents=True, exist_ok=True)
-    DOCS.write_text(text, encoding="utf-8")
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from benchmarks.report import write_section as write_report_section
+
+    write_report_section(SECTION, body)
 
 
 def run(*, duration: float, clients: int, warmup: float, write: bool) -> list[Result]:

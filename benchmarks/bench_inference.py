@@ -292,17 +292,10 @@ def main() -> None:
 
 
 def write_section(body: str, title: str) -> None:
-    """Replace (or append) the `## <title>` section of docs/benchmarks.md."""
-    path = ROOT / "docs" / "benchmarks.md"
-    path.parent.mkdir(exist_ok=True)
-    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
-    marker = f"## {title}"
-    if marker in text:
-        before, _, rest = text.partition(marker)
-        nxt = rest.find("\n## ")
-        text = before + (rest[nxt + 1 :] if nxt >= 0 else "")
-    text = text.rstrip() + f"\n\n{marker}\n\n{body}"
-    path.write_text(text, encoding="utf-8")
+    sys.path.insert(0, str(ROOT))
+    from benchmarks.report import write_section as write_report_section
+
+    write_report_section(title, body)
 
 
 if __name__ == "__main__":
