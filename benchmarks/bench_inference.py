@@ -282,10 +282,11 @@ def main() -> None:
         f" --device {args.device} --model-size {args.model_size}`."
     )
     table = "\n".join(rows)
-    header += (
-        f" Load average {load_before:.1f} at the start, {os.getloadavg()[0]:.1f} at the end "
-        "(above the core count, other jobs shared the CPU and the numbers are noisy)."
-    )
+    load_after = os.getloadavg()[0]
+    header += f" Load average {load_before:.1f} at the start, {load_after:.1f} at the end"
+    busy = max(load_before, load_after) > len(os.sched_getaffinity(0))
+    # Above the core count other jobs shared the CPU: say so next to the numbers.
+    header += " (above the core count: other jobs shared the CPU, numbers are noisy)." if busy else "."
     print(header + "\n\n" + table)
     if not args.no_write:
         write_section(f"{header}\n\n{table}\n", f"Inference ({args.device}, {args.model_size})")
