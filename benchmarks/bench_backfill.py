@@ -185,7 +185,7 @@ def main() -> None:
     print(table)
     if not args.no_write:
         write_section("Backfill", table)
-        record_throughput("backfill", out["backfill"])
+        record_throughput("backfill (SciFact titles)", out["backfill"])
 
 
 if __name__ == "__main__":
