@@ -133,11 +133,26 @@ class BulkSink(abc.ABC):
         self._backing_off = 0  # writes now sleeping before a retry
 
     # --- engine specifics --------------------------------------------------------------------------
-    @abc.abstractmethod
+    # Set by each engine's subclass: its client and its client library's async_streaming_bulk helper.
+    client: Any
+    streaming_bulk: Callable[..., AsyncIterable[tuple[bool, dict[str, Any]]]]
+
     def _stream(
         self, actions: list[dict[str, Any]], max_bytes: int
     ) -> AsyncIterable[tuple[bool, dict[str, Any]]]:
         """The engine's async_streaming_bulk over `actions` (no retries, raise on request errors)."""
+        extra: dict[str, Any] = {} if self.config.refresh == "false" else {"refresh": self.config.refresh}
+        return self.streaming_bulk(
+            self.client,
+            actions,
+            chunk_size=self.config.bulk.max_docs,
+            max_chunk_bytes=max_bytes,
+            raise_on_error=False,
+            raise_on_exception=True,
+            max_retries=0,
+            yield_ok=True,
+            **extra,
+        )
 
     def request_failure(self, exc: Exception) -> RequestFailure | None:
         """Public form of `_request_failure`, for callers that talk to the engine themselves."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable
 from typing import Any
 
 from opensearchpy import AsyncOpenSearch, NotFoundError, TransportError
@@ -29,26 +28,11 @@ def make_client(config: Any) -> AsyncOpenSearch:
 
 class OpenSearchSink(BulkSink):
     engine_name = "opensearch"
+    streaming_bulk = staticmethod(async_streaming_bulk)
 
     def __init__(self, *args: Any, client: AsyncOpenSearch | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.client = client or make_client(self.config)
-
-    def _stream(
-        self, actions: list[dict[str, Any]], max_bytes: int
-    ) -> AsyncIterable[tuple[bool, dict[str, Any]]]:
-        extra: dict[str, Any] = {} if self.config.refresh == "false" else {"refresh": self.config.refresh}
-        return async_streaming_bulk(
-            self.client,
-            actions,
-            chunk_size=self.config.bulk.max_docs,
-            max_chunk_bytes=max_bytes,
-            raise_on_error=False,
-            raise_on_exception=True,
-            max_retries=0,
-            yield_ok=True,
-            **extra,
-        )
 
     def _request_failure(self, exc: Exception) -> RequestFailure | None:
         if isinstance(exc, TransportError):
