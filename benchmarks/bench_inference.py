@@ -68,20 +68,18 @@ def model_dir(size: str, workdir: Path) -> str:
 
 
 # --- contenders (each runs inside its own subprocess) ---------------------------------------------
+def production_engine(path: str, device: str, **options: Any) -> Any:
+    """The engine exactly as `sidecar serve` builds it (default batch limits for the device)."""
+    from sidecar.inference.executor import build_engine
+    from sidecar.settings import Settings
+
+    return build_engine(Settings(device=device, max_queue=1 << 20), "sparse", path, MAX_LEN, **options)
+
+
 def run_engine(texts: list[str], path: str, device: str, bf16: bool | None) -> dict[str, Any]:
-    from sidecar.inference.batching import BatchingEngine, BatchLimits
-    from sidecar.inference.executor import CPU_DEFAULTS, GPU_DEFAULTS
-    from sidecar.inference.services.splade import SpladeBackend
     from sidecar.writers.rank_features import clean_features
 
-    backend = SpladeBackend(path, device=device, max_length=MAX_LEN, cpu_bf16=bf16)
-    d = CPU_DEFAULTS if device == "cpu" else GPU_DEFAULTS
-    engine = BatchingEngine(
-        backend,
-        BatchLimits(d["max_batch_tokens"], d["max_batch_requests"], 0.002, 1 << 20),
-        replicas=d["replicas"],
-    )
-    engine.start(warmup=True)
+    engine = production_engine(path, device, cpu_bf16=bf16)
 
     async def main() -> list[Any]:
         parts = [texts[i : i + 32] for i in range(0, len(texts), 32)]  # callers send bulks of 32
@@ -133,13 +131,8 @@ def run_sparse_encoder(texts: list[str], path: str, device: str) -> dict[str, An
 
 
 def run_concurrency(texts: list[str], path: str, device: str) -> dict[str, Any]:
-    from sidecar.inference.batching import BatchingEngine, BatchLimits
-    from sidecar.inference.services.splade import SpladeBackend
-
     sentences = [t.split(". ")[0][:200] for t in texts][:512]
-    backend = SpladeBackend(path, device=device, max_length=MAX_LEN)
-    engine = BatchingEngine(backend, BatchLimits(8192, 64, 0.002, 4096))
-    engine.start(warmup=True)
+    engine = production_engine(path, device)
 
     async def serial() -> float:
         start = time.perf_counter()

@@ -5,11 +5,14 @@
     caller <----- futures resolved on the caller's event loop <---------------------+
 
 - Texts are tokenized on a dedicated tokenizer thread while the model thread runs the previous
-  batch, so tokenization overlaps the forward pass and never blocks the event loop.
+  batch, so tokenization overlaps the forward pass and never blocks the event loop. Small requests
+  (a few sentences: tens of microseconds of Rust) are tokenized in place: a thread hop costs more.
 - A batch is cut by a token budget (padded tokens = texts x longest) and a text count. It is
   built around the oldest waiting text (no starvation) from its neighbours in length order, so
   padding stays small under load.
-- The model thread waits at most `max_wait_s` for a batch to fill.
+- The model thread waits at most `max_wait_s` for a batch to fill, and only while traffic is
+  concurrent (the last batch held several texts, or more texts are being tokenized): a lone
+  caller's text runs at once instead of waiting for company that is not coming.
 - The queue is bounded by text count: past it `encode` raises `OverloadedError` (HTTP 429).
 - Texts whose caller went away (cancelled future) are dropped before they reach the model.
 - A failing batch is split in halves until the failing text is isolated, so one bad text never
@@ -22,7 +25,7 @@ import asyncio
 import itertools
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -51,6 +54,10 @@ class Backend(Protocol):
     def warmup(self) -> None: ...
 
 
+# Requests up to this many characters are tokenized on the caller's event loop (well under 1 ms).
+INLINE_TOKENIZE_CHARS = 2048
+
+
 @dataclass(frozen=True)
 class BatchLimits:
     max_batch_tokens: int = 8192
@@ -72,14 +79,31 @@ class _Item:
         return len(self.encoded.ids)
 
 
+def call_here(fn: Callable[..., Any], *args: Any) -> Any:
+    return fn(*args)
+
+
 class BatchingEngine:
-    def __init__(self, backend: Backend, limits: BatchLimits, *, replicas: int = 1) -> None:
+    """`call` runs the backend's model work (warm-up and forward); the default runs it on the
+    model thread itself, CPU engines pass `run_on_torch_thread` to share one OpenMP team."""
+
+    def __init__(
+        self,
+        backend: Backend,
+        limits: BatchLimits,
+        *,
+        replicas: int = 1,
+        call: Callable[..., Any] = call_here,
+    ) -> None:
         self.backend = backend
+        self._call = call
         self.limits = limits
         self.replicas = max(1, replicas)
         self._cond = threading.Condition()
         self._pending: list[_Item] = []
         self._reserved = 0  # texts admitted (tokenizing, queued or running), guarded by _cond
+        self._running = 0  # texts inside a forward pass, guarded by _cond
+        self._last_batch = 0  # size of the batch cut last: >1 means callers arrive concurrently
         self._seq = itertools.count()
         self._threads: list[threading.Thread] = []
         self._tokenizer = ThreadPoolExecutor(1, thread_name_prefix=f"tok-{backend.name}")
@@ -90,7 +114,7 @@ class BatchingEngine:
     def start(self, *, warmup: bool = True) -> None:
         """Warm up (synchronously: call from a worker thread) and start the model threads."""
         if warmup:
-            self.backend.warmup()
+            self._call(self.backend.warmup)
         for i in range(self.replicas):
             thread = threading.Thread(target=self._run, name=f"model-{self._label}-{i}", daemon=True)
             thread.start()
@@ -122,7 +146,10 @@ class BatchingEngine:
         loop = asyncio.get_running_loop()
         futures: list[asyncio.Future[Any]] = []
         try:
-            encoded = await loop.run_in_executor(self._tokenizer, self.backend.tokenize, texts)
+            if sum(map(len, texts)) <= INLINE_TOKENIZE_CHARS:
+                encoded = self.backend.tokenize(texts)
+            else:
+                encoded = await loop.run_in_executor(self._tokenizer, self.backend.tokenize, texts)
             futures = [loop.create_future() for _ in encoded]
             items = [_Item(e, f, loop, next(self._seq)) for e, f in zip(encoded, futures, strict=True)]
             with self._cond:
@@ -158,9 +185,11 @@ class BatchingEngine:
             self._reserved += count
         metrics.INFERENCE_QUEUE_DEPTH.labels(self._label).set(self._reserved)
 
-    def _release(self, count: int) -> None:
+    def _release(self, count: int, *, ran: bool = False) -> None:
         with self._cond:
             self._reserved -= count
+            if ran:
+                self._running -= count
         metrics.INFERENCE_QUEUE_DEPTH.labels(self._label).set(self._reserved)
 
     # --- model thread ------------------------------------------------------------------------------
@@ -193,11 +222,17 @@ class BatchingEngine:
                         len(self._pending) >= limits.max_batch_requests
                         or sum(i.length for i in self._pending) >= limits.max_batch_tokens
                     )
-                    if full or waited >= limits.max_wait_s:
+                    if full or waited >= limits.max_wait_s or not self._company_expected():
                         return self._take_batch()
                     self._cond.wait(limits.max_wait_s - waited)
                 else:
                     self._cond.wait()
+
+    def _company_expected(self) -> bool:
+        """Whether waiting can fill the batch: traffic was concurrent a batch ago, or admitted texts
+        are still on their way through the tokenizer (caller holds `_cond`)."""
+        tokenizing = self._reserved - self._running - len(self._pending)
+        return self._last_batch > 1 or tokenizing > 0
 
     def _drop_cancelled(self) -> None:
         kept = [i for i in self._pending if not i.future.done()]
@@ -231,21 +266,23 @@ class BatchingEngine:
         batch = order[lo:hi]
         taken = set(map(id, batch))
         self._pending = [i for i in self._pending if id(i) not in taken]
+        self._last_batch = len(batch)
+        self._running += len(batch)
         return batch
 
     def _run_batch(self, batch: list[_Item]) -> None:
         try:
-            results = self.backend.forward([i.encoded for i in batch])
+            results = self._call(self.backend.forward, [i.encoded for i in batch])
         except Exception as exc:
             if len(batch) == 1:
-                self._release(1)
+                self._release(1, ran=True)
                 _resolve(batch[0], error=_wrap(exc))
                 return
             half = len(batch) // 2  # isolate the failing text; the others still succeed
             self._run_batch(batch[:half])
             self._run_batch(batch[half:])
             return
-        self._release(len(batch))  # before callers wake, so their next call finds the capacity
+        self._release(len(batch), ran=True)  # before callers wake, so their next call finds the capacity
         by_loop: dict[asyncio.AbstractEventLoop, list[tuple[_Item, Any]]] = {}
         for item, result in zip(batch, results, strict=True):
             by_loop.setdefault(item.loop, []).append((item, result))

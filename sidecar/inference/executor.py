@@ -9,10 +9,12 @@ work of one batch overlaps the other's forward pass.
 from __future__ import annotations
 
 import asyncio
+from functools import partial
 from typing import Any
 
-from sidecar.inference.batching import BatchingEngine, BatchLimits
+from sidecar.inference.batching import BatchingEngine, BatchLimits, call_here
 from sidecar.inference.models import choose_device
+from sidecar.inference.torch_thread import run_on_torch_thread
 from sidecar.settings import Settings
 
 CPU_DEFAULTS = {"max_batch_tokens": 8192, "max_batch_requests": 64, "replicas": 1}
@@ -26,15 +28,7 @@ class EnginePool:
         self._locks: dict[tuple[str, str, int], asyncio.Lock] = {}
 
     def limits(self, device: str) -> tuple[BatchLimits, int]:
-        defaults = CPU_DEFAULTS if device == "cpu" else GPU_DEFAULTS
-        s = self.settings
-        limits = BatchLimits(
-            max_batch_tokens=s.max_batch_tokens or defaults["max_batch_tokens"],
-            max_batch_requests=s.max_batch_requests or defaults["max_batch_requests"],
-            max_wait_s=s.max_wait_ms / 1000.0,
-            max_queue=s.max_queue,
-        )
-        return limits, defaults["replicas"]
+        return engine_limits(self.settings, device)
 
     async def engine(self, kind: str, model_id: str, max_length: int | None = None) -> BatchingEngine:
         """The running engine for a `sparse` or `dense` model, loading it on first use."""
@@ -49,32 +43,50 @@ class EnginePool:
         return self._engines[key]
 
     def _load(self, kind: str, model_id: str, length: int) -> BatchingEngine:
-        device = choose_device(self.settings.device).device
-        backend: Any
-        if kind == "sparse":
-            from sidecar.inference.services.splade import SpladeBackend
-
-            backend = SpladeBackend(
-                model_id, device=device, max_length=length, threads=self.settings.torch_threads
-            )
-        else:
-            from sidecar.inference.services.dense import DenseBackend
-
-            backend = DenseBackend(
-                model_id,
-                device=device,
-                threads=self.settings.torch_threads,
-                max_length=min(length, _dense_limit(model_id)),
-            )
-        limits, replicas = self.limits(device)
-        engine = BatchingEngine(backend, limits, replicas=replicas)
-        engine.start(warmup=self.settings.warmup)
-        return engine
+        return build_engine(self.settings, kind, model_id, length)
 
     async def close(self) -> None:
         engines, self._engines = list(self._engines.values()), {}
         for engine in engines:
             await asyncio.to_thread(engine.close)
+
+
+def engine_limits(settings: Settings, device: str) -> tuple[BatchLimits, int]:
+    """Batch limits and replica count: settings where given, else the device's defaults."""
+    defaults = CPU_DEFAULTS if device == "cpu" else GPU_DEFAULTS
+    limits = BatchLimits(
+        max_batch_tokens=settings.max_batch_tokens or defaults["max_batch_tokens"],
+        max_batch_requests=settings.max_batch_requests or defaults["max_batch_requests"],
+        max_wait_s=settings.max_wait_ms / 1000.0,
+        max_queue=settings.max_queue,
+    )
+    return limits, defaults["replicas"]
+
+
+def build_engine(
+    settings: Settings, kind: str, model_id: str, length: int, **options: Any
+) -> BatchingEngine:
+    """Load a `sparse` or `dense` model and start its engine (blocking: call from a thread).
+    On CPU the model is loaded, warmed up and run on the process's one torch thread."""
+    device = choose_device(settings.device).device
+    backend: Any
+    if kind == "sparse":
+        from sidecar.inference.services.splade import SpladeBackend
+
+        make: Any = partial(SpladeBackend, model_id, device=device, max_length=length, **options)
+    else:
+        from sidecar.inference.services.dense import DenseBackend
+
+        make = partial(
+            DenseBackend, model_id, device=device, max_length=min(length, _dense_limit(model_id)), **options
+        )
+    make = partial(make, threads=settings.torch_threads)
+    call = run_on_torch_thread if device == "cpu" else call_here
+    backend = call(make)
+    limits, replicas = engine_limits(settings, device)
+    engine = BatchingEngine(backend, limits, replicas=replicas, call=call)
+    engine.start(warmup=settings.warmup)
+    return engine
 
 
 def _dense_limit(model_id: str) -> int:

@@ -32,17 +32,12 @@ log = logging.getLogger(__name__)
 
 
 class SplitHead:
-    """A masked-LM head as `transform` + bias-free projection; the vocabulary bias is constant over
+    """A masked-LM head as `transform` + bias-free projection (`weight`, applied with F.linear: the
+    transposed bf16 matmul misses oneDNN's fast path on CPU); the vocabulary bias is constant over
     positions, so it is added after the max (saves a full pass over [positions, vocab])."""
 
     def __init__(self, transform: Callable[[Any], Any], weight: Any, bias: Any) -> None:
         self.transform, self.weight, self.bias = transform, weight, bias
-
-    def __call__(self, hidden: Any) -> Any:  # logits without the bias
-        import torch  # loaded already; kept out of module import time
-
-        # F.linear (not `@ weight.t()`): the transposed bf16 matmul misses oneDNN's fast path on CPU.
-        return torch.nn.functional.linear(self.transform(hidden), self.weight)
 
     def to(self, dtype: Any) -> SplitHead:
         import copy
@@ -149,25 +144,56 @@ class SpladeBackend:
             batch_size, length, width = hidden.shape
             positions = torch.arange(length, device=self.device).expand(batch_size, length)
             positions = torch.where(mask.bool(), positions, 0)
-            hidden = hidden.gather(1, positions.unsqueeze(-1).expand(-1, -1, width)).to(self.head_dtype)
-            out = torch.empty(
-                (batch_size, self.model.config.vocab_size), device=self.device, dtype=self.head_dtype
-            )
-            # Bounded memory: at most ~slice_tokens positions are projected at once; long texts are
-            # projected in sequence slices with a running max.
-            step = min(length, self.slice_tokens)
-            texts_per_slice = max(1, self.slice_tokens // length)
-            for lo in range(0, batch_size, texts_per_slice):
-                hi = min(lo + texts_per_slice, batch_size)
-                torch.amax(self.head(hidden[lo:hi, :step]), dim=1, out=out[lo:hi])
-                for start in range(step, length, step):
-                    torch.maximum(
-                        out[lo:hi], self.head(hidden[lo:hi, start : start + step]).amax(dim=1), out=out[lo:hi]
-                    )
+            hidden = hidden.gather(1, positions.unsqueeze(-1).expand(-1, -1, width))
+            states = self.head.transform(hidden.to(self.head_dtype))
+            vocab_size = self.head.weight.shape[0]
+            out = torch.empty((batch_size, vocab_size), device=self.device, dtype=self.head_dtype)
+            if self.device == "cpu":
+                self._max_by_vocab_block(self.head.weight, states, [len(e.ids) for e in batch], out)
+            else:
+                self._max_by_sequence_slice(self.head.weight, states, out)
             pooled = out.float()
             if self.head.bias is not None:
                 pooled += self.head.bias.to(pooled.device, torch.float32)
             return torch.log1p(torch.relu(pooled))
+
+    def _max_by_vocab_block(self, weight: Any, states: Any, lengths: list[int], out: Any) -> None:
+        """CPU: project positions onto one slice of the vocabulary at a time, sized so the
+        [positions, slice] block stays in cache while it is max-reduced. Projecting the whole
+        vocabulary at once spills [batch, length, vocab] to memory and the max then costs as much
+        as the matmul (2.8x slower for 64 sentences on a 2-core EPYC). Texts are projected in
+        groups of similar length, so padding rows (wasted projections) stay under ~15%."""
+        torch = self._torch
+        for group, longest in _length_groups(lengths):
+            rows = torch.tensor(group, device=self.device)
+            real = len(group) * longest
+            flat = states.index_select(0, rows)[:, :longest].reshape(real, -1)
+            # oneDNN compiles a kernel per matmul shape (~1 ms each): rounding the row count up
+            # keeps the set of shapes small, so varying batch lengths stop paying for compilation.
+            padded = _round_rows(real)
+            if padded > real:
+                flat = torch.cat([flat, flat.new_zeros((padded - real, flat.shape[1]))])
+            block = _vocab_block(padded)
+            result = out.new_empty((len(group), out.shape[1]))
+            for lo in range(0, weight.shape[0], block):
+                logits = torch.nn.functional.linear(flat, weight[lo : lo + block])[:real]
+                torch.amax(logits.view(len(group), longest, -1), dim=1, out=result[:, lo : lo + block])
+            out.index_copy_(0, rows, result)
+
+    def _max_by_sequence_slice(self, weight: Any, states: Any, out: Any) -> None:
+        """GPU: at most ~slice_tokens positions are projected at once; long texts are projected
+        in sequence slices with a running max, so [batch, length, vocab] is never materialised."""
+        torch = self._torch
+        batch_size, length, _ = states.shape
+        step = min(length, self.slice_tokens)
+        texts_per_slice = max(1, self.slice_tokens // length)
+        for lo in range(0, batch_size, texts_per_slice):
+            hi = min(lo + texts_per_slice, batch_size)
+            rows = out[lo:hi]
+            torch.amax(torch.nn.functional.linear(states[lo:hi, :step], weight), dim=1, out=rows)
+            for start in range(step, length, step):
+                logits = torch.nn.functional.linear(states[lo:hi, start : start + step], weight)
+                torch.maximum(rows, logits.amax(dim=1), out=rows)
 
     def forward(self, batch: list[Encoded]) -> list[SparseEmbedding]:
         torch = self._torch
@@ -186,3 +212,37 @@ class SpladeBackend:
             results.append(SparseEmbedding(embedding=embedding, is_truncated=enc.truncated))
             pos = end
         return results
+
+
+def _vocab_block(positions: int) -> int:
+    """Vocabulary rows per projection block: about 2M logits per block (a few MB of bf16, within
+    this class of CPU's L2/L3), a power of two between 256 and 4096."""
+    block = 256
+    while block < 4096 and positions * block * 2 <= 2_000_000:
+        block *= 2
+    return block
+
+
+def _round_rows(rows: int) -> int:
+    """Rows rounded up to a multiple of 16 (small) or 64 (large): at most ~130 distinct shapes."""
+    step = 16 if rows <= 256 else 64
+    return -(-rows // step) * step
+
+
+def _length_groups(lengths: list[int], slack: float = 1.15) -> list[tuple[list[int], int]]:
+    """Text indexes grouped by similar length, each with its longest length: a text joins the
+    current group (taken in length order) while padded rows stay within `slack` x real rows."""
+    order = sorted(range(len(lengths)), key=lengths.__getitem__)
+    groups: list[tuple[list[int], int]] = []
+    members: list[int] = []
+    real = 0
+    for i in order:
+        n = lengths[i]
+        if members and (len(members) + 1) * n > slack * (real + n):
+            groups.append((members, lengths[members[-1]]))
+            members, real = [], 0
+        members.append(i)
+        real += n
+    if members:
+        groups.append((members, lengths[members[-1]]))
+    return groups

@@ -146,3 +146,52 @@ async def test_timeout_is_typed_and_close_fails_pending_callers() -> None:
         engine.close()
     with pytest.raises(OverloadedError, match="shutting down"):
         await engine.encode(["late"])
+
+
+async def test_lone_caller_is_not_held_waiting_for_company() -> None:
+    # A 2 s wait would only ever fill a batch under concurrent traffic; serial callers skip it.
+    engine, backend = make(BatchLimits(max_wait_s=2.0))
+    try:
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        for i in range(3):
+            assert await engine.encode([f"serial call {i}"]) == [(3, False)]
+        assert loop.time() - start < 1.0
+        assert backend.batches == [[3], [3], [3]]
+    finally:
+        engine.close()
+
+
+async def test_concurrent_traffic_waits_to_fill_batches() -> None:
+    engine, backend = make(BatchLimits(max_wait_s=0.2, max_batch_requests=8))
+    try:
+        backend.gate.clear()
+        held = asyncio.ensure_future(engine.encode(["held"]))
+        await asyncio.sleep(0.05)  # the model thread holds "held"; the pair queues up meanwhile
+        pair = [asyncio.ensure_future(engine.encode(["pair of words"])) for _ in range(2)]
+        await asyncio.sleep(0.01)
+        backend.gate.set()
+        await asyncio.gather(held, *pair)
+        assert backend.batches == [[1], [3, 3]]
+        backend.batches.clear()
+        # Traffic was concurrent a batch ago: later arrivals within max_wait join one batch.
+        first = asyncio.ensure_future(engine.encode(["early text"]))
+        await asyncio.sleep(0.05)
+        rest = [asyncio.ensure_future(engine.encode(["late text"])) for _ in range(3)]
+        await asyncio.gather(first, *rest)
+        assert backend.batches == [[2, 2, 2, 2]]
+    finally:
+        engine.close()
+
+
+async def test_model_work_runs_on_the_thread_call_chooses() -> None:
+    from sidecar.inference.torch_thread import run_on_torch_thread
+
+    backend = FakeBackend()
+    engine = BatchingEngine(backend, BatchLimits(), call=run_on_torch_thread)
+    engine.start(warmup=True)
+    try:
+        assert await engine.encode(["one two"]) == [(2, False)]
+        assert {name.split("_")[0] for name in backend.threads} == {"torch-cpu"}
+    finally:
+        engine.close()
