@@ -52,6 +52,35 @@ class PerformRequest(_Strict):
         return [self.input] if isinstance(self.input, str) else list(self.input)
 
 
+class ChatMessage(BaseModel):
+    """One conversation message of a `chat_completion` request (OpenAI's shape)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    role: str = Field(description="system | user | assistant | tool.")
+    content: str | list[dict[str, Any]] | None = Field(None, description="Text, or content parts.")
+    tool_call_id: str | None = Field(None, description="For `tool` messages: the call answered.")
+    tool_calls: list[dict[str, Any]] | None = Field(None, description="Tool calls an assistant made.")
+
+
+class ChatCompletionRequest(BaseModel):
+    """`POST /_inference/chat_completion/{id}/_stream`: Elasticsearch's unified chat request."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    messages: list[ChatMessage] = Field(min_length=1, description="The conversation so far.")
+    model: str | None = Field(None, description="Overrides the endpoint's model.")
+    max_completion_tokens: int | None = Field(None, ge=1, description="Upper bound of generated tokens.")
+    stop: list[str] | None = Field(None, description="Sequences that end generation.")
+    temperature: float | None = Field(None, ge=0, le=2, description="Sampling temperature.")
+    tool_choice: str | dict[str, Any] | None = Field(None, description="none | auto | required | a tool.")
+    tools: list[dict[str, Any]] | None = Field(None, description="Functions the model may call.")
+    top_p: float | None = Field(None, ge=0, le=1, description="Nucleus sampling mass.")
+
+    def provider_request(self) -> dict[str, Any]:
+        return self.model_dump(exclude_none=True)
+
+
 class HuggingFaceRequest(_Strict):
     """The body Elasticsearch's `hugging_face` service sends (Hugging Face Inference API format)."""
 

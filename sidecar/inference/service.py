@@ -229,6 +229,14 @@ class InferenceService:
                 time_limit=time_limit,
             )
             return InferenceOutput(task, list(ranked))
+        if task == TaskType.COMPLETION:
+            completions = await runtime.complete(inputs, task_settings=ts, time_limit=time_limit)
+            return InferenceOutput(task, list(completions))
+        if task == TaskType.CHAT_COMPLETION:
+            raise StatusError(
+                "The [chat_completion] task type only supports streaming: "
+                f"POST /_inference/chat_completion/{endpoint.inference_id}/_stream"
+            )
         raise StatusError(f"The [{endpoint.service}] service does not support task type [{task}]")
 
     async def stream_completion(
@@ -239,6 +247,40 @@ class InferenceService:
         task_type: TaskType | None = None,
         task_settings: dict[str, Any] | None = None,
     ) -> AsyncIterator[str]:
+        """Deltas of a `completion` endpoint's answer as the provider sends them."""
         endpoint = self.registry.get(inference_id, task_type)
-        raise StatusError(f"Streaming is not supported for task type [{endpoint.task_type}]")
-        yield ""  # pragma: no cover - makes this an async generator
+        if endpoint.task_type != TaskType.COMPLETION:
+            raise StatusError(
+                f"Streaming with [input] needs a [completion] endpoint; [{inference_id}] is "
+                f"[{endpoint.task_type}]"
+            )
+        labels = (inference_id, str(endpoint.task_type))
+        try:
+            self._validate(endpoint.task_type, inputs, None, None, None, None)
+            endpoint = with_task_settings(endpoint, task_settings)
+            runtime = self._runtime(endpoint)
+            async for delta in runtime.stream_completion(inputs, task_settings=endpoint.task_settings):
+                yield delta
+        except SidecarError as exc:
+            metrics.INFERENCE_ERRORS.labels(*labels, exc.es_type).inc()
+            raise
+        metrics.INFERENCE_REQUESTS.labels(*labels).inc()
+
+    async def stream_chat(
+        self, inference_id: str, request: dict[str, Any], *, task_type: TaskType | None = None
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Unified chat-completion chunks of a `chat_completion` endpoint for a `messages` request."""
+        endpoint = self.registry.get(inference_id, task_type)
+        if endpoint.task_type != TaskType.CHAT_COMPLETION:
+            raise StatusError(
+                f"Streaming with [messages] needs a [chat_completion] endpoint; [{inference_id}] is "
+                f"[{endpoint.task_type}]"
+            )
+        labels = (inference_id, str(endpoint.task_type))
+        try:
+            async for chunk in self._runtime(endpoint).stream_chat(request):
+                yield chunk
+        except SidecarError as exc:
+            metrics.INFERENCE_ERRORS.labels(*labels, exc.es_type).inc()
+            raise
+        metrics.INFERENCE_REQUESTS.labels(*labels).inc()

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 
 class TaskType(StrEnum):
@@ -86,3 +86,12 @@ class InferenceServiceProtocol(Protocol):
         task_type: TaskType | None = None,
         task_settings: dict[str, Any] | None = None,
     ) -> AsyncIterator[str]: ...
+
+
+@runtime_checkable
+class ChatService(Protocol):
+    """A service that can also stream `chat_completion` (the in-process one; not the worker's)."""
+
+    def stream_chat(
+        self, inference_id: str, request: dict[str, Any], *, task_type: TaskType | None = None
+    ) -> AsyncIterator[dict[str, Any]]: ...

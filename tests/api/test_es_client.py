@@ -17,6 +17,7 @@ import pytest
 from elasticsearch import ApiError, AsyncElasticsearch, BadRequestError, Elasticsearch, NotFoundError
 
 from tests.api.sidecar_process import SidecarProcess, run_sidecar
+from tests.unit.inference.remote_fakes import Recorded, fake_provider
 
 MAJOR = int(elasticsearch.__versionstr__.split(".")[0])
 SPARSE, DENSE, RERANK = ".splade-tiny", ".minilm-l6", ".minilm-l6-rerank"
@@ -102,6 +103,32 @@ def test_completion_method_reaches_the_completion_route(es: Elasticsearch) -> No
         es.inference.completion(inference_id=SPARSE, input="Say hello")
     assert caught.value.message == "status_exception"
     assert "Incompatible task_type" in str(caught.value.body)
+
+
+def _openai_chat(rec: Recorded) -> tuple[int, Any, dict[str, str]]:
+    """OpenAI's `chat.completion` answer, echoing the last user message."""
+    message = {"role": "assistant", "content": f"echo: {rec.body['messages'][-1]['content']}"}
+    choice = {"index": 0, "message": message, "logprobs": None, "finish_reason": "stop"}
+    return 200, {"id": "c1", "object": "chat.completion", "model": rec.body["model"], "choices": [choice]}, {}
+
+
+def test_completion_through_a_remote_openai_endpoint(es: Elasticsearch) -> None:
+    with fake_provider(_openai_chat) as openai:
+        created = es.inference.put_openai(
+            task_type="completion",
+            openai_inference_id="client-gpt",
+            service="openai",
+            service_settings={
+                "api_key": "sk-client-secret",
+                "model_id": "gpt-4o-mini",
+                "url": f"{openai.url}/v1/chat/completions",
+            },
+        )
+        assert created["task_type"] == "completion" and "api_key" not in created["service_settings"]
+        answer = es.inference.completion(inference_id="client-gpt", input="Say hello")
+        assert answer.body == {"completion": [{"result": "echo: Say hello"}]}
+        assert openai.requests[-1].headers["authorization"] == "Bearer sk-client-secret"
+        es.inference.delete(inference_id="client-gpt")
 
 
 def test_put_get_update_delete(es: Elasticsearch) -> None:

@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator
-from typing import Annotated
+from collections.abc import AsyncIterator, Callable
+from typing import Annotated, TypeVar
 
 from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response, StreamingResponse
 
 from sidecar.api import es_errors
-from sidecar.api.bodies import PerformRequest, parse_model, read_json, validate_perform
+from sidecar.api.bodies import (
+    ChatCompletionRequest,
+    PerformRequest,
+    parse_model,
+    read_json,
+    validate_perform,
+)
 from sidecar.api.deps import limiter_of, registry_of, resolve, service_of, settings_of
 from sidecar.api.limits import check_inputs
 from sidecar.api.openapi import ERROR_RESPONSES, operation
@@ -19,7 +25,7 @@ from sidecar.api.params import QueryOptions, parse_task_type, parse_time, query_
 from sidecar.api.rendering import es_json
 from sidecar.api.results import completion_chunk, inference_body
 from sidecar.errors import SidecarError, StatusError
-from sidecar.inference.types import InputType, TaskType
+from sidecar.inference.types import ChatService, InputType, TaskType
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["perform inference"], responses=ERROR_RESPONSES)
@@ -27,6 +33,7 @@ router = APIRouter(tags=["perform inference"], responses=ERROR_RESPONSES)
 WithTimeout = Annotated[QueryOptions, Depends(query_options("timeout"))]
 _PARSER = "cluster:internal/xpack/inference"
 _STREAMABLE = (TaskType.COMPLETION, TaskType.CHAT_COMPLETION)
+T = TypeVar("T")
 
 
 async def _parse(
@@ -86,23 +93,42 @@ def _sse(event: str, data: str) -> bytes:
 async def _stream(request: Request, task_type: TaskType | None, inference_id: str) -> Response:
     if task_type is not None:
         _check_streamable(task_type)
-    body, _, target = await _parse(request, task_type, inference_id)
-    if target is not None:
+    target = task_type
+    if target is None:
+        target = TaskType((await resolve(registry_of(request).get(inference_id, None))).task_type)
         _check_streamable(target)
-    # The in-flight slot covers the call up to the first delta: errors before it still get a proper
+    if target == TaskType.CHAT_COMPLETION:
+        chat = parse_model(ChatCompletionRequest, await read_json(request), _PARSER)
+        service = service_of(request)
+        if not isinstance(service, ChatService):
+            raise StatusError("this server's inference service cannot stream [chat_completion]")
+        stream = service.stream_chat(
+            inference_id, chat.provider_request(), task_type=task_type
+        )
+        return await _sse_response(request, stream, json.dumps)
+    body, _, _ = await _parse(request, task_type, inference_id)
+    deltas = service_of(request).stream_completion(
+        inference_id, body.inputs(), task_type=task_type, task_settings=body.task_settings
+    )
+    return await _sse_response(request, deltas, lambda delta: json.dumps(completion_chunk(delta)))
+
+
+async def _sse_response(
+    request: Request, chunks: AsyncIterator[T], render: Callable[[T], str]
+) -> Response:
+    """Server-sent events in Elasticsearch's format: one `message` event per chunk, then `[DONE]`;
+    a failure after the first chunk becomes an `error` event with the usual error body."""
+    # The in-flight slot covers the call up to the first chunk: errors before it still get a proper
     # status, and a stream abandoned by its client holds no slot.
     async with limiter_of(request).slot():
-        chunks = service_of(request).stream_completion(
-            inference_id, body.inputs(), task_type=task_type, task_settings=body.task_settings
-        )
         first = await anext(chunks, None)
 
     async def events() -> AsyncIterator[bytes]:
         try:
             if first is not None:
-                yield _sse("message", json.dumps(completion_chunk(first)))
-                async for delta in chunks:
-                    yield _sse("message", json.dumps(completion_chunk(delta)))
+                yield _sse("message", render(first))
+                async for chunk in chunks:
+                    yield _sse("message", render(chunk))
             yield _sse("message", "[DONE]")
         except Exception as exc:
             err = exc if isinstance(exc, SidecarError) else es_errors.unexpected_error(exc)

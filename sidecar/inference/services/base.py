@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from sidecar.errors import SettingsValidationError, StatusError
-from sidecar.inference.types import DenseEmbedding, InputType, RankedDocument, SparseEmbedding, TaskType
+from sidecar.inference.types import (
+    CompletionResult,
+    DenseEmbedding,
+    InputType,
+    RankedDocument,
+    SparseEmbedding,
+    TaskType,
+)
 
 SPARSE, DENSE, RERANK = TaskType.SPARSE_EMBEDDING, TaskType.TEXT_EMBEDDING, TaskType.RERANK
+COMPLETION, CHAT = TaskType.COMPLETION, TaskType.CHAT_COMPLETION
 
 
 class Runtime:
@@ -46,6 +55,19 @@ class Runtime:
         time_limit: float | None,
     ) -> list[RankedDocument]:
         raise StatusError("this service does not support task type [rerank]")
+
+    async def complete(
+        self, texts: list[str], *, task_settings: dict[str, Any], time_limit: float | None
+    ) -> list[CompletionResult]:
+        raise StatusError("this service does not support task type [completion]")
+
+    def stream_completion(self, texts: list[str], *, task_settings: dict[str, Any]) -> AsyncIterator[str]:
+        """Completion deltas as they arrive."""
+        raise StatusError("this service does not support streaming task type [completion]")
+
+    def stream_chat(self, request: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+        """Elasticsearch unified chat-completion chunks for a `messages` request."""
+        raise StatusError("this service does not support task type [chat_completion]")
 
     async def aclose(self) -> None:
         return None
@@ -105,12 +127,12 @@ SERVICES: dict[str, ServiceSpec] = {
     ),
     "openai": ServiceSpec(
         "openai",
-        frozenset({DENSE}),
+        frozenset({DENSE, COMPLETION, CHAT}),
         ("api_key", "model_id"),
         _REMOTE | {"url", "dimensions", "organization_id", "similarity", "max_input_tokens"},
         frozenset({"api_key"}),
         frozenset({"user"}),
-        doc="OpenAI embeddings API.",
+        doc="OpenAI embeddings and chat completions (completion, chat_completion streaming).",
     ),
     "cohere": ServiceSpec(
         "cohere",

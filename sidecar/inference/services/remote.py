@@ -5,8 +5,10 @@ limit, and Elasticsearch-style error messages that carry the provider's own mess
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -105,6 +107,52 @@ class RemoteCaller:
             await self._client.aclose()
 
     async def post(self, url: str, body: Any, headers: dict[str, str] | None = None) -> Any:
+        response = await self._send(url, body, headers, stream=False)
+        try:
+            return response.json()
+        except ValueError as exc:
+            raise RemoteServiceError(
+                self._failure(f"answered with a body that is not JSON: {response.text[:200]!r}")
+            ) from exc
+
+    async def stream_events(
+        self, url: str, body: Any, headers: dict[str, str] | None = None
+    ) -> AsyncIterator[Any]:
+        """POST, then yield each server-sent event's JSON `data` until `[DONE]`. An event counts once
+        its blank line arrives (as the SSE spec says); a stream that ends before `[DONE]` was cut off.
+        Retries happen only before the first byte: a half-delivered stream cannot be replayed."""
+        response = await self._send(url, body, headers, stream=True)
+        data: list[str] = []
+        try:
+            async for line in response.aiter_lines():
+                if line.startswith("data:"):
+                    data.append(line.removeprefix("data:").strip())
+                    continue
+                if line or not data:
+                    continue  # event names, ids, comments; blank lines between events
+                payload, data = "\n".join(data), []
+                if payload == "[DONE]":
+                    return
+                try:
+                    yield json.loads(payload)
+                except ValueError as exc:
+                    raise RemoteServiceError(
+                        self._failure(f"sent an event that is not JSON: {payload[:200]!r}")
+                    ) from exc
+            raise RemoteServiceError(
+                self._failure("the event stream ended before [DONE]"), status=502, retriable=True
+            )
+        except httpx.TransportError as exc:
+            raise RemoteServiceError(
+                self._failure(f"stream broke off: {exc}"), status=502, retriable=True
+            ) from exc
+        finally:
+            await response.aclose()
+
+    async def _send(
+        self, url: str, body: Any, headers: dict[str, str] | None, *, stream: bool
+    ) -> httpx.Response:
+        """A successful response (body unread when streaming), after retries on 429/5xx/transport."""
         last: RemoteServiceError | None = None
         for attempt in range(self.policy.max_retries + 1):
             if attempt:
@@ -112,7 +160,8 @@ class RemoteCaller:
             await self.limiter.acquire()
             retry_after = None
             try:
-                response = await self._client.post(url, json=body, headers=headers)
+                request = self._client.build_request("POST", url, json=body, headers=headers)
+                response = await self._client.send(request, stream=stream)
             except httpx.TimeoutException as exc:
                 last = RemoteServiceError(self._failure(f"timed out: {exc}"), status=504, retriable=True)
             except httpx.TransportError as exc:
@@ -122,12 +171,10 @@ class RemoteCaller:
             else:
                 code = response.status_code
                 if code < 400:
-                    try:
-                        return response.json()
-                    except ValueError as exc:
-                        raise RemoteServiceError(
-                            self._failure(f"answered with a body that is not JSON: {response.text[:200]!r}")
-                        ) from exc
+                    return response
+                if stream:
+                    await response.aread()
+                    await response.aclose()
                 retriable = code == 429 or code >= 500
                 reason = (
                     f"Received an unsuccessful status code for request from inference entity id "

@@ -18,6 +18,15 @@ Answer = tuple[int, Any, dict[str, str]]
 
 
 @dataclass
+class EventStream:
+    """A scripted `text/event-stream` answer: each event is sent as `data: <json>` and flushed;
+    `[DONE]` ends it unless `break_after` cuts the connection after that many events."""
+
+    events: list[Any]
+    break_after: int | None = None
+
+
+@dataclass
 class Recorded:
     path: str
     headers: dict[str, str]
@@ -48,6 +57,9 @@ def fake_provider(default: Callable[[Recorded], Answer] | None = None) -> Iterat
             else:
                 assert provider.default is not None
                 status, body, headers = provider.default(rec)
+            if isinstance(body, EventStream):
+                self._send_events(status, body, headers)
+                return
             data = json.dumps(body).encode()
             self.send_response(status)
             self.send_header("content-type", "application/json")
@@ -56,6 +68,22 @@ def fake_provider(default: Callable[[Recorded], Answer] | None = None) -> Iterat
                 self.send_header(key, value)
             self.end_headers()
             self.wfile.write(data)
+
+        def _send_events(self, status: int, stream: EventStream, headers: dict[str, str]) -> None:
+            self.send_response(status)
+            self.send_header("content-type", "text/event-stream")
+            for key, value in headers.items():
+                self.send_header(key, value)
+            self.end_headers()  # HTTP/1.0: the body ends when the connection closes
+            for n, event in enumerate(stream.events):
+                if stream.break_after is not None and n == stream.break_after:
+                    self.wfile.write(b"data: {\"choices\": [{\"del")  # cut mid-event
+                    self.wfile.flush()
+                    self.close_connection = True
+                    return
+                self.wfile.write(f"data: {json.dumps(event)}\n\n".encode())
+                self.wfile.flush()
+            self.wfile.write(b"data: [DONE]\n\n")
 
         def log_message(self, *args: Any) -> None:
             return
