@@ -1,15 +1,17 @@
 """The `elasticsearch` service with a local model: sparse (SPLADE), dense, and rerank by cosine.
 
-Sparse inputs are split per the endpoint's `chunking_settings`; the chunk vectors of one input
-are combined by max per token (one `rank_features` value) and `is_truncated` is true exactly when
-some chunk was cut to fit the model. Dense inputs are not chunked (one vector per input, as the
-perform API returns); an input longer than the model is cut and flagged. Rerank scores are
+Inputs are split per the endpoint's `chunking_settings` and one result per input comes back, as
+the perform API returns: sparse chunk vectors are combined by max per token (one `rank_features`
+value), dense chunk vectors by their mean, normalised again (so a long document's vector reflects
+all of it, not only the model's first 256 tokens). `is_truncated` is true exactly when some chunk
+was cut to fit the model. Rerank scores are
 cosine similarities of the dense model's unit vectors (a documented fallback when no rerank
 service is configured).
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from sidecar.inference.chunking import ChunkingSettings, chunk_text
@@ -57,7 +59,17 @@ class LocalRuntime(Runtime):
         time_limit: float | None,
     ) -> tuple[list[DenseEmbedding], str]:
         engine = await self.pool.engine("dense", self.model_id, self.max_length)
-        return await engine.encode(texts, time_limit=time_limit), "float"
+        chunks = [chunk_text(t, self.chunking) for t in texts]
+        flat = [c for per_text in chunks for c in per_text]
+        encoded: list[DenseEmbedding] = await engine.encode(flat, time_limit=time_limit)
+        if len(flat) == len(texts):
+            return encoded, "float"
+        out, pos = [], 0
+        for per_text in chunks:
+            parts = encoded[pos : pos + len(per_text)]
+            pos += len(per_text)
+            out.append(DenseEmbedding(_mean_unit([list(p.embedding) for p in parts]), any(p.is_truncated for p in parts)))
+        return out, "float"
 
     async def rerank(
         self,
@@ -86,3 +98,12 @@ class LocalRuntime(Runtime):
     async def dimensions(self) -> int:
         engine = await self.pool.engine("dense", self.model_id, self.max_length)
         return int(engine.backend.dimensions)  # type: ignore[attr-defined]
+
+
+def _mean_unit(vectors: list[list[float]]) -> list[float]:
+    """The mean of unit vectors, scaled back to unit length (cosine-ready like each chunk's)."""
+    if len(vectors) == 1:
+        return vectors[0]
+    mean = [sum(column) / len(vectors) for column in zip(*vectors, strict=True)]
+    norm = math.sqrt(sum(x * x for x in mean)) or 1.0
+    return [x / norm for x in mean]

@@ -85,14 +85,42 @@ async def test_dense_equals_sentence_transformers(service: InferenceService) -> 
 
     from sidecar.inference.models import resolve_model_path
 
+    service.registry.create(
+        "dense-unchunked",
+        "text_embedding",
+        {
+            "service": "elasticsearch",
+            "service_settings": {"model_id": ".minilm_l6"},
+            "chunking_settings": {"strategy": "none"},
+        },
+    )
     texts = ["hello world", "A longer sentence about retrieval. " * 60]
-    output = await service.infer(".minilm-l6", texts)
+    output = await service.infer("dense-unchunked", texts)
     reference = SentenceTransformer(resolve_model_path(".minilm_l6"), device="cpu").encode(texts)
     for got, want in zip(output.results, reference, strict=True):
         assert isinstance(got, DenseEmbedding) and len(got.embedding) == 384
         assert max(abs(a - float(b)) for a, b in zip(got.embedding, want, strict=True)) < 1e-5
     assert [r.is_truncated for r in output.results] == [False, True]
     assert await service.dimensions(".minilm-l6") == 384
+
+
+async def test_dense_chunks_are_averaged_into_one_unit_vector(service: InferenceService) -> None:
+    from sentence_transformers import SentenceTransformer
+
+    from sidecar.inference.chunking import ChunkingSettings, chunk_text
+    from sidecar.inference.models import resolve_model_path
+
+    # The built-in endpoint chunks like Elasticsearch's default (sentences, 250 words).
+    long_text = " ".join(f"Finding {i} concerns protein {i % 9} in cohort {i % 4}." for i in range(70))
+    chunks = chunk_text(long_text, ChunkingSettings())
+    assert len(chunks) > 1
+    result = (await service.infer(".minilm-l6", [long_text])).results[0]
+    model = SentenceTransformer(resolve_model_path(".minilm_l6"), device="cpu")
+    mean = model.encode(chunks).mean(axis=0)
+    want = mean / float((mean**2).sum() ** 0.5)
+    assert result.is_truncated == any(len(model.tokenizer(c)["input_ids"]) > 256 for c in chunks)
+    assert max(abs(a - float(b)) for a, b in zip(result.embedding, want, strict=True)) < 1e-5
+    assert math.isclose(sum(x * x for x in result.embedding), 1.0, rel_tol=1e-6)
 
 
 async def test_rerank_by_dense_cosine(service: InferenceService) -> None:
