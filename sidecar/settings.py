@@ -37,6 +37,9 @@ class Settings(BaseSettings):
         None, description="Store endpoints in this index of the target engine instead (shared by replicas)."
     )
     registry_engine_url: str | None = Field(None, description="Engine URL for `registry_index`.")
+    registry_cache_s: float = Field(
+        1.0, description="With `registry_index`: how long endpoints read from the index are reused."
+    )
 
     # Inference engine
     device: str = Field("auto", description="`auto` (cuda when present), `cpu`, `cuda`, `cuda:N`.")

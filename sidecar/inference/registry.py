@@ -1,9 +1,10 @@
-"""Inference endpoints with Elasticsearch's semantics, persisted in SQLite.
+"""Inference endpoints with Elasticsearch's semantics, over a pluggable store.
 
-SQLite (WAL, busy timeout, one short transaction per operation) makes the store safe for several
-processes on one host; every read goes to the file, so an endpoint created by one process is
-visible to the others at once. Secrets (`api_key`, ...) are kept in a separate column and never
-appear in `public_dict()`, logs or error messages.
+`EndpointRegistry` validates and shapes endpoints exactly like Elasticsearch (id rule, task types,
+service settings, errors) and keeps them in an `EndpointStore`: SQLite by default
+(`SqliteEndpointStore`, one host), or an index of the target engine shared by every replica
+(`IndexEndpointStore`, when `registry_index` is set). Secrets (`api_key`, ...) are stored apart
+from the settings and never appear in `public_dict()`, logs or error messages.
 
 Built-in endpoints exist without setup and cannot be changed or deleted (ids start with `.`):
 `.splade-tiny` (sparse_embedding), `.minilm-l6` (text_embedding, 384 dims) and
@@ -13,72 +14,33 @@ Built-in endpoints exist without setup and cannot be changed or deleted (ids sta
 from __future__ import annotations
 
 import builtins
-import json
 import re
-import sqlite3
-import time
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from collections.abc import Iterable
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sidecar.errors import (
-    AlreadyExistsError,
-    NotFoundError,
+    IllegalArgumentError,
     ParseError,
     RequestValidationError,
     StatusError,
 )
 from sidecar.inference.chunking import ChunkingSettings
+from sidecar.inference.endpoints import Endpoint, EndpointStore, already_exists, not_found
+from sidecar.inference.registry_sqlite import SqliteEndpointStore
 from sidecar.inference.services.base import secret_keys, validate_settings
 from sidecar.inference.types import TaskType
+
+if TYPE_CHECKING:
+    from sidecar.settings import Settings
+
+__all__ = ["BUILTIN_ENDPOINTS", "Endpoint", "EndpointRegistry", "EndpointStore", "with_task_settings"]
 
 ID_PATTERN = re.compile(r"[a-z0-9](?:[a-z0-9_\-.]*[a-z0-9])?")
 CHUNKED_TASKS = (TaskType.SPARSE_EMBEDDING, TaskType.TEXT_EMBEDDING)
 _CREATE_KEYS = {"service", "service_settings", "task_settings", "chunking_settings", "task_type"}
 _UPDATE_KEYS = {"service_settings", "task_settings", "chunking_settings", "task_type"}
-
-
-@dataclass(frozen=True)
-class Endpoint:
-    inference_id: str
-    task_type: TaskType
-    service: str
-    service_settings: dict[str, Any]
-    task_settings: dict[str, Any] = field(default_factory=dict)
-    chunking_settings: dict[str, Any] | None = None
-    secrets: dict[str, Any] = field(default_factory=dict, repr=False)
-    builtin: bool = False
-
-    def public_dict(self) -> dict[str, Any]:
-        """The Elasticsearch endpoint object, without secrets."""
-        body: dict[str, Any] = {
-            "inference_id": self.inference_id,
-            "task_type": str(self.task_type),
-            "service": self.service,
-            "service_settings": dict(self.service_settings),
-            "task_settings": dict(self.task_settings),
-        }
-        if self.chunking_settings is not None:
-            body["chunking_settings"] = dict(self.chunking_settings)
-        return body
-
-    @property
-    def chunking(self) -> ChunkingSettings:
-        return (
-            ChunkingSettings.from_dict(self.chunking_settings)
-            if self.chunking_settings
-            else (ChunkingSettings(strategy="none"))
-        )
-
-    def config_key(self) -> str:
-        """Changes whenever anything that affects serving changes (runtime cache key)."""
-        return json.dumps(
-            [self.service, self.service_settings, self.task_settings, self.secrets],
-            sort_keys=True,
-            default=str,
-        )
 
 
 def _builtin(inference_id: str, task: TaskType, model_id: str) -> Endpoint:
@@ -138,76 +100,49 @@ def _object(body: dict[str, Any], key: str, required: bool = False) -> dict[str,
 
 
 class EndpointRegistry:
-    def __init__(self, path: Path | str) -> None:
-        self.path = Path(path)
-        if str(self.path) != ":memory:":
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self._db() as db:
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute(
-                "CREATE TABLE IF NOT EXISTS endpoints (inference_id TEXT PRIMARY KEY,"
-                " task_type TEXT NOT NULL, service TEXT NOT NULL, config TEXT NOT NULL,"
-                " secrets TEXT NOT NULL, updated REAL NOT NULL)"
-            )
-            db.execute(
-                "CREATE TABLE IF NOT EXISTS pipeline_usage (pipeline TEXT NOT NULL,"
-                " inference_id TEXT NOT NULL, PRIMARY KEY (pipeline, inference_id))"
-            )
+    def __init__(self, path: Path | str | None = None, *, store: EndpointStore | None = None) -> None:
+        if (path is None) == (store is None):
+            raise TypeError("EndpointRegistry needs either a SQLite path or a store")
+        self.store: EndpointStore = store if store is not None else SqliteEndpointStore(path or "")
 
-    @contextmanager
-    def _db(self) -> Iterator[sqlite3.Connection]:
-        db = sqlite3.connect(self.path, timeout=10.0, isolation_level=None)
-        try:
-            db.execute("PRAGMA busy_timeout=10000")
-            yield db
-        finally:
-            db.close()
+    @classmethod
+    def from_settings(cls, settings: Settings) -> EndpointRegistry:
+        """SQLite at `registry_path`, or the engine index `registry_index` when it is set."""
+        if not settings.registry_index:
+            return cls(settings.registry_path)
+        if not settings.registry_engine_url:
+            raise IllegalArgumentError(
+                f"registry_index [{settings.registry_index}] needs registry_engine_url "
+                "(SIDECAR_REGISTRY_ENGINE_URL), the engine that holds the index"
+            )
+        from sidecar.inference.registry_index import IndexEndpointStore  # httpx only when used
+
+        store = IndexEndpointStore(
+            settings.registry_engine_url, settings.registry_index, cache_s=settings.registry_cache_s
+        )
+        return cls(store=store)
+
+    def ping(self) -> None:
+        """Reach the store now (readiness probe); raises when it does not answer."""
+        self.store.ping()
+
+    def close(self) -> None:
+        self.store.close()
 
     # --- reads -------------------------------------------------------------------------------------
     def get(self, inference_id: str, task_type: TaskType | str | None = None) -> Endpoint:
-        endpoint = BUILTIN_ENDPOINTS.get(inference_id) or self._load(inference_id)
+        endpoint = BUILTIN_ENDPOINTS.get(inference_id) or self.store.load(inference_id)
         if endpoint is None:
-            raise NotFoundError(f"Inference endpoint not found [{inference_id}]")
+            raise not_found(inference_id)
         if task_type is not None:
-            wanted = parse_task_type(task_type)
-            if wanted != endpoint.task_type:
-                raise StatusError(
-                    f"Incompatible task_type, the requested type [{wanted}] does not match "
-                    f"the model type [{endpoint.task_type}]"
-                )
+            _check_task_type(endpoint, parse_task_type(task_type))
         return endpoint
 
-    def list(self, task_type: TaskType | str | None = None) -> list[Endpoint]:
+    def list(self, task_type: TaskType | str | None = None) -> builtins.list[Endpoint]:
         wanted = parse_task_type(task_type) if task_type is not None else None
-        with self._db() as db:
-            rows = db.execute(
-                "SELECT inference_id, task_type, service, config, secrets FROM endpoints"
-            ).fetchall()
-        endpoints = [*BUILTIN_ENDPOINTS.values(), *(self._row(r) for r in rows)]
+        endpoints = [*BUILTIN_ENDPOINTS.values(), *self.store.load_all()]
         return sorted(
             (e for e in endpoints if wanted is None or e.task_type == wanted), key=lambda e: e.inference_id
-        )
-
-    def _load(self, inference_id: str) -> Endpoint | None:
-        with self._db() as db:
-            row = db.execute(
-                "SELECT inference_id, task_type, service, config, secrets FROM endpoints "
-                "WHERE inference_id = ?",
-                (inference_id,),
-            ).fetchone()
-        return self._row(row) if row else None
-
-    @staticmethod
-    def _row(row: tuple[str, str, str, str, str]) -> Endpoint:
-        config = json.loads(row[3])
-        return Endpoint(
-            row[0],
-            TaskType(row[1]),
-            row[2],
-            config["service_settings"],
-            config["task_settings"],
-            config.get("chunking_settings"),
-            json.loads(row[4]),
         )
 
     # --- writes ------------------------------------------------------------------------------------
@@ -224,12 +159,8 @@ class EndpointRegistry:
             )
         endpoint = self._build(inference_id, task_type, body)
         if inference_id in BUILTIN_ENDPOINTS:
-            raise AlreadyExistsError(f"Inference endpoint [{inference_id}] already exists")
-        try:
-            with self._db() as db:
-                db.execute("INSERT INTO endpoints VALUES (?, ?, ?, ?, ?, ?)", self._columns(endpoint))
-        except sqlite3.IntegrityError:
-            raise AlreadyExistsError(f"Inference endpoint [{inference_id}] already exists") from None
+            raise already_exists(inference_id)
+        self.store.insert(endpoint)
         return endpoint
 
     def update(self, inference_id: str, task_type: TaskType | str | None, body: dict[str, Any]) -> Endpoint:
@@ -241,25 +172,26 @@ class EndpointRegistry:
         for key in body:
             if key not in _UPDATE_KEYS:
                 raise ParseError(f"unknown field [{key}]")
-        merged = {
-            "service": current.service,
-            "task_type": body.get("task_type", str(current.task_type)),
-            "service_settings": {
-                **current.service_settings,
-                **current.secrets,
-                **_object(body, "service_settings"),
-            },
-            "task_settings": {**current.task_settings, **_object(body, "task_settings")},
-            "chunking_settings": body.get("chunking_settings", current.chunking_settings),
-        }
-        endpoint = self._build(inference_id, current.task_type, merged)
-        with self._db() as db:
-            db.execute(
-                "UPDATE endpoints SET task_type=?, service=?, config=?, secrets=?, updated=? "
-                "WHERE inference_id=?",
-                (*self._columns(endpoint)[1:], inference_id),
-            )
-        return endpoint
+        wanted = parse_task_type(task_type) if task_type is not None else None
+
+        def change(stored: Endpoint) -> Endpoint:
+            # `stored` is the latest version (another replica may have changed it since `get`).
+            if wanted is not None:
+                _check_task_type(stored, wanted)
+            merged = {
+                "service": stored.service,
+                "task_type": body.get("task_type", str(stored.task_type)),
+                "service_settings": {
+                    **stored.service_settings,
+                    **stored.secrets,
+                    **_object(body, "service_settings"),
+                },
+                "task_settings": {**stored.task_settings, **_object(body, "task_settings")},
+                "chunking_settings": body.get("chunking_settings", stored.chunking_settings),
+            }
+            return self._build(inference_id, stored.task_type, merged)
+
+        return self.store.update(inference_id, change)
 
     def delete(
         self,
@@ -284,28 +216,16 @@ class EndpointRegistry:
                 "Ensure that no pipelines are using this inference endpoint, or use force to ignore "
                 "this warning and delete the inference endpoint."
             )
-        with self._db() as db:
-            db.execute("DELETE FROM endpoints WHERE inference_id = ?", (inference_id,))
+        self.store.remove(inference_id)
         return {"acknowledged": True, "pipelines": pipelines, "indexes": []}
 
     # --- pipeline references -----------------------------------------------------------------------
     def set_pipeline_usage(self, pipeline: str, inference_ids: Iterable[str]) -> None:
         """Record which endpoints a pipeline uses (replaces its previous set; empty clears it)."""
-        with self._db() as db:
-            db.execute("BEGIN IMMEDIATE")
-            db.execute("DELETE FROM pipeline_usage WHERE pipeline = ?", (pipeline,))
-            db.executemany(
-                "INSERT OR IGNORE INTO pipeline_usage VALUES (?, ?)", [(pipeline, i) for i in inference_ids]
-            )
-            db.execute("COMMIT")
+        self.store.set_pipeline_usage(pipeline, builtins.list(dict.fromkeys(inference_ids)))
 
     def pipelines_using(self, inference_id: str) -> builtins.list[str]:
-        with self._db() as db:
-            rows = db.execute(
-                "SELECT pipeline FROM pipeline_usage WHERE inference_id = ? ORDER BY pipeline",
-                (inference_id,),
-            ).fetchall()
-        return [r[0] for r in rows]
+        return sorted(self.store.pipelines_using(inference_id))
 
     # --- validation --------------------------------------------------------------------------------
     def _build(self, inference_id: str, task_type: TaskType | str | None, body: dict[str, Any]) -> Endpoint:
@@ -328,23 +248,15 @@ class EndpointRegistry:
         elif raw_chunking is not None:
             raise StatusError(f"Chunking settings are not supported for task type [{task}]")
         secret_names = secret_keys(service, settings)
-        secrets = {k: settings.pop(k) for k in list(settings) if k in secret_names}
+        secrets = {k: settings.pop(k) for k in builtins.list(settings) if k in secret_names}
         return Endpoint(inference_id, task, service, settings, task_settings, chunking, secrets)
 
-    @staticmethod
-    def _columns(e: Endpoint) -> tuple[str, str, str, str, str, float]:
-        config = {
-            "service_settings": e.service_settings,
-            "task_settings": e.task_settings,
-            "chunking_settings": e.chunking_settings,
-        }
-        return (
-            e.inference_id,
-            str(e.task_type),
-            e.service,
-            json.dumps(config),
-            json.dumps(e.secrets),
-            time.time(),
+
+def _check_task_type(endpoint: Endpoint, wanted: TaskType) -> None:
+    if wanted != endpoint.task_type:
+        raise StatusError(
+            f"Incompatible task_type, the requested type [{wanted}] does not match "
+            f"the model type [{endpoint.task_type}]"
         )
 
 

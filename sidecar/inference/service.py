@@ -42,7 +42,7 @@ class InferenceService:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> InferenceService:
-        return cls(settings, EndpointRegistry(settings.registry_path))
+        return cls(settings, EndpointRegistry.from_settings(settings))
 
     async def start(self, preload: Iterable[str] = ()) -> None:
         """Load (and warm up) the models of the given endpoints now instead of on first use."""
@@ -58,6 +58,7 @@ class InferenceService:
         for _, runtime in runtimes:
             await runtime.aclose()
         await self.pool.close()
+        self.registry.close()
 
     async def dimensions(self, inference_id: str) -> int:
         """Vector size of a text_embedding endpoint (configured `dimensions`, else measured)."""

@@ -57,7 +57,7 @@ def _registry_lookup() -> Callable[[str], TaskType | None]:
     from sidecar.errors import NotFoundError
     from sidecar.inference.registry import EndpointRegistry
 
-    registry = EndpointRegistry(load_settings().registry_path)
+    registry = EndpointRegistry.from_settings(load_settings())
 
     def lookup(inference_id: str) -> TaskType | None:
         try:

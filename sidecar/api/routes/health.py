@@ -36,6 +36,9 @@ async def readiness(request: Request) -> tuple[bool, dict[str, Any]]:
         check = getattr(service, "ready", None)
         if check is not None and not await resolve(check()):
             return False, {"status": "models_not_ready"}
+        ping = getattr(service.registry, "ping", None)
+        if ping is not None:  # reaches the store itself (the endpoint list may come from a cache)
+            await resolve(ping())
         endpoints = await resolve(service.registry.list(None))
         detail["endpoints"] = len(endpoints)
     except Exception as exc:  # any failure means "not ready"; the log keeps the cause

@@ -4,6 +4,7 @@ import pytest
 
 from sidecar.errors import (
     AlreadyExistsError,
+    IllegalArgumentError,
     NotFoundError,
     ParseError,
     RequestValidationError,
@@ -11,7 +12,9 @@ from sidecar.errors import (
     StatusError,
 )
 from sidecar.inference.registry import EndpointRegistry
+from sidecar.inference.registry_sqlite import SqliteEndpointStore
 from sidecar.inference.types import TaskType
+from sidecar.settings import Settings
 
 OPENAI = {
     "service": "openai",
@@ -154,3 +157,25 @@ def test_update_merges_and_keeps_secrets(registry: EndpointRegistry) -> None:
         registry.update("u", None, {"service": "cohere"})
     with pytest.raises(StatusError, match="reserved"):
         registry.update(".minilm-l6", None, {"task_settings": {}})
+
+
+def test_from_settings_picks_the_store(tmp_path: Path) -> None:
+    default = EndpointRegistry.from_settings(
+        Settings(registry_path=tmp_path / "r.sqlite3", registry_index=None)
+    )
+    assert isinstance(default.store, SqliteEndpointStore)
+    assert default.store.path == tmp_path / "r.sqlite3"
+    default.ping()
+    with pytest.raises(IllegalArgumentError, match=r"registry_index \[endpoints\] needs registry_engine_url"):
+        EndpointRegistry.from_settings(Settings(registry_index="endpoints", registry_engine_url=None))
+
+
+def test_update_of_an_endpoint_deleted_meanwhile_is_not_found(tmp_path: Path) -> None:
+    path = tmp_path / "endpoints.sqlite3"
+    first, second = EndpointRegistry(path), EndpointRegistry(path)
+    first.create("gone", "text_embedding", dict(OPENAI))
+    second.delete("gone")
+    with pytest.raises(NotFoundError, match=r"^Inference endpoint not found \[gone\]$"):
+        first.store.update("gone", lambda e: e)
+    with pytest.raises(NotFoundError):
+        first.store.remove("gone")
