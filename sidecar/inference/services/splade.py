@@ -30,6 +30,8 @@ from sidecar.writers.rank_features import legal_token
 
 log = logging.getLogger(__name__)
 
+TILE_ROWS = 512  # most positions per CPU matmul (a longer text gets a tile of its own)
+
 
 class SplitHead:
     """A masked-LM head as `transform` + bias-free projection (`weight`, applied with F.linear: the
@@ -145,40 +147,47 @@ class SpladeBackend:
             positions = torch.arange(length, device=self.device).expand(batch_size, length)
             positions = torch.where(mask.bool(), positions, 0)
             hidden = hidden.gather(1, positions.unsqueeze(-1).expand(-1, -1, width))
-            states = self.head.transform(hidden.to(self.head_dtype))
+            hidden = hidden.to(self.head_dtype)
             vocab_size = self.head.weight.shape[0]
             out = torch.empty((batch_size, vocab_size), device=self.device, dtype=self.head_dtype)
             if self.device == "cpu":
-                self._max_by_vocab_block(self.head.weight, states, [len(e.ids) for e in batch], out)
+                self._max_by_vocab_block(self.head, hidden, [len(e.ids) for e in batch], out)
             else:
-                self._max_by_sequence_slice(self.head.weight, states, out)
+                self._max_by_sequence_slice(self.head.weight, self.head.transform(hidden), out)
             pooled = out.float()
             if self.head.bias is not None:
                 pooled += self.head.bias.to(pooled.device, torch.float32)
             return torch.log1p(torch.relu(pooled))
 
-    def _max_by_vocab_block(self, weight: Any, states: Any, lengths: list[int], out: Any) -> None:
+    def _max_by_vocab_block(self, head: SplitHead, hidden: Any, lengths: list[int], out: Any) -> None:
         """CPU: project positions onto one slice of the vocabulary at a time, sized so the
         [positions, slice] block stays in cache while it is max-reduced. Projecting the whole
         vocabulary at once spills [batch, length, vocab] to memory and the max then costs as much
         as the matmul (2.8x slower for 64 sentences on a 2-core EPYC). Texts are projected in
-        groups of similar length, so padding rows (wasted projections) stay under ~15%."""
+        groups of similar length (padding rows stay under ~15%), in tiles of at most `TILE_ROWS`
+        positions whose row count is rounded up: oneDNN compiles and caches a kernel, with its own
+        packed copy of the weights, per matmul shape, so a few fixed shapes keep both the
+        compilation time (~1 ms per new shape) and the cache's memory (hundreds of MB over a
+        corpus with free shapes) bounded. The head's transform runs per tile for the same reason."""
         torch = self._torch
+        weight = head.weight
         for group, longest in _length_groups(lengths):
-            rows = torch.tensor(group, device=self.device)
-            real = len(group) * longest
-            flat = states.index_select(0, rows)[:, :longest].reshape(real, -1)
-            # oneDNN compiles a kernel per matmul shape (~1 ms each): rounding the row count up
-            # keeps the set of shapes small, so varying batch lengths stop paying for compilation.
-            padded = _round_rows(real)
-            if padded > real:
-                flat = torch.cat([flat, flat.new_zeros((padded - real, flat.shape[1]))])
-            block = _vocab_block(padded)
-            result = out.new_empty((len(group), out.shape[1]))
-            for lo in range(0, weight.shape[0], block):
-                logits = torch.nn.functional.linear(flat, weight[lo : lo + block])[:real]
-                torch.amax(logits.view(len(group), longest, -1), dim=1, out=result[:, lo : lo + block])
-            out.index_copy_(0, rows, result)
+            per_tile = max(1, TILE_ROWS // longest)
+            for start in range(0, len(group), per_tile):
+                tile = group[start : start + per_tile]
+                rows = torch.tensor(tile, device=self.device)
+                real = len(tile) * longest
+                flat = hidden.index_select(0, rows)[:, :longest].reshape(real, -1)
+                padded = _round_rows(real)
+                if padded > real:
+                    flat = torch.cat([flat, flat.new_zeros((padded - real, flat.shape[1]))])
+                flat = head.transform(flat)
+                block = _vocab_block(padded)
+                result = out.new_empty((len(tile), out.shape[1]))
+                for lo in range(0, weight.shape[0], block):
+                    logits = torch.nn.functional.linear(flat, weight[lo : lo + block])[:real]
+                    torch.amax(logits.view(len(tile), longest, -1), dim=1, out=result[:, lo : lo + block])
+                out.index_copy_(0, rows, result)
 
     def _max_by_sequence_slice(self, weight: Any, states: Any, out: Any) -> None:
         """GPU: at most ~slice_tokens positions are projected at once; long texts are projected
@@ -224,8 +233,8 @@ def _vocab_block(positions: int) -> int:
 
 
 def _round_rows(rows: int) -> int:
-    """Rows rounded up to a multiple of 16 (small) or 64 (large): at most ~130 distinct shapes."""
-    step = 16 if rows <= 256 else 64
+    """Rows rounded up to a multiple of 16 (below 64) or 64: 11 shapes up to `TILE_ROWS`."""
+    step = 16 if rows < 64 else 64
     return -(-rows // step) * step
 
 
