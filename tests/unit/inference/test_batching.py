@@ -195,3 +195,11 @@ async def test_model_work_runs_on_the_thread_call_chooses() -> None:
         assert {name.split("_")[0] for name in backend.threads} == {"torch-cpu"}
     finally:
         engine.close()
+
+
+def test_mmap_threshold_is_pinned_unless_the_operator_chose(monkeypatch: pytest.MonkeyPatch) -> None:
+    from sidecar.inference.torch_thread import fix_mmap_threshold
+
+    assert fix_mmap_threshold() is True  # glibc (Debian) here
+    monkeypatch.setenv("MALLOC_MMAP_THRESHOLD_", "65536")
+    assert fix_mmap_threshold() is False
