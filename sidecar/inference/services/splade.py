@@ -31,6 +31,7 @@ from sidecar.writers.rank_features import legal_token
 log = logging.getLogger(__name__)
 
 TILE_ROWS = 512  # most positions per CPU matmul (a longer text gets a tile of its own)
+LOGITS_PER_BLOCK = 2_000_000  # [tile rows, vocabulary block] logits projected at once on CPU
 
 
 class SplitHead:
@@ -224,10 +225,10 @@ class SpladeBackend:
 
 
 def _vocab_block(positions: int) -> int:
-    """Vocabulary rows per projection block: about 2M logits per block (a few MB of bf16, within
-    this class of CPU's L2/L3), a power of two between 256 and 4096."""
+    """Vocabulary rows per projection block: about 2M logits per block (4 MB of bf16, within
+    this class of CPU's L3), a power of two between 256 and 4096."""
     block = 256
-    while block < 4096 and positions * block * 2 <= 2_000_000:
+    while block < 4096 and positions * block * 2 <= LOGITS_PER_BLOCK:
         block *= 2
     return block
 

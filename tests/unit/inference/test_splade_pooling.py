@@ -6,7 +6,13 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sidecar.inference.services.splade import SpladeBackend, _length_groups, _round_rows, _vocab_block
+from sidecar.inference.services.splade import (
+    LOGITS_PER_BLOCK,
+    SpladeBackend,
+    _length_groups,
+    _round_rows,
+    _vocab_block,
+)
 
 
 @pytest.fixture(scope="module")
@@ -76,4 +82,4 @@ def test_row_rounding_and_block_sizes(rows: int) -> None:
     assert rows <= padded < rows + 64 and padded % (16 if rows < 64 else 64) == 0
     block = _vocab_block(padded)
     assert block in (256, 512, 1024, 2048, 4096)
-    assert block == 256 or padded * block <= 2_000_000
+    assert block == 256 or padded * block <= LOGITS_PER_BLOCK
