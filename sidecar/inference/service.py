@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Iterable
-from typing import Any
+from typing import Any, TypeVar
 
 from sidecar.errors import RequestValidationError, SidecarError, StatusError, TimeoutError_
 from sidecar.inference.executor import EnginePool
@@ -27,6 +27,7 @@ from sidecar.settings import Settings
 from sidecar.writers.rank_features import Pruning, clean_features
 
 DEFAULT_TIMEOUT_S = 30.0
+T = TypeVar("T")
 _RATE_LIMITS = {"hugging_face": 3000.0, "openai": 3000.0, "cohere": 10000.0, "elasticsearch": 240000.0}
 
 
@@ -240,6 +241,17 @@ class InferenceService:
             )
         raise StatusError(f"The [{endpoint.service}] service does not support task type [{task}]")
 
+    def _streaming_endpoint(
+        self, inference_id: str, task_type: TaskType | None, wanted: TaskType, field: str
+    ) -> Endpoint:
+        endpoint = self.registry.get(inference_id, task_type)
+        if endpoint.task_type != wanted:
+            raise StatusError(
+                f"Streaming with [{field}] needs a [{wanted}] endpoint; [{inference_id}] is "
+                f"[{endpoint.task_type}]"
+            )
+        return endpoint
+
     async def stream_completion(
         self,
         inference_id: str,
@@ -249,39 +261,29 @@ class InferenceService:
         task_settings: dict[str, Any] | None = None,
     ) -> AsyncIterator[str]:
         """Deltas of a `completion` endpoint's answer as the provider sends them."""
-        endpoint = self.registry.get(inference_id, task_type)
-        if endpoint.task_type != TaskType.COMPLETION:
-            raise StatusError(
-                f"Streaming with [input] needs a [completion] endpoint; [{inference_id}] is "
-                f"[{endpoint.task_type}]"
-            )
-        labels = (inference_id, str(endpoint.task_type))
-        try:
-            self._validate(endpoint.task_type, inputs, None, None, None, None)
-            endpoint = with_task_settings(endpoint, task_settings)
-            runtime = self._runtime(endpoint)
-            async for delta in runtime.stream_completion(inputs, task_settings=endpoint.task_settings):
-                yield delta
-        except SidecarError as exc:
-            metrics.INFERENCE_ERRORS.labels(*labels, exc.es_type).inc()
-            raise
-        metrics.INFERENCE_REQUESTS.labels(*labels).inc()
+        endpoint = self._streaming_endpoint(inference_id, task_type, TaskType.COMPLETION, "input")
+        self._validate(endpoint.task_type, inputs, None, None, None, None)
+        endpoint = with_task_settings(endpoint, task_settings)
+        deltas = self._runtime(endpoint).stream_completion(inputs, task_settings=endpoint.task_settings)
+        async for delta in _counted(endpoint, deltas):
+            yield delta
 
     async def stream_chat(
         self, inference_id: str, request: dict[str, Any], *, task_type: TaskType | None = None
     ) -> AsyncIterator[dict[str, Any]]:
         """Unified chat-completion chunks of a `chat_completion` endpoint for a `messages` request."""
-        endpoint = self.registry.get(inference_id, task_type)
-        if endpoint.task_type != TaskType.CHAT_COMPLETION:
-            raise StatusError(
-                f"Streaming with [messages] needs a [chat_completion] endpoint; [{inference_id}] is "
-                f"[{endpoint.task_type}]"
-            )
-        labels = (inference_id, str(endpoint.task_type))
-        try:
-            async for chunk in self._runtime(endpoint).stream_chat(request):
-                yield chunk
-        except SidecarError as exc:
-            metrics.INFERENCE_ERRORS.labels(*labels, exc.es_type).inc()
-            raise
-        metrics.INFERENCE_REQUESTS.labels(*labels).inc()
+        endpoint = self._streaming_endpoint(inference_id, task_type, TaskType.CHAT_COMPLETION, "messages")
+        async for chunk in _counted(endpoint, self._runtime(endpoint).stream_chat(request)):
+            yield chunk
+
+
+async def _counted(endpoint: Endpoint, stream: AsyncIterator[T]) -> AsyncIterator[T]:
+    """A stream with the request and error metrics of its endpoint."""
+    labels = (endpoint.inference_id, str(endpoint.task_type))
+    try:
+        async for item in stream:
+            yield item
+    except SidecarError as exc:
+        metrics.INFERENCE_ERRORS.labels(*labels, exc.es_type).inc()
+        raise
+    metrics.INFERENCE_REQUESTS.labels(*labels).inc()

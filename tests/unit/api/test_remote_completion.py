@@ -9,16 +9,9 @@ from typing import Any
 import httpx
 
 from tests.unit.api.conftest import ClientFactory
+from tests.unit.api.test_stream import _events
 from tests.unit.inference.remote_fakes import EventStream, FakeProvider, fake_provider
 from tests.unit.inference.test_openai_completion import STREAM, chat_answer
-
-
-def _events(text: str) -> list[tuple[str, str]]:
-    events = []
-    for block in text.strip().split("\n\n"):
-        fields = dict(line.split(": ", 1) for line in block.splitlines())
-        events.append((fields["event"], fields["data"]))
-    return events
 
 
 async def _put(client: httpx.AsyncClient, server: FakeProvider, task: str, inference_id: str) -> None:

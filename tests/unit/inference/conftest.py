@@ -17,3 +17,14 @@ async def service(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Inf
     await svc.start(preload=[".splade-tiny", ".minilm-l6"])
     yield svc
     await svc.close()
+
+
+@pytest.fixture
+async def remote(tmp_path: Path) -> AsyncIterator[InferenceService]:
+    """A service with fast retries, for the remote services' local provider servers."""
+    from sidecar.inference.services.remote import RetryPolicy
+
+    svc = InferenceService.from_settings(Settings(registry_path=tmp_path / "r.sqlite3"))
+    svc.retry_policy = RetryPolicy(max_retries=2, base_delay_s=0.01, max_delay_s=0.05, timeout_s=5)
+    yield svc
+    await svc.close()

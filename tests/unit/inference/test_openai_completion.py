@@ -2,16 +2,13 @@
 server speaking OpenAI's documented formats (JSON answers, `text/event-stream` chunks, errors)."""
 
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from sidecar.errors import RemoteServiceError, StatusError
 from sidecar.inference.service import InferenceService
-from sidecar.inference.services.remote import RetryPolicy
 from sidecar.inference.types import CompletionResult, TaskType
-from sidecar.settings import Settings
 
 from .remote_fakes import EventStream, FakeProvider, Recorded, fake_provider
 
@@ -65,14 +62,6 @@ USAGE_CHUNK = {
     "usage": {"prompt_tokens": 7, "completion_tokens": 2, "total_tokens": 9},
 }
 STREAM = [chunk("", role="assistant"), chunk("Hel"), chunk("lo"), chunk(None, finish="stop"), USAGE_CHUNK]
-
-
-@pytest.fixture
-async def remote(tmp_path: Path) -> AsyncIterator[InferenceService]:
-    svc = InferenceService.from_settings(Settings(registry_path=tmp_path / "r.sqlite3"))
-    svc.retry_policy = RetryPolicy(max_retries=2, base_delay_s=0.01, max_delay_s=0.05, timeout_s=5)
-    yield svc
-    await svc.close()
 
 
 def create(svc: InferenceService, server: FakeProvider, task: str, inference_id: str = "gpt") -> None:

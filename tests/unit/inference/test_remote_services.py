@@ -1,15 +1,11 @@
 """Remote services against local servers that speak each provider's documented formats."""
 
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
 from sidecar.errors import RemoteServiceError
 from sidecar.inference.service import InferenceService
-from sidecar.inference.services.remote import RetryPolicy
 from sidecar.inference.types import TaskType
-from sidecar.settings import Settings
 
 from .remote_fakes import Recorded, fake_provider
 
@@ -21,14 +17,6 @@ OPENAI_429 = {
         "code": "rate_limit_exceeded",
     }
 }
-
-
-@pytest.fixture
-async def remote(tmp_path: Path) -> AsyncIterator[InferenceService]:
-    svc = InferenceService.from_settings(Settings(registry_path=tmp_path / "r.sqlite3"))
-    svc.retry_policy = RetryPolicy(max_retries=2, base_delay_s=0.01, max_delay_s=0.05, timeout_s=5)
-    yield svc
-    await svc.close()
 
 
 def openai_answer(rec: Recorded) -> tuple[int, object, dict[str, str]]:
