@@ -1,7 +1,7 @@
 """Loads local models once per (kind, model, length) and runs each behind its own batching engine.
 
-Loading happens on a worker thread (seconds for real models), guarded by one lock per model so
-concurrent first requests load it once. Sizes and waits come from `Settings`, with defaults per
+Loading happens off the event loop (seconds for real models; on CPU on the process's one torch
+thread), guarded by one lock per model so concurrent first requests load it once. Sizes and waits come from `Settings`, with defaults per
 device: a 2-core CPU wants moderate batches, a GPU wants large ones and two replicas so Python-side
 work of one batch overlaps the other's forward pass.
 """
@@ -27,9 +27,6 @@ class EnginePool:
         self._engines: dict[tuple[str, str, int], BatchingEngine] = {}
         self._locks: dict[tuple[str, str, int], asyncio.Lock] = {}
 
-    def limits(self, device: str) -> tuple[BatchLimits, int]:
-        return engine_limits(self.settings, device)
-
     async def engine(self, kind: str, model_id: str, max_length: int | None = None) -> BatchingEngine:
         """The running engine for a `sparse` or `dense` model, loading it on first use."""
         length = max_length or self.settings.max_seq_length
@@ -39,11 +36,10 @@ class EnginePool:
         lock = self._locks.setdefault(key, asyncio.Lock())
         async with lock:
             if key not in self._engines:
-                self._engines[key] = await asyncio.to_thread(self._load, kind, model_id, length)
+                self._engines[key] = await asyncio.to_thread(
+                    build_engine, self.settings, kind, model_id, length
+                )
         return self._engines[key]
-
-    def _load(self, kind: str, model_id: str, length: int) -> BatchingEngine:
-        return build_engine(self.settings, kind, model_id, length)
 
     async def close(self) -> None:
         engines, self._engines = list(self._engines.values()), {}

@@ -6,7 +6,6 @@ are committed only after the engine acknowledged, and redelivered messages keep 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -26,14 +25,6 @@ from tests.integration.worker_harness import (
 pytestmark = pytest.mark.integration
 
 DOCS = 5_000
-
-
-@pytest.fixture(params=["opensearch", "elasticsearch"])
-async def engine(request: pytest.FixtureRequest) -> AsyncIterator[tuple[str, str, Engine]]:
-    url = str(request.getfixturevalue("opensearch_url" if request.param == "opensearch" else "es_url"))
-    client = Engine(url)
-    yield str(request.param), url, client
-    await client.close()
 
 
 async def test_three_sigkills_mid_stream_lose_and_duplicate_nothing(

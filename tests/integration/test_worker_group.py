@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -30,14 +29,6 @@ pytestmark = pytest.mark.integration
 
 DOCS = 1_200
 TRICKLE = 15  # documents every half second: the stream lasts about 40 s
-
-
-@pytest.fixture(params=["opensearch", "elasticsearch"])
-async def engine(request: pytest.FixtureRequest) -> AsyncIterator[tuple[str, str, Engine]]:
-    url = str(request.getfixturevalue("opensearch_url" if request.param == "opensearch" else "es_url"))
-    client = Engine(url)
-    yield str(request.param), url, client
-    await client.close()
 
 
 async def trickle(bootstrap: str, topic: str, docs: list[dict[str, str]]) -> None:

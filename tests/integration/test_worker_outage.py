@@ -8,7 +8,6 @@ them: its document (or its dead letter) must already have been acknowledged by t
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -34,14 +33,6 @@ pytestmark = pytest.mark.integration
 DOCS = 1_000
 POISON = 20
 MAX_IN_FLIGHT = 500
-
-
-@pytest.fixture(params=["opensearch", "elasticsearch"])
-async def engine(request: pytest.FixtureRequest) -> AsyncIterator[tuple[str, str, Engine]]:
-    url = str(request.getfixturevalue("opensearch_url" if request.param == "opensearch" else "es_url"))
-    client = Engine(url)
-    yield str(request.param), url, client
-    await client.close()
 
 
 class CommitMonitor:

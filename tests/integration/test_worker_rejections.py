@@ -8,7 +8,6 @@ contradicts the index mapping are refused by the engine itself and must land in 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -32,14 +31,6 @@ pytestmark = pytest.mark.integration
 DOCS = 1_000
 CONFLICTS = 20
 REJECTED_TWICE = DOCS // 10
-
-
-@pytest.fixture(params=["opensearch", "elasticsearch"])
-async def engine(request: pytest.FixtureRequest) -> AsyncIterator[tuple[str, str, Engine]]:
-    url = str(request.getfixturevalue("opensearch_url" if request.param == "opensearch" else "es_url"))
-    client = Engine(url)
-    yield str(request.param), url, client
-    await client.close()
 
 
 async def test_item_429s_are_retried_and_mapping_conflicts_dead_lettered(

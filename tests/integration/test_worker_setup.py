@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -39,14 +38,6 @@ async def encode(texts: list[str]) -> list[dict[str, float]]:
         return [dict(r.embedding) for r in answer.results]
     finally:
         await service.close()
-
-
-@pytest.fixture(params=["opensearch", "elasticsearch"])
-async def engine(request: pytest.FixtureRequest) -> AsyncIterator[tuple[str, str, Engine]]:
-    url = str(request.getfixturevalue("opensearch_url" if request.param == "opensearch" else "es_url"))
-    client = Engine(url)
-    yield str(request.param), url, client
-    await client.close()
 
 
 async def test_setup_creates_template_index_and_dead_letter_mappings(

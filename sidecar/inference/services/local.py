@@ -37,15 +37,9 @@ class LocalRuntime(Runtime):
         task_settings: dict[str, Any],
         time_limit: float | None,
     ) -> list[SparseEmbedding]:
-        engine = await self.pool.engine("sparse", self.model_id, self.max_length)
         pruning = Pruning.from_dict(task_settings["pruning"]) if "pruning" in task_settings else self.pruning
-        chunks = [chunk_text(t, self.chunking) for t in texts]
-        flat = [c for per_text in chunks for c in per_text]
-        encoded: list[SparseEmbedding] = await engine.encode(flat, time_limit=time_limit)
-        out, pos = [], 0
-        for per_text in chunks:
-            parts = encoded[pos : pos + len(per_text)]
-            pos += len(per_text)
+        out = []
+        for parts in await self._encode_chunks("sparse", texts, time_limit):
             combined = parts[0].embedding if len(parts) == 1 else max_combine(p.embedding for p in parts)
             out.append(SparseEmbedding(clean_features(combined, pruning), any(p.is_truncated for p in parts)))
         return out
@@ -58,18 +52,23 @@ class LocalRuntime(Runtime):
         task_settings: dict[str, Any],
         time_limit: float | None,
     ) -> tuple[list[DenseEmbedding], str]:
-        engine = await self.pool.engine("dense", self.model_id, self.max_length)
-        chunks = [chunk_text(t, self.chunking) for t in texts]
-        flat = [c for per_text in chunks for c in per_text]
-        encoded: list[DenseEmbedding] = await engine.encode(flat, time_limit=time_limit)
-        if len(flat) == len(texts):
-            return encoded, "float"
-        out, pos = [], 0
-        for per_text in chunks:
-            parts = encoded[pos : pos + len(per_text)]
-            pos += len(per_text)
-            out.append(DenseEmbedding(_mean_unit([list(p.embedding) for p in parts]), any(p.is_truncated for p in parts)))
+        out = []
+        for parts in await self._encode_chunks("dense", texts, time_limit):
+            vector = parts[0].embedding if len(parts) == 1 else _mean_unit([list(p.embedding) for p in parts])
+            out.append(DenseEmbedding(vector, any(p.is_truncated for p in parts)))
         return out, "float"
+
+    async def _encode_chunks(self, kind: str, texts: list[str], time_limit: float | None) -> list[list[Any]]:
+        """Each text's chunks (per `chunking_settings`) through the model in one call, grouped back
+        per text."""
+        engine = await self.pool.engine(kind, self.model_id, self.max_length)
+        chunks = [chunk_text(t, self.chunking) for t in texts]
+        encoded = await engine.encode([c for per_text in chunks for c in per_text], time_limit=time_limit)
+        grouped, pos = [], 0
+        for per_text in chunks:
+            grouped.append(encoded[pos : pos + len(per_text)])
+            pos += len(per_text)
+        return grouped
 
     async def rerank(
         self,
@@ -102,8 +101,6 @@ class LocalRuntime(Runtime):
 
 def _mean_unit(vectors: list[list[float]]) -> list[float]:
     """The mean of unit vectors, scaled back to unit length (cosine-ready like each chunk's)."""
-    if len(vectors) == 1:
-        return vectors[0]
     mean = [sum(column) / len(vectors) for column in zip(*vectors, strict=True)]
     norm = math.sqrt(sum(x * x for x in mean)) or 1.0
     return [x / norm for x in mean]

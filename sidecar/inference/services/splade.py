@@ -3,9 +3,9 @@
 Pooling: weight(token) = max over real (non-padding) positions of log(1 + relu(logit)).
 Because log1p(relu(x)) is monotonic, we take the masked max of the raw logits first and apply
 log1p(relu) to the [batch, vocab] result only. The vocabulary projection (the costliest part for
-small encoders) runs on packed real tokens only (no padding rows) in slices of `slice_tokens`
-rows with a running max, so [batch, length, vocab] is never materialised and peak memory stays
-bounded whatever the input length.
+small encoders) never materialises [batch, length, vocab]: on CPU it runs in tiles of similar-length
+texts against cache-sized blocks of the vocabulary; on GPU in slices of `slice_tokens` positions
+with a running max. Peak memory stays bounded whatever the input length.
 """
 
 from __future__ import annotations
@@ -106,7 +106,7 @@ class SpladeBackend:
         self.device = choice.device
         self.name = f"sparse:{model_id}"
         self.max_length = max_length
-        self.slice_tokens = slice_tokens or (2048 if choice.device == "cpu" else 32768)
+        self.slice_tokens = slice_tokens or 32768  # GPU only: positions projected at once
         # The vocabulary projection dominates small encoders: on CPUs with native bf16 it runs
         # ~2.5x faster in bf16, within the 9-bit precision rank_features stores anyway.
         self.head_dtype = choice.dtype
