@@ -55,7 +55,7 @@ bench: stack-up  ## every benchmark (SIZE=quick|full); regenerates docs/benchmar
 	source .devstack/env && $(BIN)/python -m benchmarks --size $${SIZE:-quick}
 
 eval: stack-up  ## search quality on SciFact (BM25, sparse, dense, hybrids) against the local OpenSearch
-	source .devstack/env && $(BIN)/sidecar eval --dataset $${DATASET:-../shared/datasets/scifact}
+	source .devstack/env && $(BIN)/sidecar eval --dataset $${DATASET:-datasets/scifact}
 
 bench-inference: install  ## sparse encoding: engine vs naive vs SparseEncoder (LIMIT=N for a quick run)
 	$(BIN)/python benchmarks/bench_inference.py $(if $(LIMIT),--limit $(LIMIT))

@@ -37,7 +37,7 @@ from sidecar.pipelines.schema import PipelineConfig  # noqa: E402
 from sidecar.settings import load_settings  # noqa: E402
 from sidecar.sinks import create_sink  # noqa: E402
 
-CORPUS = ROOT.parent / "shared" / "datasets" / "scifact" / "corpus.jsonl"
+CORPUS = ROOT / "datasets" / "scifact" / "corpus.jsonl"
 SIZES = {"quick": (2000, 2), "full": (5183, 3)}  # documents, repetitions
 ENDPOINT = ".splade-tiny"
 

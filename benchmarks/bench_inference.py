@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-CORPUS = ROOT.parent / "shared" / "datasets" / "scifact" / "corpus.jsonl"
+CORPUS = ROOT / "datasets" / "scifact" / "corpus.jsonl"
 MAX_LEN = 512
 IN_FLIGHT_BULKS = 8  # engine contender: bulks of 32 texts awaited at once
 

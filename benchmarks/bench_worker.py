@@ -43,7 +43,7 @@ from sidecar.settings import load_settings  # noqa: E402
 from sidecar.worker.demo import load_stack_env  # noqa: E402
 from sidecar.worker.main import open_local_service  # noqa: E402
 
-CORPUS = REPO.parent / "shared" / "datasets" / "scifact" / "corpus.jsonl"
+CORPUS = REPO / "datasets" / "scifact" / "corpus.jsonl"
 SIDECAR = Path(sys.executable).parent / "sidecar"
 ENDPOINT = ".splade-tiny"
 PARTITIONS = 4

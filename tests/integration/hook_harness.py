@@ -26,7 +26,7 @@ from sidecar.inference.types import InferenceOutput
 from sidecar.settings import Settings, load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
-SCIFACT = ROOT.parent / "shared" / "datasets" / "scifact" / "corpus.jsonl"
+SCIFACT = ROOT / "datasets" / "scifact" / "corpus.jsonl"
 SIDECAR_CLI = [sys.executable, "-m", "sidecar.cli"]
 
 

@@ -28,7 +28,7 @@ from sidecar.search.session import open_service_encoder
 
 pytestmark = pytest.mark.integration
 
-SCIFACT = Path(__file__).resolve().parents[3] / "shared" / "datasets" / "scifact"
+SCIFACT = Path(__file__).resolve().parents[2] / "datasets" / "scifact"
 QUERIES = 30
 DOCS = 200
 

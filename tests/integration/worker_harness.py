@@ -28,7 +28,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 ROOT = Path(__file__).resolve().parents[2]
-SCIFACT = ROOT.parent / "shared" / "datasets" / "scifact"
+SCIFACT = ROOT / "datasets" / "scifact"
 SIDECAR = Path(sys.executable).parent / "sidecar"
 MAX_MESSAGE_BYTES = 64 * 1024
 

@@ -1,4 +1,4 @@
-"""The BEIR-layout loader, on small files written here and on the shared SciFact copy."""
+"""The BEIR-layout loader, on small files written here and on the SciFact copy in datasets/."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from sidecar.errors import NotFoundError, ParseError
 from sidecar.eval.dataset import load_dataset
 
-SCIFACT = Path(__file__).resolve().parents[4] / "shared" / "datasets" / "scifact"
+SCIFACT = Path(__file__).resolve().parents[3] / "datasets" / "scifact"
 
 
 Rows = list[dict[str, object]]
