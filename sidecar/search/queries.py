@@ -1,7 +1,8 @@
 """Engine query bodies for the three retrieval methods (Elasticsearch and OpenSearch alike).
 
 - sparse: a dot product over a `rank_features` field: a bool `should` of `rank_feature` clauses,
-  each `linear` with boost = the query token's weight (REFERENCE.md section 7);
+  each `linear` with boost = the query token's weight (Elasticsearch's `rank_feature` query:
+  https://www.elastic.co/guide/en/elasticsearch/reference/current/query-dsl-rank-feature-query.html);
 - bm25: `multi_match` over the text fields: `best_fields` with tie_breaker 0.5 (the best field's
   score plus half the others', as BEIR's Elasticsearch baseline queries) or `most_fields` (the sum
   of the per-field scores: the "multifield" BM25 of the published baselines);

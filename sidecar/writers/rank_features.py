@@ -1,6 +1,7 @@
 """Everything a `rank_features` (or `sparse_vector`) field demands, in one module.
 
-Rules (REFERENCE.md section 7 and Lucene's FeatureField):
+Rules (Elasticsearch's `rank_features` field,
+https://www.elastic.co/guide/en/elasticsearch/reference/current/rank-features.html, and Lucene's FeatureField):
 - feature names may not contain `.` (ELSER writes `__` instead), may not be empty, and must fit in one
   Lucene term (32766 UTF-8 bytes); lone UTF-16 surrogates cannot be encoded, so they become U+FFFD;
 - values must be finite float32 numbers no smaller than the smallest normal float32

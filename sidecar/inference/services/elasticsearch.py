@@ -1,6 +1,7 @@
 """Another cluster's inference API as a remote service: `POST {url}/_inference/{task_type}/{model_id}`
 with `{"input", "query"?, "input_type"?, "task_settings"?}` (Authorization `ApiKey <api_key>`).
-Answers are Elasticsearch's shapes (REFERENCE.md section 3; 8.11's bare sparse maps accepted)."""
+Answers are Elasticsearch's shapes (8.11's bare sparse maps accepted):
+https://www.elastic.co/guide/en/elasticsearch/reference/current/post-inference-api.html"""
 
 from __future__ import annotations
 

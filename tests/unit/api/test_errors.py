@@ -1,4 +1,5 @@
-"""Every failure answers with Elasticsearch's status, error type and envelope (REFERENCE.md section 4)."""
+"""Every failure answers with Elasticsearch's status, error type and envelope (`ErrorResponseBase` in
+https://github.com/elastic/elasticsearch-specification/blob/main/specification/_types/Errors.ts)."""
 
 from __future__ import annotations
 
