@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import replace
 from collections.abc import AsyncIterator, Iterable
 from typing import Any, TypeVar
 
 from sidecar.errors import RequestValidationError, SidecarError, StatusError, TimeoutError_
+from sidecar.inference.aliases import ModelAliases
 from sidecar.inference.executor import EnginePool
 from sidecar.inference.registry import Endpoint, EndpointRegistry, with_task_settings
 from sidecar.inference.services.base import REMOTE_ELASTICSEARCH, Runtime, spec_for
@@ -39,6 +41,7 @@ class InferenceService:
         self.registry = registry
         self.pool = EnginePool(settings)
         self.retry_policy = retry_policy or RetryPolicy()
+        self.aliases = ModelAliases(settings.model_aliases)
         self._runtimes: dict[str, tuple[str, Runtime]] = {}
 
     @classmethod
@@ -48,11 +51,14 @@ class InferenceService:
     async def start(self, preload: Iterable[str] = ()) -> None:
         """Load (and warm up) the models of the given endpoints now instead of on first use."""
         for inference_id in preload:
-            endpoint = self.registry.get(inference_id)
-            runtime = self._runtime(endpoint)
-            if hasattr(runtime, "model_id"):
-                kind = "sparse" if endpoint.task_type == TaskType.SPARSE_EMBEDDING else "dense"
-                await self.pool.engine(kind, runtime.model_id, getattr(runtime, "max_length", None))
+            await self._load(self.registry.get(inference_id))
+
+    async def _load(self, endpoint: Endpoint) -> None:
+        """Load the endpoint's local model, if it has one and it is not loaded yet (no-op after)."""
+        runtime = self._runtime(endpoint)
+        if isinstance(runtime, LocalRuntime):
+            kind = "sparse" if endpoint.task_type == TaskType.SPARSE_EMBEDDING else "dense"
+            await self.pool.engine(kind, runtime.model_id, runtime.max_length)
 
     async def close(self) -> None:
         runtimes, self._runtimes = list(self._runtimes.values()), {}
@@ -89,7 +95,7 @@ class InferenceService:
     def _build_runtime(self, e: Endpoint) -> Runtime:
         spec = spec_for(e.service, e.service_settings, e.inference_id)
         if spec is not REMOTE_ELASTICSEARCH and e.service == "elasticsearch":
-            return LocalRuntime(self.pool, e.service_settings, e.chunking)
+            return LocalRuntime(self.pool, e.service_settings, e.chunking, self.aliases)
         caller = RemoteCaller(
             e.service,
             e.inference_id,
@@ -178,10 +184,13 @@ class InferenceService:
                         f"Model configuration contains settings {sorted(unknown)} unknown to the "
                         f"[{endpoint.service}] service"
                     )
+            # A model still loading is the service's start-up, not this request's work: wait for it
+            # before the request's time limit starts (concurrent first requests share one load).
+            await self._load(endpoint)
             limit = timeout if timeout is not None else DEFAULT_TIMEOUT_S
             try:
                 output = await asyncio.wait_for(
-                    self._perform(endpoint, inputs, query, input_type, top_n, bool(return_documents), limit),
+                    self._perform(endpoint, inputs, query, input_type, top_n, return_documents, limit),
                     limit,
                 )
             except TimeoutError as exc:
@@ -200,7 +209,7 @@ class InferenceService:
         query: str | None,
         input_type: InputType | None,
         top_n: int | None,
-        return_documents: bool,
+        return_documents: bool | None,
         time_limit: float,
     ) -> InferenceOutput:
         runtime = self._runtime(endpoint)
@@ -222,15 +231,21 @@ class InferenceService:
             return InferenceOutput(task, list(vectors), embedding_type=kind)
         if task == TaskType.RERANK:
             assert query is not None  # noqa: S101 - validated above
+            # Request fields win over task_settings (request's over stored, already merged in `ts`).
+            top = top_n if top_n is not None else ts.get("top_n")
+            documents = return_documents if return_documents is not None else ts.get("return_documents")
+            if documents is None:  # Elasticsearch's own rerank models return the documents by default
+                documents = isinstance(runtime, LocalRuntime)
             ranked = await runtime.rerank(
                 query,
                 inputs,
-                top_n=top_n,
-                return_documents=return_documents,
+                top_n=top,
+                return_documents=bool(documents),
                 task_settings=ts,
                 time_limit=time_limit,
             )
-            return InferenceOutput(task, list(ranked))
+            ranked = [r if documents else replace(r, text=None) for r in ranked]
+            return InferenceOutput(task, ranked[:top] if top else ranked)
         if task == TaskType.COMPLETION:
             completions = await runtime.complete(inputs, task_settings=ts, time_limit=time_limit)
             return InferenceOutput(task, list(completions))

@@ -66,18 +66,22 @@ def test_200_concurrent_requests_are_all_answered(tmp_path: Path, limits: dict[s
 
 def test_sigterm_lets_the_in_flight_request_finish(tmp_path: Path) -> None:
     heavy = {"input": [" ".join(WORDS * 20) + f" {i}" for i in range(48)]}
-    with run_sidecar(tmp_path, SPARSE_ONLY) as sidecar:
+    # The request must be mid-flight when SIGTERM lands, so it is heavy; on a busy machine it may take
+    # longer than Elasticsearch's default 30 s request timeout or the default 30 s grace period. What
+    # is tested is draining, not speed, so both limits are generous here.
+    patient = {**SPARSE_ONLY, "shutdown_grace_s": "600"}
+    with run_sidecar(tmp_path, patient) as sidecar:
         result: dict[str, httpx.Response] = {}
 
         def send() -> None:
-            with httpx.Client(base_url=sidecar.url, timeout=120.0) as client:
-                result["response"] = client.post(SPARSE, json=heavy)
+            with httpx.Client(base_url=sidecar.url, timeout=600.0) as client:
+                result["response"] = client.post(SPARSE, params={"timeout": "10m"}, json=heavy)
 
         worker = threading.Thread(target=send)
         worker.start()
         _wait_for_in_flight(sidecar)
-        exit_code = sidecar.stop(timeout=120.0)
-        worker.join(timeout=120.0)
+        exit_code = sidecar.stop(timeout=600.0)
+        worker.join(timeout=600.0)
         response = result["response"]
         assert response.status_code == 200, response.text
         assert len(response.json()["sparse_embedding"]) == 48

@@ -163,7 +163,19 @@ def test_the_same_documents_direct_and_through_the_hook(stack: Stack) -> None:
         timeout=120,
     ).json()
     for hit, expected in zip(sample, answer["sparse_embedding"], strict=True):
-        assert hit["_source"]["ml"]["tokens"] == pytest.approx(expected["embedding"], rel=1e-6)
+        assert_same_features(hit["_source"]["ml"]["tokens"], expected["embedding"])
+
+
+def assert_same_features(got: dict[str, float], want: dict[str, float]) -> None:
+    """Equal within what a `rank_features` field keeps: Lucene stores 9 significant bits (relative
+    error up to 2**-8). Batch composition moves weights in the last float bits, so a token that is
+    barely above zero may appear in one encoding only; such a token must weigh next to nothing."""
+    tolerance = 2**-8
+    for token in got.keys() & want.keys():
+        assert got[token] == pytest.approx(want[token], rel=tolerance), token
+    largest = max([*got.values(), *want.values()])
+    for token in got.keys() ^ want.keys():
+        assert got.get(token, want.get(token, 0.0)) <= tolerance * largest, token
 
 
 def test_the_official_clients_helpers_and_document_apis(stack: Stack) -> None:

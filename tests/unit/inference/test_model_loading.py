@@ -1,0 +1,44 @@
+"""Loading a model is the service's start-up, not the request's work: a first request waits for the
+load and then has its whole time limit for inference."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from sidecar.inference.service import InferenceService
+from sidecar.inference.types import SparseEmbedding
+from sidecar.settings import Settings
+
+
+class _InstantEngine:
+    async def encode(self, texts: list[str], *, time_limit: float | None = None) -> list[Any]:
+        return [SparseEmbedding({"word": 1.0}, False) for _ in texts]
+
+
+class _SlowLoadingPool:
+    """An engine pool whose one model takes several times the request's time limit to load."""
+
+    def __init__(self, load_s: float) -> None:
+        self.load_s = load_s
+        self.loads = 0
+
+    async def engine(self, kind: str, model_id: str, max_length: int | None = None) -> _InstantEngine:
+        if self.loads == 0:
+            await asyncio.sleep(self.load_s)
+        self.loads += 1
+        return _InstantEngine()
+
+    async def close(self) -> None:
+        return None
+
+
+async def test_a_slow_model_load_does_not_count_against_the_request_timeout(tmp_path: Path) -> None:
+    service = InferenceService.from_settings(Settings(registry_path=tmp_path / "endpoints.sqlite3"))
+    service.pool = _SlowLoadingPool(load_s=3.0)  # type: ignore[assignment]
+    try:
+        output = await service.infer(".splade-tiny", ["hello world"], timeout=1.0)
+    finally:
+        await service.close()
+    assert output.results == [SparseEmbedding({"word": 1.0}, False)]
