@@ -9,7 +9,7 @@ from typing import Any
 
 from sidecar.inference.service import InferenceService
 from sidecar.inference.types import SparseEmbedding
-from sidecar.settings import Settings
+from sidecar.settings import load_settings
 
 
 class _InstantEngine:
@@ -35,7 +35,7 @@ class _SlowLoadingPool:
 
 
 async def test_a_slow_model_load_does_not_count_against_the_request_timeout(tmp_path: Path) -> None:
-    service = InferenceService.from_settings(Settings(registry_path=tmp_path / "endpoints.sqlite3"))
+    service = InferenceService.from_settings(load_settings(registry_path=tmp_path / "endpoints.sqlite3"))
     service.pool = _SlowLoadingPool(load_s=3.0)  # type: ignore[assignment]
     try:
         output = await service.infer(".splade-tiny", ["hello world"], timeout=1.0)
