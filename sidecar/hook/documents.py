@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from sidecar import jsontext
 from sidecar.hook.enrich import EnrichResult, EnrichTask, FieldEnricher, apply_additions
 from sidecar.writers.fields import MISSING, DocumentError, get_path
 
@@ -26,15 +27,27 @@ def dumps(value: Any) -> bytes:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
 
 
-def parse_object(line: bytes | None) -> dict[str, Any] | None:
-    """The source line as an object, or None when it is not one (the engine then reports the error)."""
+def parse_object(line: bytes | None) -> tuple[dict[str, Any] | DocumentError | None, bytes | None]:
+    """The source line as an object, or why it cannot be enriched (the item then gets a 400);
+    second, the line to forward in its place when it had to be read leniently.
+
+    The engines accept comments in documents, so they are read here too; such a document is
+    forwarded re-serialised (without its comments), since the additions could otherwise be
+    spliced into a trailing comment and the document stored without them.
+    """
     if line is None:
-        return None
+        return None, None
     try:
-        value = json.loads(line)
-    except (ValueError, UnicodeDecodeError):
-        return None
-    return value if isinstance(value, dict) else None
+        value, lenient = jsontext.parse(line)
+    except ValueError as exc:
+        return _unparsable(str(exc)), None
+    if not isinstance(value, dict):
+        return _unparsable(f"expected an object, found [{type(value).__name__}]"), None
+    return value, dumps(value) if lenient else None
+
+
+def _unparsable(detail: str) -> DocumentError:
+    return DocumentError("mapper_parsing_exception", f"failed to parse: {detail}")
 
 
 def deep_merge(base: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:

@@ -27,6 +27,11 @@ def enrichment_failed(op: BulkOp, pipeline: str, problem: DocumentError) -> dict
     )
 
 
+def unreadable(op: BulkOp, problem: DocumentError) -> dict[str, Any]:
+    """A source that is not a readable JSON object (the engines answer these with the same type)."""
+    return item_error(op, 400, problem.error_type, problem.reason)
+
+
 def inference_overloaded(op: BulkOp, reason: str) -> dict[str, Any]:
     """429: clients (the official helpers included) retry these items."""
     return item_error(op, 429, "es_rejected_execution_exception", f"inference unavailable: {reason}")

@@ -92,14 +92,23 @@ class WindowProcessor:
     async def _enrich(self, pipeline: HookPipeline, ops: list[BulkOp]) -> list[Outcome]:
         started = time.perf_counter()
         enricher = pipeline.enricher
-        bodies = [parse_object(op.source_line) for op in ops]
+        bodies: list[dict[str, Any] | None] = []
+        unreadable: dict[int, DocumentError] = {}
+        for k, op in enumerate(ops):
+            body, canonical = parse_object(op.source_line)
+            if canonical is not None:
+                op.source_line = canonical
+            if isinstance(body, DocumentError):
+                unreadable[k] = body
+                body = None
+            bodies.append(body)
         stored = await self._stored(pipeline, ops, bodies)
         plans: list[UpdatePlan | None] = [None] * len(ops)
         tasks: list[EnrichTask] = []
         slots: list[tuple[int, str]] = []  # (operation, "doc" | "upsert") per task
         for k, (op, body) in enumerate(zip(ops, bodies, strict=True)):
             if body is None:
-                continue  # not a JSON object: forwarded as sent, the engine answers the error
+                continue  # unreadable: the item's own 400 below
             previous = stored.get((op.index or "", op.doc_id or "")) if op.doc_id else None
             if op.op == "update":
                 plan = plans[k] = plan_update(enricher, body, previous)
@@ -119,10 +128,19 @@ class WindowProcessor:
         for (k, key), result in zip(slots, results, strict=True):
             per_op[k][key] = result
         outcomes = [
-            self._outcome(pipeline, op, bodies[k], plans[k], per_op.get(k, {})) for k, op in enumerate(ops)
+            self._unreadable(pipeline, op, unreadable[k])
+            if k in unreadable
+            else self._outcome(pipeline, op, bodies[k], plans[k], per_op.get(k, {}))
+            for k, op in enumerate(ops)
         ]
         metrics.HOOK_ENRICH_SECONDS.labels(pipeline.name).observe(time.perf_counter() - started)
         return outcomes
+
+    @staticmethod
+    def _unreadable(pipeline: HookPipeline, op: BulkOp, problem: DocumentError) -> Outcome:
+        """A source the hook cannot read is refused, never stored without its enrichment."""
+        metrics.HOOK_DOCS.labels(pipeline.name, "failed").inc()
+        return Outcome.failed(op, items.unreadable(op, problem))
 
     def _outcome(
         self,

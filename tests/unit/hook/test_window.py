@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
+
 from sidecar.hook.bulk import BulkOp
 from sidecar.hook.window import Outcome
 from sidecar.writers.fields import content_hash
@@ -63,10 +65,56 @@ async def test_a_document_without_its_input_gets_a_400_item(make_hook: HookFacto
     }
 
 
-async def test_unparsable_sources_go_to_the_engine_untouched(make_hook: HookFactory) -> None:
+async def test_documents_with_comments_are_enriched_as_the_engines_read_them(make_hook: HookFactory) -> None:
+    # Elasticsearch and OpenSearch accept `/* */` and `//` comments in documents.
+    hook = make_hook(stored={"1": {"title": "old", "body": "kept"}})
+    commented = b'{"title": "Red /* not a comment */ Fox", /* c */ "body": "jumps"} // trailing }'
+    indexed, updated = await hook.processor.process(
+        [
+            op("index", "articles", "9", commented),
+            op("update", "articles", "1", b'{"doc": {"title": "new" /* c */}}'),
+        ]
+    )
+    assert source_of(indexed) == {
+        "title": "Red /* not a comment */ Fox", "body": "jumps",
+        "ml": {"tokens": sparse_of("Red /* not a comment */ Fox\njumps")},
+    }  # fmt: skip
+    # The partial update replaces the vector (a scripted companion), its body re-serialised.
+    assert updated.companion is not None and json.loads(updated.source or b"") == {"doc": {"title": "new"}}
+    script = json.loads(updated.companion.splitlines()[1])["script"]
+    assert script["params"]["p0"] == sparse_of("new\nkept")
+
+
+@pytest.mark.parametrize(
+    ("source", "reason"),
+    [
+        (b"{not json", "failed to parse: Expecting property name"),
+        (b"[1, 2]", "failed to parse: expected an object, found [list]"),
+        (b'{"title": "a", "body": ' + b'{"x": ' * 5000 + b"1" + b"}" * 5001, "nesting deeper than [256]"),
+        (b'{"title": "\\udc00", "body": "b"}', "lone surrogate"),
+        (b'{"title": "\xed\xa0\x80", "body": "b"}', "invalid UTF-8 at byte [11]"),
+    ],
+)
+async def test_unreadable_sources_get_their_own_400_item(
+    make_hook: HookFactory, source: bytes, reason: str
+) -> None:
     hook = make_hook()
-    [outcome] = await hook.processor.process([op("index", "articles", "1", b"{not json")])
-    assert outcome.source == b"{not json"
+    bad, good = await hook.processor.process(
+        [op("index", "articles", "1", source), op("index", "articles", "2", {"title": "t", "body": "b"}, 1)]
+    )
+    assert bad.forward is None and bad.error is not None
+    item = bad.error["index"]
+    assert (item["status"], item["error"]["type"]) == (400, "mapper_parsing_exception")
+    assert reason in item["error"]["reason"]
+    assert source_of(good)["ml"]["tokens"] == sparse_of("t\nb")
+
+
+async def test_paired_surrogate_escapes_are_text(make_hook: HookFactory) -> None:
+    hook = make_hook()
+    [outcome] = await hook.processor.process(
+        [op("index", "articles", "1", b'{"title": "\\ud83d\\ude00", "body": "b"}')]
+    )
+    assert source_of(outcome)["title"] == "\U0001f600"
 
 
 async def test_overloaded_inference_answers_429_for_the_pipeline_items(
