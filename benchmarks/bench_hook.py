@@ -33,8 +33,8 @@ from benchmarks.bench_backfill import ENDPOINT, engine_url, load_docs  # noqa: E
 from benchmarks.report import hardware, write_section  # noqa: E402
 from sidecar.api.app import create_app  # noqa: E402
 from sidecar.inference.types import TaskType  # noqa: E402
+from sidecar.rank_features import clean_features  # noqa: E402
 from sidecar.settings import load_settings  # noqa: E402
-from sidecar.writers.rank_features import clean_features  # noqa: E402
 
 SIZES = {"quick": 15, "full": 50}  # rounds of 100 documents
 DOCS_PER_BULK = 100

@@ -78,7 +78,7 @@ def production_engine(path: str, device: str, **options: Any) -> Any:
 
 
 def run_engine(texts: list[str], path: str, device: str, bf16: bool | None) -> dict[str, Any]:
-    from sidecar.writers.rank_features import clean_features
+    from sidecar.rank_features import clean_features
 
     engine = production_engine(path, device, cpu_bf16=bf16)
 

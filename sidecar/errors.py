@@ -7,6 +7,8 @@ worker turns non-retriable ones into dead-letter records.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 
 class SidecarError(Exception):
     """Base of every error this project raises on purpose."""
@@ -139,3 +141,19 @@ class UpstreamUnavailableError(SidecarError):
     status = 502
     es_type = "connect_transport_exception"
     retriable = True
+
+
+@dataclass(frozen=True)
+class DocumentError:
+    """Why one document cannot be written; `error_type` and `reason` go into the dead letter."""
+
+    error_type: str
+    reason: str
+
+
+class RetriableInferenceError(Exception):
+    """Inference failed for a reason that is not the documents' fault (overload, model not ready)."""
+
+    def __init__(self, cause: SidecarError) -> None:
+        super().__init__(cause.reason)
+        self.cause = cause

@@ -1,7 +1,7 @@
 """Backfills: enrich the documents already in an index, resumable, sliceable across pods.
 
     point in time (+ slice) ──search_after pages──▶ select (missing / changed / all)
-        ──▶ FieldEnricher (inference) ──▶ partial `update`s (scripted replacement) ──▶ bulk sink
+        ──▶ Enricher (inference) ──▶ partial `update`s (scripted replacement) ──▶ bulk sink
         ──▶ dead letters for failures ──▶ checkpoint (engine document or file) ──▶ next page
 
 A checkpoint is written after each acknowledged batch; a restarted run resumes from it. Documents

@@ -27,14 +27,14 @@ from sidecar.backfill.reindex import swap_alias
 from sidecar.backfill.scan import Page, PitExpired, PitScanner, scanner_for
 from sidecar.backfill.selection import Mode, build_query, fields_to_do, source_paths
 from sidecar.deadletter import DeadLetter, DeadLetterWriter
-from sidecar.hook.enrich import EnrichResult, EnrichTask, FieldEnricher, apply_additions, nested
+from sidecar.enrichment import Enricher, EnrichResult, EnrichTask, apply_additions, nested
+from sidecar.errors import RetriableInferenceError
 from sidecar.hook.scripts import replacement_script
 from sidecar.inference.types import InferenceServiceProtocol
 from sidecar.observability import metrics
 from sidecar.pipelines.schema import Operation, PipelineConfig
 from sidecar.sinks.base import BulkItem, BulkSink, backoff_delay
 from sidecar.sinks.date_math import is_date_math, static_prefix
-from sidecar.writers.fields import RetriableInferenceError
 
 log = logging.getLogger("sidecar.backfill")
 
@@ -108,7 +108,7 @@ class Backfill:
         self.scanner: PitScanner = scanner_for(config.sink.engine, self.client)
         self.store = store
         self.counter = CountingService(service)
-        self.enricher = FieldEnricher(
+        self.enricher = Enricher(
             config.fields,
             self.counter,
             pipeline=config.name,

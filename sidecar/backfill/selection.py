@@ -15,9 +15,8 @@ from collections.abc import Mapping, Sequence
 from enum import StrEnum
 from typing import Any
 
-from sidecar.hook.enrich import FieldEnricher
+from sidecar.enrichment import MISSING, Enricher, content_hash, get_path
 from sidecar.pipelines.schema import FieldConfig
-from sidecar.writers.fields import MISSING, content_hash, get_path
 
 
 class Mode(StrEnum):
@@ -48,10 +47,10 @@ def source_paths(mode: Mode, fields: Sequence[FieldConfig], *, full: bool = Fals
     return sorted(paths)
 
 
-def fields_to_do(mode: Mode, enricher: FieldEnricher, source: Mapping[str, Any]) -> list[int]:
+def fields_to_do(mode: Mode, enricher: Enricher, source: Mapping[str, Any]) -> list[int]:
     """Indices of the fields this document needs recomputed."""
     todo: list[int] = []
-    for i, (spec, writer) in enumerate(zip(enricher.fields, enricher.writers, strict=True)):
+    for i, spec in enumerate(enricher.fields):
         stored_hash = get_path(source, spec.hash_path)
         if mode is Mode.ALL:
             todo.append(i)
@@ -59,7 +58,7 @@ def fields_to_do(mode: Mode, enricher: FieldEnricher, source: Mapping[str, Any])
             if stored_hash is MISSING and get_path(source, spec.target) is MISSING:
                 todo.append(i)
         else:
-            text = writer.input_text(spec, source)
+            text = enricher.input_text(spec, source)
             if stored_hash is MISSING or not isinstance(text, str) or stored_hash != content_hash(spec, text):
                 todo.append(i)
     return todo

@@ -1,6 +1,6 @@
-"""Encode a dataset's corpus and queries through the project's own field writer, with a disk cache.
+"""Encode a dataset's corpus and queries through the project's own enricher, with a disk cache.
 
-Documents go through `sidecar.writers.fields.FieldWriter` exactly as the pipeline's worker sends
+Documents go through `sidecar.enrichment.Enricher` exactly as the pipeline's worker sends
 them (inputs joined by a newline, the field's chunking, chunk vectors max-combined); pruning is
 left out here and applied when indexing, so one cached encoding serves every `--doc-top-k`.
 Queries go through the search helper's encoder (`input_type=search` for dense endpoints).
@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sidecar.errors import InferenceFailedError
+from sidecar.enrichment import MISSING, Enricher, get_path
+from sidecar.errors import DocumentError, InferenceFailedError
 from sidecar.eval.cache import (
     DenseVectors,
     SparseVectors,
@@ -29,9 +30,8 @@ from sidecar.eval.dataset import Dataset
 from sidecar.inference.types import InferenceServiceProtocol
 from sidecar.pipelines.schema import FieldConfig
 from sidecar.search.encode import QueryEncoder
-from sidecar.writers.fields import MISSING, DocumentError, FieldWriter, get_path
 
-DOC_BATCH = 64  # documents per writer call (one request; well inside the 30 s inference timeout)
+DOC_BATCH = 64  # documents per enricher call (one request; well inside the 30 s inference timeout)
 QUERY_CONCURRENCY = 32
 
 Progress = Callable[[int], None]  # called with the number of documents just encoded
@@ -63,16 +63,16 @@ def _paths(
 async def encode_documents(
     spec: FieldConfig, service: InferenceServiceProtocol, dataset: Dataset, progress: Progress | None = None
 ) -> dict[str, Any]:
-    """Field values for every document (unpruned); a document the writer rejects is an error."""
+    """Field values for every document (unpruned); a document the enricher rejects is an error."""
     unpruned = spec.model_copy(update={"pruning": None})
-    writer = FieldWriter([unpruned], service)
+    enricher = Enricher([unpruned], service)
     # Similar lengths side by side: less padding inside the batcher's batches.
     ids = sorted(dataset.corpus, key=lambda d: len(dataset.corpus[d].title) + len(dataset.corpus[d].text))
     out: dict[str, Any] = {}
     for start in range(0, len(ids), DOC_BATCH):
         chunk = ids[start : start + DOC_BATCH]
         docs = [{"title": dataset.corpus[d].title, "text": dataset.corpus[d].text} for d in chunk]
-        written = await writer.write(docs)
+        written = await enricher.write(docs)
         for doc_id, doc in zip(chunk, written, strict=True):
             if isinstance(doc, DocumentError):
                 raise InferenceFailedError(f"document [{doc_id}] could not be encoded: {doc.reason}")

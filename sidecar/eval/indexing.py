@@ -16,8 +16,8 @@ from typing import Any
 
 from sidecar.errors import SidecarError
 from sidecar.eval.dataset import Dataset
+from sidecar.rank_features import Pruning, clean_features
 from sidecar.search.engine import EngineClient
-from sidecar.writers.rank_features import Pruning, clean_features
 
 SPARSE_FIELD, DENSE_FIELD = "sparse", "dense"
 TEXT_FIELDS = ("title", "text")

@@ -23,10 +23,10 @@ from sidecar.eval.indexing import DENSE_FIELD, SPARSE_FIELD, IndexInfo, build_in
 from sidecar.eval.methods import Hybrid, default_hybrids, fuse_runs
 from sidecar.eval.retrieval import DEPTH, MethodScore, retrieve_all, score_run, sweep_weights
 from sidecar.pipelines.schema import Engine, FieldConfig
+from sidecar.rank_features import Pruning
 from sidecar.search.queries import DEFAULT_QUERY_TOP_K
 from sidecar.search.searcher import DEFAULT_WEIGHTS
 from sidecar.settings import Settings, load_settings
-from sidecar.writers.rank_features import Pruning
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
 ENGINE_TIMEOUT_S = 120.0  # the ES-wire emulator takes seconds per query on a large corpus

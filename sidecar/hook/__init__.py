@@ -1,7 +1,7 @@
 """The ingest hook: Elasticsearch's document-write APIs, enriched on their way into the engine.
 
     client ──_bulk NDJSON──▶ lines (streamed, per-line limit) ──▶ bulk operations
-        ──▶ window of operations ──▶ enrich the ones whose index a pipeline selects (FieldEnricher)
+        ──▶ window of operations ──▶ enrich the ones whose index a pipeline selects (Enricher)
         ──▶ spool (memory, then a temporary file) ──▶ one bulk request to the engine
         ──▶ engine items + our per-item errors, merged in the original order ──▶ client
 

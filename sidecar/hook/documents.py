@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from sidecar import jsontext
-from sidecar.hook.enrich import EnrichResult, EnrichTask, FieldEnricher, apply_additions
-from sidecar.writers.fields import MISSING, DocumentError, get_path
+from sidecar.enrichment import MISSING, Enricher, EnrichResult, EnrichTask, apply_additions, get_path
+from sidecar.errors import DocumentError
 
 
 def dumps(value: Any) -> bytes:
@@ -102,7 +102,7 @@ class RewrittenUpdate:
     replacement: dict[str, Any] | None = None  # additions for the companion scripted update
 
 
-def touched_fields(enricher: FieldEnricher, partial: Mapping[str, Any]) -> tuple[list[int], bool]:
+def touched_fields(enricher: Enricher, partial: Mapping[str, Any]) -> tuple[list[int], bool]:
     """Fields whose inputs `partial` touches, and whether any of them misses other inputs."""
     touched: list[int] = []
     incomplete = False
@@ -115,7 +115,7 @@ def touched_fields(enricher: FieldEnricher, partial: Mapping[str, Any]) -> tuple
 
 
 def plan_update(
-    enricher: FieldEnricher, body: dict[str, Any], stored: Mapping[str, Any] | None
+    enricher: Enricher, body: dict[str, Any], stored: Mapping[str, Any] | None
 ) -> UpdatePlan:
     """Tasks for an update body; `stored` is the stored document's inputs when it was fetched."""
     plan = UpdatePlan(body)

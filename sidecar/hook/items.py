@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from sidecar.errors import DocumentError
 from sidecar.hook.bulk import BulkOp
-from sidecar.writers.fields import DocumentError
 
 
 def item_error(

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 
-from sidecar.hook.enrich import FieldEnricher
+from sidecar.enrichment import Enricher
 from sidecar.pipelines.schema import PipelineConfig
 from sidecar.sinks.base import BulkSink
 from sidecar.sinks.date_math import DateMathError, is_date_math, resolve_index
@@ -21,7 +21,7 @@ _CACHE_LIMIT = 10_000
 @dataclass(eq=False)
 class HookPipeline:
     config: PipelineConfig
-    enricher: FieldEnricher
+    enricher: Enricher
     sink: BulkSink  # look-ups of stored documents (skip_if_unchanged, partial updates)
 
     @property

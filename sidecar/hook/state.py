@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import logging
 
+from sidecar.enrichment import Enricher
 from sidecar.errors import PipelineConfigError
-from sidecar.hook.enrich import FieldEnricher
 from sidecar.hook.pipelines import HookPipeline, PipelineSelector
 from sidecar.hook.upstream import Upstream
 from sidecar.hook.window import WindowProcessor
@@ -65,7 +65,7 @@ class Hook:
         pipelines = [
             HookPipeline(
                 config,
-                FieldEnricher(
+                Enricher(
                     config.fields,
                     service,
                     pipeline=config.name,

@@ -12,6 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from sidecar.enrichment import EnrichResult, EnrichTask
+from sidecar.errors import DocumentError, RetriableInferenceError
 from sidecar.hook import items
 from sidecar.hook.bulk import BulkOp
 from sidecar.hook.documents import (
@@ -24,11 +26,9 @@ from sidecar.hook.documents import (
     touched_fields,
     with_additions,
 )
-from sidecar.hook.enrich import EnrichResult, EnrichTask
 from sidecar.hook.pipelines import HookPipeline, PipelineSelector, concrete_index
 from sidecar.hook.scripts import replacement_script
 from sidecar.observability import metrics
-from sidecar.writers.fields import DocumentError, RetriableInferenceError
 
 log = logging.getLogger(__name__)
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import replace
 from collections.abc import AsyncIterator, Iterable
+from dataclasses import replace
 from typing import Any, TypeVar
 
 from sidecar.errors import RequestValidationError, SidecarError, StatusError, TimeoutError_
@@ -25,8 +25,8 @@ from sidecar.inference.services.local import LocalRuntime
 from sidecar.inference.services.remote import RemoteCaller, RetryPolicy, rate_limit_from
 from sidecar.inference.types import InferenceOutput, InputType, SparseEmbedding, TaskType
 from sidecar.observability import metrics
+from sidecar.rank_features import Pruning, clean_features
 from sidecar.settings import Settings
-from sidecar.writers.rank_features import Pruning, clean_features
 
 DEFAULT_TIMEOUT_S = 30.0
 T = TypeVar("T")

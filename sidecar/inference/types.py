@@ -29,7 +29,7 @@ class InputType(StrEnum):
 
 @dataclass(frozen=True)
 class SparseEmbedding:
-    """token -> weight, already legal for `rank_features` (see `sidecar.writers.rank_features`)."""
+    """token -> weight, already legal for `rank_features` (see `sidecar.rank_features`)."""
 
     embedding: dict[str, float]
     is_truncated: bool = False

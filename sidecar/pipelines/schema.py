@@ -25,7 +25,7 @@ from pydantic import (
 
 from sidecar.errors import PipelineConfigError, SidecarError
 from sidecar.inference.chunking import ChunkingSettings
-from sidecar.writers.rank_features import Pruning
+from sidecar.rank_features import Pruning
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_\-]*$")
 _FIELD_PATH = re.compile(r"^[^.\s]+(\.[^.\s]+)*$")

@@ -16,7 +16,7 @@ from enum import StrEnum
 from typing import Any
 
 from sidecar.errors import RequestValidationError
-from sidecar.writers.rank_features import Pruning, clean_features
+from sidecar.rank_features import Pruning, clean_features
 
 DEFAULT_QUERY_TOP_K = 32  # measured lossless on SciFact (docs/quality.md)
 

@@ -24,9 +24,9 @@ from collections.abc import AsyncIterable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from sidecar.errors import DocumentError
 from sidecar.observability import metrics
 from sidecar.pipelines.schema import ErrorsConfig, Operation, SinkConfig
-from sidecar.writers.fields import DocumentError
 
 log = logging.getLogger(__name__)
 

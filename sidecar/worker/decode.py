@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from sidecar.deadletter import DeadLetter
+from sidecar.enrichment import MISSING, get_path
 from sidecar.pipelines.schema import DocumentIdFrom, PipelineConfig
 from sidecar.sources.kafka import Message
-from sidecar.writers.fields import MISSING, get_path
 
 MAX_ID_BYTES = 512  # Elasticsearch's limit on `_id`
 

@@ -120,7 +120,7 @@ async def run_demo(pipeline: Path, lines: list[str], timeout_s: float) -> int:
                 return 1
             await asyncio.sleep(1)
         print(f"worker indexed them into [{config.sink.index}] in {time.perf_counter() - started:.1f}s")
-        service = worker.runners[0].writer.service
+        service = worker.runners[0].enricher.service
         url = config.sink.urls[0].rstrip("/")
         async with httpx.AsyncClient(base_url=url, timeout=30) as engine:
             await engine.post(f"/{config.sink.index}/_refresh")

@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sidecar.deadletter import DeadLetter, DeadLetterWriter
+from sidecar.enrichment import Enricher
+from sidecar.errors import DocumentError, RetriableInferenceError
 from sidecar.inference.types import InferenceServiceProtocol, TaskType
 from sidecar.observability import metrics
 from sidecar.pipelines.schema import Operation, PipelineConfig, TargetType
@@ -37,7 +39,6 @@ from sidecar.worker.inference import EndpointCatalog
 from sidecar.worker.offsets import PartitionOffsets
 from sidecar.worker.ordering import KeyedOrder
 from sidecar.worker.partitions import Partitions
-from sidecar.writers.fields import DocumentError, FieldWriter, RetriableInferenceError
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +93,7 @@ class PipelineRunner:
         self.source = KafkaSource(config.kafka, on_revoked=self._on_revoked, on_assigned=self._on_assigned)
         revoke_timeout = min(config.worker.shutdown_timeout_s, config.kafka.max_poll_interval_ms / 2000)
         self.partitions = Partitions(self.name, self.source, revoke_timeout)
-        self.writer = FieldWriter(
+        self.enricher = Enricher(
             config.fields,
             service,
             max_inputs_per_request=min(256, settings.max_inputs_per_request),
@@ -314,7 +315,7 @@ class PipelineRunner:
         if not envelopes:
             return []
         stored: dict[str, dict[str, Any]] = {}
-        paths = self.writer.lookup_paths
+        paths = self.enricher.lookup_paths
         if paths:
             stored = await self.sink.fetch_stored(
                 index, [e.doc_id for e in envelopes], paths, [e.routing for e in envelopes]
@@ -322,7 +323,7 @@ class PipelineRunner:
         attempt = 0
         while True:
             try:
-                docs = await self.writer.write(
+                docs = await self.enricher.write(
                     [e.source for e in envelopes], [stored.get(e.doc_id) for e in envelopes]
                 )
             except RetriableInferenceError as exc:

@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
+from sidecar.enrichment import content_hash
 from sidecar.pipelines.loader import load_pipeline
-from sidecar.writers.fields import content_hash
 from tests.integration.hook_harness import (
     CliProcess,
     CountingService,

@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sidecar.inference.services.splade import SpladeBackend
-from sidecar.writers.rank_features import Pruning, clean_features
+from sidecar.rank_features import Pruning, clean_features
 
 pytestmark = pytest.mark.integration
 

@@ -1,7 +1,7 @@
 """Both engines are real enough for our writer: rank_features, bulk, rank_feature dot products.
 
 The edge cases below pin down what each engine does with values our writer could produce; the
-rank_features safety module (`sidecar.writers.rank_features`) is built on these facts.
+rank_features safety module (`sidecar.rank_features`) is built on these facts.
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ from sidecar.inference.chunking import ChunkingSettings, chunk_text
 from sidecar.inference.executor import EnginePool
 from sidecar.inference.services.base import Runtime
 from sidecar.inference.types import DenseEmbedding, InputType, RankedDocument, SparseEmbedding
-from sidecar.writers.rank_features import Pruning, clean_features, max_combine
+from sidecar.rank_features import Pruning, clean_features, max_combine
 
 
 class LocalRuntime(Runtime):

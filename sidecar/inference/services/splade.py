@@ -26,7 +26,7 @@ from sidecar.inference.models import (
     set_cpu_threads,
 )
 from sidecar.inference.types import SparseEmbedding
-from sidecar.writers.rank_features import legal_token
+from sidecar.rank_features import legal_token
 
 log = logging.getLogger(__name__)
 

@@ -12,9 +12,9 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from sidecar.backfill.scan import PitExpired, PitScanner
+from sidecar.enrichment import MISSING, get_path, set_path
 from sidecar.pipelines.schema import ErrorsConfig, SinkConfig
 from sidecar.sinks.base import BulkSink, RequestFailure
-from sidecar.writers.fields import MISSING, get_path, set_path
 
 _ASSIGN = re.compile(r"ctx\._source((?:\['[^']*'\])+) = params\['(p\d+)'\];")
 

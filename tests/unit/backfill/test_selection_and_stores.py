@@ -13,8 +13,7 @@ from sidecar.backfill.deadletters import BackfillDeadLetter
 from sidecar.backfill.pacing import CountingService, Throttle
 from sidecar.backfill.runner import BackfillOptions, run_key
 from sidecar.backfill.selection import Mode, build_query, fields_to_do, source_paths
-from sidecar.hook.enrich import FieldEnricher
-from sidecar.writers.fields import content_hash
+from sidecar.enrichment import Enricher, content_hash
 from tests.unit.worker.fakes import FakeService, pipeline
 
 CONFIG = pipeline(
@@ -26,8 +25,8 @@ CONFIG = pipeline(
 TITLE, BODY = CONFIG.fields
 
 
-def enricher() -> FieldEnricher:
-    return FieldEnricher(CONFIG.fields, FakeService(), pipeline="unit")
+def enricher() -> Enricher:
+    return Enricher(CONFIG.fields, FakeService(), pipeline="unit")
 
 
 def test_missing_mode_queries_the_hashes_and_keeps_the_users_query() -> None:

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from sidecar.hook.enrich import FieldEnricher
+from sidecar.enrichment import Enricher
 from sidecar.hook.pipelines import HookPipeline
 from sidecar.hook.state import Hook
 from sidecar.hook.upstream import Upstream, UpstreamAnswer
@@ -134,7 +134,7 @@ def make_hook(service: FakeService, tmp_path: Path) -> HookFactory:
         settings: Settings = load_settings(registry_path=tmp_path / "r.sqlite3", **overrides)
         pipeline = HookPipeline(
             config,
-            FieldEnricher(config.fields, service, pipeline=config.name),
+            Enricher(config.fields, service, pipeline=config.name),
             StoredSink(config, stored or {}),
         )
         return Hook([pipeline], upstream or ScriptedUpstream(), settings)

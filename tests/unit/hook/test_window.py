@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
+from sidecar.enrichment import content_hash
 from sidecar.hook.bulk import BulkOp
 from sidecar.hook.window import Outcome
-from sidecar.writers.fields import content_hash
 from tests.unit.hook.conftest import HookFactory, pipeline_config
 from tests.unit.worker.fakes import FakeService, sparse_of
 

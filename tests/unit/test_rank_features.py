@@ -5,7 +5,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from sidecar.errors import SettingsValidationError
-from sidecar.writers.rank_features import (
+from sidecar.rank_features import (
     FLOAT32_MIN_NORMAL,
     MAX_TERM_BYTES,
     Pruning,

@@ -1,10 +1,11 @@
-"""Build a pipeline's target fields (`rank_features`, `sparse_vector`, `dense_vector`) from inference.
+"""`Enricher`: compute a pipeline's target fields for a batch of documents.
 
-For each configured field the writer reads the input text(s) from the document, optionally chunks
-them, calls the inference service in requests of bounded size, and writes the result at the target
-path. With `skip_if_unchanged` a content hash (text + endpoint + pruning + chunking) is stored
-beside the vector; when the stored hash matches, the stored vector is reused and the text is not
-encoded again. Problems with one document never fail the others: they come back as `DocumentError`.
+Per field, the input texts are read from each document (joined by newlines), optionally chunked,
+encoded in requests of bounded size and turned into the field's value (a cleaned, pruned token map,
+or a dense vector). Fields run concurrently so their texts share the inference batcher. With
+`skip_if_unchanged` a content hash (text + endpoint + pruning + chunking) is stored beside the
+value; when the stored hash matches, the stored value is reused and the text is not encoded again.
+A problem with one document never fails the others: it comes back as that document's `DocumentError`.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sidecar.errors import SidecarError
+from sidecar.enrichment.documents import MISSING, apply_additions, get_path
+from sidecar.errors import DocumentError, RetriableInferenceError, SidecarError
 from sidecar.inference.chunking import chunk_text
 from sidecar.inference.types import (
     DenseEmbedding,
@@ -28,50 +30,7 @@ from sidecar.inference.types import (
 )
 from sidecar.observability import metrics
 from sidecar.pipelines.schema import FieldConfig
-from sidecar.writers.rank_features import NO_PRUNING, clean_features, max_combine
-
-
-@dataclass(frozen=True)
-class DocumentError:
-    """Why one document cannot be written; `error_type` and `reason` go into the dead letter."""
-
-    error_type: str
-    reason: str
-
-
-class RetriableInferenceError(Exception):
-    """Inference failed for a reason that is not the documents' fault (overload, model not ready)."""
-
-    def __init__(self, cause: SidecarError) -> None:
-        super().__init__(cause.reason)
-        self.cause = cause
-
-
-MISSING = object()
-
-
-def get_path(doc: Mapping[str, Any], path: str) -> Any:
-    """The value at a dotted path (a literal dotted key wins), or `MISSING`."""
-    if path in doc:
-        return doc[path]
-    node: Any = doc
-    for part in path.split("."):
-        if not isinstance(node, Mapping) or part not in node:
-            return MISSING
-        node = node[part]
-    return node
-
-
-def set_path(doc: dict[str, Any], path: str, value: Any) -> DocumentError | None:
-    parts = path.split(".")
-    node = doc
-    for part in parts[:-1]:
-        child = node.setdefault(part, {})
-        if not isinstance(child, dict):
-            return DocumentError("target_conflict", f"field [{part}] of target [{path}] is not an object")
-        node = child
-    node[parts[-1]] = value
-    return None
+from sidecar.rank_features import NO_PRUNING, clean_features, max_combine
 
 
 def content_hash(spec: FieldConfig, text: str) -> str:
@@ -85,38 +44,48 @@ def content_hash(spec: FieldConfig, text: str) -> str:
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode("utf-8")).hexdigest()[:32]
 
 
+@dataclass(frozen=True)
+class EnrichTask:
+    doc: Mapping[str, Any]  # where the input texts are read
+    fields: Sequence[int] | None = None  # indices into the pipeline's fields; None: all of them
+    stored: Mapping[str, Any] | None = None  # the stored target and hash, for skip_if_unchanged
+
+
 @dataclass
-class _Work:
-    """Texts of one field still to encode: document index -> chunks."""
-
-    spec: FieldConfig
-    chunks: dict[int, list[str]] = field(default_factory=dict)
-    hashes: dict[int, str] = field(default_factory=dict)
+class EnrichResult:
+    additions: dict[str, Any] = field(default_factory=dict)  # dotted path -> value
+    error: DocumentError | None = None
 
 
-class FieldWriter:
+class Enricher:
     def __init__(
         self,
         fields: Sequence[FieldConfig],
         service: InferenceServiceProtocol,
         *,
+        pipeline: str = "",
         max_inputs_per_request: int = 256,
         max_input_chars: int = 100_000,
-        pipeline: str = "",
         timeout_s: float = 300.0,
+        always_hash: bool = False,
     ) -> None:
         self.fields = list(fields)
         self.service = service
+        self.pipeline = pipeline
         self.max_inputs = max_inputs_per_request
         self.max_input_chars = max_input_chars
-        self.pipeline = pipeline
         self.timeout_s = timeout_s  # generous: a full in-flight window may queue before its batch runs
-        self.skipped_unchanged = 0  # vectors reused thanks to skip_if_unchanged
+        self.always_hash = always_hash  # the backfill finds un-enriched documents by their missing hash
+        self.skipped_unchanged = 0  # values reused thanks to skip_if_unchanged
 
     @property
     def lookup_paths(self) -> list[str]:
         """Source paths to fetch from the stored documents for `skip_if_unchanged`."""
         return [p for f in self.fields if f.skip_if_unchanged for p in (f.target, f.hash_path)]
+
+    @property
+    def input_paths(self) -> list[str]:
+        return sorted({p for spec in self.fields for p in spec.input})
 
     def input_text(self, spec: FieldConfig, doc: Mapping[str, Any]) -> str | DocumentError | None:
         """The text to encode (inputs joined by newlines), None when optional and absent."""
@@ -146,65 +115,90 @@ class FieldWriter:
     async def write(
         self, docs: Sequence[Mapping[str, Any]], stored: Sequence[Mapping[str, Any] | None] | None = None
     ) -> list[dict[str, Any] | DocumentError]:
-        """Return, per document, a copy with the target fields filled, or why it failed.
+        """Per document, a copy with every target field filled, or why it failed.
 
         `stored[i]` is the stored version of document i (its `lookup_paths`), if any.
         Raises `RetriableInferenceError` when inference is temporarily unavailable.
         """
-        out: list[dict[str, Any] | DocumentError] = [copy.deepcopy(dict(d)) for d in docs]
-        work: list[_Work] = []
-        for spec in self.fields:
-            todo = _Work(spec)
-            for i, doc in enumerate(docs):
-                if isinstance(out[i], DocumentError):
-                    continue
-                text = self.input_text(spec, doc)
-                if text is None:
-                    continue
-                if isinstance(text, DocumentError):
-                    out[i] = text
-                    continue
-                if spec.skip_if_unchanged:
-                    digest = content_hash(spec, text)
-                    todo.hashes[i] = digest
-                    previous = stored[i] if stored else None
-                    if previous is not None and get_path(previous, spec.hash_path) == digest:
-                        value = get_path(previous, spec.target)
-                        if value is not MISSING:
-                            self._put(out, i, spec.target, value)
-                            self._put(out, i, spec.hash_path, digest)
-                            self.skipped_unchanged += 1
-                            metrics.WORKER_SKIPPED_UNCHANGED.labels(self.pipeline).inc()
-                            continue
-                settings = spec.chunking_settings
-                todo.chunks[i] = chunk_text(text, settings) if settings is not None else [text]
-            work.append(todo)
-        for todo in work:
-            await self._encode(todo, out)
+        tasks = [EnrichTask(doc, None, stored[i] if stored else None) for i, doc in enumerate(docs)]
+        out: list[dict[str, Any] | DocumentError] = []
+        for doc, result in zip(docs, await self.enrich(tasks), strict=True):
+            if result.error is not None:
+                out.append(result.error)
+                continue
+            written = copy.deepcopy(dict(doc))
+            problem = apply_additions(written, result.additions)
+            out.append(written if problem is None else problem)
         return out
 
-    async def _encode(self, todo: _Work, out: list[dict[str, Any] | DocumentError]) -> None:
-        docs = [i for i in todo.chunks if not isinstance(out[i], DocumentError)]
-        texts = [c for i in docs for c in todo.chunks[i]]
-        if not texts:
-            return
-        results = await self._infer_all(todo.spec, texts)
-        pos = 0
-        for i in docs:
-            n = len(todo.chunks[i])
-            mine = results[pos : pos + n]
-            pos += n
-            failure = next((r for r in mine if isinstance(r, DocumentError)), None)
-            if failure is not None:
-                out[i] = failure
+    async def enrich(self, tasks: Sequence[EnrichTask]) -> list[EnrichResult]:
+        """One result per task: the values computed (dotted path -> value) or the document's error.
+
+        Raises `RetriableInferenceError` when inference is temporarily unavailable.
+        """
+        results = [EnrichResult() for _ in tasks]
+        members = [
+            [t for t, task in enumerate(tasks) if task.fields is None or i in task.fields]
+            for i in range(len(self.fields))
+        ]
+        outputs = await asyncio.gather(
+            *(self._field(spec, [tasks[t] for t in mine]) for spec, mine in zip(self.fields, members, strict=True))
+        )
+        for mine, computed in zip(members, outputs, strict=True):  # field order: the first error wins
+            for t, value in zip(mine, computed, strict=True):
+                result = results[t]
+                if result.error is not None:
+                    continue
+                if isinstance(value, DocumentError):
+                    result.error = value
+                    result.additions.clear()
+                else:
+                    result.additions.update(value)
+        return results
+
+    async def _field(
+        self, spec: FieldConfig, tasks: Sequence[EnrichTask]
+    ) -> list[dict[str, Any] | DocumentError]:
+        """Per task, the paths this field writes (empty when an optional input is absent)."""
+        out: list[dict[str, Any] | DocumentError] = [{} for _ in tasks]
+        chunks: dict[int, list[str]] = {}
+        hashes: dict[int, str] = {}
+        for i, task in enumerate(tasks):
+            text = self.input_text(spec, task.doc)
+            if text is None:
                 continue
-            value = self._field_value(todo.spec, mine)
+            if isinstance(text, DocumentError):
+                out[i] = text
+                continue
+            if spec.skip_if_unchanged or self.always_hash:
+                hashes[i] = content_hash(spec, text)
+            if spec.skip_if_unchanged and task.stored is not None:
+                previous = get_path(task.stored, spec.target)
+                if previous is not MISSING and get_path(task.stored, spec.hash_path) == hashes[i]:
+                    out[i] = {spec.target: previous, spec.hash_path: hashes[i]}
+                    self.skipped_unchanged += 1
+                    metrics.WORKER_SKIPPED_UNCHANGED.labels(self.pipeline).inc()
+                    continue
+            settings = spec.chunking_settings
+            chunks[i] = chunk_text(text, settings) if settings is not None else [text]
+        texts = [c for i in chunks for c in chunks[i]]
+        if not texts:
+            return out
+        encoded = await self._infer_all(spec, texts)
+        pos = 0
+        for i, mine in chunks.items():
+            answers = encoded[pos : pos + len(mine)]
+            pos += len(mine)
+            failure = next((r for r in answers if isinstance(r, DocumentError)), None)
+            value = failure if failure is not None else self._field_value(spec, answers)
             if isinstance(value, DocumentError):
                 out[i] = value
                 continue
-            self._put(out, i, todo.spec.target, value)
-            if i in todo.hashes:
-                self._put(out, i, todo.spec.hash_path, todo.hashes[i])
+            written = {spec.target: value}
+            if i in hashes:
+                written[spec.hash_path] = hashes[i]
+            out[i] = written
+        return out
 
     async def _infer_all(self, spec: FieldConfig, texts: list[str]) -> list[Any]:
         """Encode in requests of at most `max_inputs` texts, concurrently so the batcher can merge them."""
@@ -213,7 +207,7 @@ class FieldWriter:
         return [r for answer in answers for r in answer]
 
     async def _infer_isolating(self, spec: FieldConfig, texts: list[str]) -> list[Any]:
-        """One request; when it fails permanently, each text alone so only the bad ones fail."""
+        """One request; when it fails permanently, each half alone so only the bad texts fail."""
         try:
             return await self._infer(spec, texts)
         except SidecarError as exc:
@@ -259,11 +253,3 @@ class FieldWriter:
                 "inference_result", f"endpoint [{spec.endpoint}] did not return one dense vector"
             )
         return list(results[0].embedding)
-
-    @staticmethod
-    def _put(out: list[dict[str, Any] | DocumentError], i: int, path: str, value: Any) -> None:
-        doc = out[i]
-        if isinstance(doc, dict):
-            problem = set_path(doc, path, value)
-            if problem is not None:
-                out[i] = problem

@@ -2,9 +2,10 @@ from __future__ import annotations
 
 import pytest
 
+from sidecar.enrichment import Enricher, content_hash
+from sidecar.errors import DocumentError, RetriableInferenceError
 from sidecar.inference.types import InputType
 from sidecar.pipelines.schema import FieldConfig
-from sidecar.writers.fields import DocumentError, FieldWriter, RetriableInferenceError, content_hash
 from tests.unit.worker.fakes import FakeService, dense_of, sparse_of
 
 
@@ -14,7 +15,7 @@ def spec(**kwargs: object) -> FieldConfig:
 
 
 async def test_rank_features_written_at_nested_target_with_legal_names(service: FakeService) -> None:
-    writer = FieldWriter([spec()], service)
+    writer = Enricher([spec()], service)
     [doc] = await writer.write([{"title": "Hello big.world", "other": 1}])
     assert isinstance(doc, dict)
     assert doc["other"] == 1 and doc["title"] == "Hello big.world"
@@ -24,14 +25,14 @@ async def test_rank_features_written_at_nested_target_with_legal_names(service: 
 
 async def test_input_document_is_not_mutated(service: FakeService) -> None:
     original = {"title": "a b", "ml": {"kept": True}}
-    [doc] = await FieldWriter([spec()], service).write([original])
+    [doc] = await Enricher([spec()], service).write([original])
     assert original == {"title": "a b", "ml": {"kept": True}}
     assert isinstance(doc, dict) and doc["ml"]["kept"] is True and "tokens" in doc["ml"]
 
 
 async def test_several_inputs_are_joined_and_pruned(service: FakeService) -> None:
     field = spec(input=["title", "body.text"], pruning={"top_k": 2})
-    [doc] = await FieldWriter([field], service).write([{"title": "aa bbbb", "body": {"text": "c dddddd"}}])
+    [doc] = await Enricher([field], service).write([{"title": "aa bbbb", "body": {"text": "c dddddd"}}])
     assert service.texts == ["aa bbbb\nc dddddd"]
     assert isinstance(doc, dict)
     assert list(doc["ml"]["tokens"]) == ["dddddd", "bbbb"]
@@ -40,14 +41,14 @@ async def test_several_inputs_are_joined_and_pruned(service: FakeService) -> Non
 async def test_chunks_are_encoded_separately_and_combined_by_max(service: FakeService) -> None:
     field = spec(chunking={"strategy": "word", "max_chunk_size": 10, "overlap": 0})
     text = " ".join(["alpha"] * 10 + ["omega"] * 5)
-    [doc] = await FieldWriter([field], service).write([{"title": text}])
+    [doc] = await Enricher([field], service).write([{"title": text}])
     assert service.texts == [" ".join(["alpha"] * 10), " ".join(["omega"] * 5)]
     assert isinstance(doc, dict) and set(doc["ml"]["tokens"]) == {"alpha", "omega"}
 
 
 async def test_dense_vector_uses_ingest_input_type(service: FakeService) -> None:
     field = spec(endpoint=".minilm-l6", target="vec", type="dense_vector")
-    [doc] = await FieldWriter([field], service).write([{"title": "dense text"}])
+    [doc] = await Enricher([field], service).write([{"title": "dense text"}])
     assert isinstance(doc, dict) and doc["vec"] == dense_of("dense text")
     assert service.calls[0][2] is InputType.INGEST
 
@@ -66,14 +67,14 @@ async def test_dense_vector_uses_ingest_input_type(service: FakeService) -> None
 async def test_bad_documents_fail_alone(
     service: FakeService, doc: dict[str, object], error_type: str
 ) -> None:
-    writer = FieldWriter([spec()], service, max_input_chars=100)
+    writer = Enricher([spec()], service, max_input_chars=100)
     bad, good = await writer.write([doc, {"title": "fine"}])
     assert isinstance(bad, DocumentError) and bad.error_type == error_type
     assert isinstance(good, dict) and good["ml"]["tokens"] == sparse_of("fine")
 
 
 async def test_optional_input_missing_skips_the_field(service: FakeService) -> None:
-    [doc] = await FieldWriter([spec(required=False)], service).write([{"other": 1}])
+    [doc] = await Enricher([spec(required=False)], service).write([{"other": 1}])
     assert doc == {"other": 1}
     assert service.calls == []
 
@@ -81,7 +82,7 @@ async def test_optional_input_missing_skips_the_field(service: FakeService) -> N
 async def test_permanent_inference_failure_is_isolated_to_its_document(service: FakeService) -> None:
     service.poison_words = {"boom"}
     docs = [{"title": f"doc {i}"} for i in range(7)] + [{"title": "boom here"}]
-    results = await FieldWriter([spec()], service, max_inputs_per_request=4).write(docs)
+    results = await Enricher([spec()], service, max_inputs_per_request=4).write(docs)
     assert [isinstance(r, DocumentError) for r in results] == [False] * 7 + [True]
     failure = results[-1]
     assert isinstance(failure, DocumentError) and "model blew up" in failure.reason
@@ -90,12 +91,12 @@ async def test_permanent_inference_failure_is_isolated_to_its_document(service: 
 async def test_retriable_inference_failure_is_raised(service: FakeService) -> None:
     service.overloaded_calls = 1
     with pytest.raises(RetriableInferenceError):
-        await FieldWriter([spec()], service).write([{"title": "x"}])
+        await Enricher([spec()], service).write([{"title": "x"}])
 
 
 async def test_requests_are_split_by_max_inputs(service: FakeService) -> None:
     docs = [{"title": f"t{i}"} for i in range(10)]
-    results = await FieldWriter([spec()], service, max_inputs_per_request=3).write(docs)
+    results = await Enricher([spec()], service, max_inputs_per_request=3).write(docs)
     assert [len(inputs) for _, inputs, _ in service.calls] == [3, 3, 3, 1]
     assert [r["ml"]["tokens"] for r in results if isinstance(r, dict)] == [
         sparse_of(f"t{i}") for i in range(10)
@@ -104,7 +105,7 @@ async def test_requests_are_split_by_max_inputs(service: FakeService) -> None:
 
 async def test_skip_if_unchanged_reuses_stored_vector_and_writes_hash(service: FakeService) -> None:
     field = spec(skip_if_unchanged=True)
-    writer = FieldWriter([field], service)
+    writer = Enricher([field], service)
     assert writer.lookup_paths == ["ml.tokens", "ml.tokens_hash"]
     [first] = await writer.write([{"title": "same text"}])
     assert isinstance(first, dict)
