@@ -10,6 +10,8 @@ from typing import Annotated
 
 import typer
 
+from sidecar.eval.cli import eval_app
+
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 
 
@@ -191,45 +193,8 @@ def search(
                                     query_top_k=query_top_k, as_json=as_json))
 
 
-@app.command(name="eval")
-def eval_(
-    dataset: Annotated[Path, typer.Option(help="BEIR folder: corpus.jsonl, queries.jsonl, qrels.tsv.")],
-    pipeline: Annotated[Path | None, typer.Option(help="Take endpoints, pruning, chunking from it.")] = None,
-    sparse_endpoint: Annotated[str | None, typer.Option(help="Sparse endpoint (.splade-tiny).")] = None,
-    dense_endpoint: Annotated[str | None, typer.Option(help="Dense endpoint (.minilm-l6).")] = None,
-    engine: Annotated[str, typer.Option(help="opensearch or elasticsearch (local stack).")] = "opensearch",
-    url: Annotated[str | None, typer.Option(help="Engine URL (default from SIDECAR_*_URL).")] = None,
-    doc_top_k: Annotated[int | None, typer.Option(help="Sparse terms kept per document.")] = None,
-    query_top_k: Annotated[int, typer.Option(help="Sparse terms kept per query (0: all).")] = 32,
-    max_length: Annotated[int | None, typer.Option(help="Model input length in tokens.")] = None,
-    bm25: Annotated[str | None, typer.Option(help="BM25 `k1,b` (default: the engine's 1.2,0.75).")] = None,
-    dense: Annotated[bool, typer.Option(help="Also evaluate the dense endpoint.")] = True,
-    sweep: Annotated[bool, typer.Option(help="Also sweep min-max fusion weights.")] = False,
-    reindex: Annotated[bool, typer.Option(help="Rebuild the index even when it matches.")] = False,
-    out: Annotated[Path, typer.Option(help="Folder for the JSON results and the chart.")] = Path(
-        ".cache/eval/results"
-    ),
-) -> None:
-    """Index a BEIR dataset into the local engine; nDCG@10 and Recall@100 per method."""
-    from sidecar.eval.command import eval_command
-    from sidecar.eval.runner import EvalOptions
-    from sidecar.pipelines.schema import Engine
-
-    try:
-        chosen = Engine(engine)
-    except ValueError:
-        raise typer.BadParameter("use opensearch or elasticsearch", param_hint="--engine") from None
-    try:
-        k1_b = tuple(float(x) for x in bm25.split(",")) if bm25 else None
-    except ValueError:
-        k1_b = ()
-    if k1_b is not None and len(k1_b) != 2:
-        raise typer.BadParameter("expected two numbers, e.g. 0.9,0.4", param_hint="--bm25")
-    options = EvalOptions(dataset=dataset, engine=chosen, url=url, pipeline=pipeline,
-                          sparse_endpoint=sparse_endpoint, dense_endpoint=dense_endpoint, doc_top_k=doc_top_k,
-                          query_top_k=query_top_k or None, bm25=k1_b, max_length=max_length, dense=dense,
-                          reindex=reindex, sweep=sweep)
-    raise typer.Exit(eval_command(options, out))
+# `sidecar eval` runs an evaluation; `sidecar eval convert` brings a collection into its layout.
+app.add_typer(eval_app, name="eval", help="Search quality on a BEIR-layout dataset (`convert`: SMART to BEIR).")
 
 
 def main() -> None:

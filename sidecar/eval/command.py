@@ -27,19 +27,25 @@ def _run(options: EvalOptions, console: Console) -> EvalReport:
         return asyncio.run(run_eval(options, progress))
 
 
+def print_error(err: SidecarError) -> int:
+    """One line on stderr, as the other commands report errors; the exit status."""
+    Console(stderr=True).print(f"error: {err.es_type}: {err.reason}", markup=False, soft_wrap=True)
+    return 1
+
+
 def eval_command(options: EvalOptions, out_dir: Path) -> int:
     # Piped output (logs, docs) keeps the full table width instead of rich's 80-column default.
     console = Console() if sys.stdout.isatty() else Console(width=150)
     try:
         report = _run(options, console)
     except SidecarError as err:
-        Console(stderr=True).print(f"error: {err.es_type}: {err.reason}", markup=False, soft_wrap=True)
-        return 1
+        return print_error(err)
     print_report(report, console)
     doc_k = f"k{report.doc_top_k}" if report.doc_top_k else "full"
     query_k = f"q{report.query_top_k or 'all'}"
     endpoint = report.sparse_endpoint.strip(".").replace("/", "_")
-    stem = f"{report.dataset.lower()}-{report.engine}-{endpoint}-{doc_k}-{query_k}-{report.max_length}"
+    split = f"-{report.split}" if report.split != "test" else ""
+    stem = f"{report.dataset.lower()}{split}-{report.engine}-{endpoint}-{doc_k}-{query_k}-{report.max_length}"
     write_json(report, out_dir / f"{stem}.json")
     write_chart(report, out_dir / f"{stem}.png")
     console.print(f"wrote {out_dir / stem}.json and .png")

@@ -8,43 +8,26 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from sidecar.eval.retrieval import BM25_MULTIFIELD
+from sidecar.eval.reference import Published
 from sidecar.eval.runner import EvalReport
 
-# Published nDCG@10 (Recall@100 when known) per dataset, from the dataset's README and its sources.
-PUBLISHED: dict[str, list[tuple[str, float, float | None]]] = {
-    "scifact": [
-        ("BM25 multifield, Elasticsearch (BEIR paper)", 0.665, 0.908),
-        ("BM25 flat (Anserini)", 0.6789, 0.9253),
-        ("SPLADE++ CoCondenser-EnsembleDistil", 0.7041, 0.9353),
-        ("SPLADE-v3", 0.7140, 0.9360),
-        ("Elastic ELSER v2", 0.718, 0.949),
-        ("OpenSearch neural-sparse doc-v2-mini", 0.699, None),
-        ("all-MiniLM-L6-v2 (MTEB)", 0.645, None),
-    ]
-}
 
-
-# The run that must reproduce a published number, and how close it must land.
-HARNESS_CHECKS: dict[str, tuple[str, float, float]] = {"scifact": (BM25_MULTIFIELD, 0.665, 0.02)}
-
-
-def published_for(dataset: str) -> list[tuple[str, float, float | None]]:
-    return PUBLISHED.get(dataset.lower(), [])
+def published_for(report: EvalReport) -> list[Published]:
+    """The reference's published rows: only those asked for (`--reference`)."""
+    return list(report.reference.published) if report.reference is not None else []
 
 
 def harness_check(report: EvalReport) -> tuple[bool, str] | None:
-    """(passed, sentence) when the dataset has a reference number, else None."""
-    check = HARNESS_CHECKS.get(report.dataset.lower())
-    score = next((s for s in report.scores if check and s.name == check[0]), None)
+    """(passed, sentence) when the reference has a check and the report the run it names, else None."""
+    check = report.reference.check if report.reference is not None else None
+    score = next((s for s in report.scores if check and s.name == check.method), None)
     if check is None or score is None:
         return None
-    name, published, tolerance = check
-    delta = score.ndcg10 - published
-    ok = abs(delta) <= tolerance
+    delta = score.ndcg10 - check.ndcg10
+    ok = abs(delta) <= check.tolerance
     verdict = "within" if ok else "OUTSIDE"
-    return ok, (f"harness check: {name} nDCG@10 {score.ndcg10:.4f} vs published {published:.3f}: "
-                f"{delta:+.4f}, {verdict} ±{tolerance}")
+    return ok, (f"harness check: {check.method} nDCG@10 {score.ndcg10:.4f} vs published {check.ndcg10:.3f}: "
+                f"{delta:+.4f}, {verdict} ±{check.tolerance}")
 
 
 def _size(size: int | None) -> str:
@@ -53,7 +36,8 @@ def _size(size: int | None) -> str:
 
 def print_report(report: EvalReport, console: Console | None = None) -> None:
     console = console or Console()
-    title = f"{report.dataset} on {report.engine}: {report.queries} queries, {report.docs} documents"
+    title = (f"{report.dataset} ({report.split}) on {report.engine}: {report.queries} queries, "
+             f"{report.docs} documents")
     table = Table(title=title)
     table.add_column("method")
     table.add_column("nDCG@10", justify="right")
@@ -61,12 +45,12 @@ def print_report(report: EvalReport, console: Console | None = None) -> None:
     table.add_column("how")
     for score in report.scores:
         table.add_row(score.name, f"{score.ndcg10:.4f}", f"{score.recall100:.4f}", score.note)
-    published = published_for(report.dataset)
+    published = published_for(report)
     if published:
         table.add_section()
-        for name, ndcg, recall in published:
-            table.add_row(f"[dim]published: {name}[/]", f"[dim]{ndcg:.4f}[/]",
-                          f"[dim]{recall:.4f}[/]" if recall is not None else "", "")
+        for row in published:
+            recall = f"[dim]{row.recall100:.4f}[/]" if row.recall100 is not None else ""
+            table.add_row(f"[dim]published: {row.system}[/]", f"[dim]{row.ndcg10:.4f}[/]", recall, "")
     console.print(table)
     info = report.index
     console.print(
@@ -79,6 +63,8 @@ def print_report(report: EvalReport, console: Console | None = None) -> None:
     check = harness_check(report)
     if check is not None:
         console.print(("[green]" if check[0] else "[bold red]") + check[1] + "[/]")
+    for warning in report.warnings:
+        console.print(f"[yellow]warning: {warning}[/]", soft_wrap=True)
     if report.dense_endpoint and not report.dense_in_engine:
         console.print("dense: the engine has no vector field type; scored by exact brute force in Python")
     if report.sweep:
@@ -111,7 +97,7 @@ def write_chart(report: EvalReport, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     ours = [(s.name, s.ndcg10) for s in report.scores]
-    theirs = [(f"published: {name}", ndcg) for name, ndcg, _ in published_for(report.dataset)]
+    theirs = [(f"published: {row.system}", row.ndcg10) for row in published_for(report)]
     labels = [n for n, _ in ours + theirs][::-1]
     values = [v for _, v in ours + theirs][::-1]
     colours = (["#1f77b4"] * len(ours) + ["#b0b0b0"] * len(theirs))[::-1]

@@ -16,11 +16,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sidecar.errors import RemoteServiceError, SidecarError
 from sidecar.eval.cache import DEFAULT_CACHE_DIR
-from sidecar.eval.dataset import load_dataset
+from sidecar.eval.dataset import DEFAULT_SPLIT, load_dataset
 from sidecar.eval.encoding import Encodings, encodings_for
 from sidecar.eval.indexing import DENSE_FIELD, SPARSE_FIELD, IndexInfo, build_index, engine_scores_dense
 from sidecar.eval.methods import Hybrid, default_hybrids, fuse_runs
+from sidecar.eval.reference import Reference
 from sidecar.eval.retrieval import DEPTH, MethodScore, retrieve_all, score_run, sweep_weights
 from sidecar.pipelines.schema import Engine, FieldConfig
 from sidecar.rank_features import Pruning
@@ -32,6 +34,10 @@ Progress = Callable[[str, int, int], None]  # (stage, done, total)
 ENGINE_TIMEOUT_S = 120.0  # the ES-wire emulator takes seconds per query on a large corpus
 Weights = Mapping[tuple[str, ...], tuple[float, ...]]
 _EVAL_INPUTS = ["title", "text"]
+# Elasticsearch's index-name rules (OpenSearch has the same): checked before any encoding starts.
+_INDEX_NAME_FORBIDDEN = '\\/*?"<>| ,#:'
+_INDEX_NAME_MAX_BYTES = 255
+_INDEX_SUFFIX_BYTES = 20  # `-k<top-k>-<8 hex>` or `-full-<8 hex>`
 
 
 def _field(endpoint: str, target: str, kind: str) -> FieldConfig:
@@ -46,6 +52,7 @@ DEFAULT_DENSE = _field(".minilm-l6", DENSE_FIELD, "dense_vector")
 @dataclass
 class EvalOptions:
     dataset: Path
+    split: str = DEFAULT_SPLIT  # qrels/<split>.tsv
     engine: Engine = Engine.OPENSEARCH
     url: str | None = None  # default: the settings' URL for the engine
     pipeline: Path | None = None
@@ -60,6 +67,7 @@ class EvalOptions:
     sweep: bool = False
     cache_dir: Path = DEFAULT_CACHE_DIR
     weights: Weights = field(default_factory=lambda: dict(DEFAULT_WEIGHTS))
+    reference: Reference | None = None  # published rows to show beside ours (`--reference`)
 
 
 @dataclass
@@ -78,6 +86,9 @@ class EvalReport:
     max_length: int
     encode_seconds: float
     sweep: list[dict[str, Any]] = field(default_factory=list)
+    split: str = DEFAULT_SPLIT
+    warnings: list[str] = field(default_factory=list)  # the dataset's (unknown ids in the qrels)
+    reference: Reference | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -124,8 +135,35 @@ def endpoint_config(service: Any, endpoint: str) -> Any:
     return registry.get(endpoint).public_dict() if registry is not None else endpoint
 
 
+def index_prefix(dataset_name: str) -> str:
+    """`eval-<dataset>-`, or Elasticsearch's `invalid_index_name_exception` when the folder name
+    cannot make an index name (before minutes of encoding, not after)."""
+    prefix = f"eval-{dataset_name.lower()}-"
+    bad = sorted({c for c in dataset_name if c in _INDEX_NAME_FORBIDDEN})
+    problem = f"must not contain the following characters {bad}" if bad else ""
+    if not problem and len(prefix.encode()) + _INDEX_SUFFIX_BYTES > _INDEX_NAME_MAX_BYTES:
+        problem = f"index name is too long, (over {_INDEX_NAME_MAX_BYTES} bytes)"
+    if problem:
+        raise SidecarError(f"Invalid index name [{prefix}...], {problem}: rename the dataset folder",
+                           status=400, es_type="invalid_index_name_exception")
+    return prefix
+
+
+async def check_engine(client: Any, engine: Engine, url: str) -> None:
+    """Fail before encoding when the engine is not there."""
+    try:
+        await client.request("GET", "/")
+    except RemoteServiceError as exc:
+        raise RemoteServiceError(
+            f"{engine.value} is not reachable at [{url}] ({exc.reason}); start the local stack "
+            "(`make stack-up`, then `source .devstack/env`) or pass --url", retriable=True,
+        ) from exc
+
+
 async def run_eval(options: EvalOptions, progress: Progress | None = None) -> EvalReport:
-    dataset = load_dataset(options.dataset)
+    # Everything that can fail fast does so before the corpus is encoded (minutes on a CPU).
+    dataset = load_dataset(options.dataset, options.split)
+    prefix = index_prefix(dataset.name)
     sparse_spec, dense_spec = fields_for(options)
     settings = load_settings(max_seq_length=options.max_length)
     max_length = settings.max_seq_length
@@ -145,22 +183,24 @@ async def run_eval(options: EvalOptions, progress: Progress | None = None) -> Ev
 
         return step
 
-    async with open_service(settings) as service:
-        encode = functools.partial(
-            encodings_for, dataset=dataset, cache_dir=options.cache_dir, max_length=max_length,
-            service=service,
-        )
-        sparse_config = endpoint_config(service, sparse_spec.endpoint)
-        sparse = await encode(sparse_spec, endpoint_config=sparse_config, progress=tick("encode sparse"))
-        dense: Encodings | None = None
-        if dense_spec is not None:
-            dense = await encode(dense_spec, endpoint_config=endpoint_config(service, dense_spec.endpoint),
-                                 progress=tick("encode dense"))
-
     from sidecar.search.engine import EngineClient
 
     async with EngineClient([url], timeout_s=ENGINE_TIMEOUT_S) as client:
-        engine_dense = dense is not None and await engine_scores_dense(client, options.engine.value)
+        await check_engine(client, options.engine, url)
+        engine_dense = dense_spec is not None and await engine_scores_dense(client, options.engine.value)
+
+        async with open_service(settings) as service:
+            encode = functools.partial(
+                encodings_for, dataset=dataset, cache_dir=options.cache_dir, max_length=max_length,
+                service=service,
+            )
+            sparse_config = endpoint_config(service, sparse_spec.endpoint)
+            sparse = await encode(sparse_spec, endpoint_config=sparse_config, progress=tick("encode sparse"))
+            dense: Encodings | None = None
+            if dense_spec is not None:
+                dense = await encode(dense_spec, endpoint_config=endpoint_config(service, dense_spec.endpoint),
+                                     progress=tick("encode dense"))
+
         meta = {
             "dataset": f"{dataset.name}-{dataset.fingerprint}",
             "sparse": sparse_config,
@@ -174,7 +214,7 @@ async def run_eval(options: EvalOptions, progress: Progress | None = None) -> Ev
         }
         # One index per configuration (hash of `meta`): alternating runs reuse instead of rebuilding.
         digest = hashlib.sha256(json.dumps(meta, sort_keys=True).encode()).hexdigest()[:8]
-        index = f"eval-{dataset.name.lower()}-{f'k{doc_top_k}' if doc_top_k else 'full'}-{digest}"
+        index = f"{prefix}{f'k{doc_top_k}' if doc_top_k else 'full'}-{digest}"
         info = await build_index(
             client, index, dataset, sparse.docs, dense.docs if dense else None,
             pruning=Pruning(top_k=doc_top_k), engine=options.engine.value, engine_dense=engine_dense,
@@ -203,4 +243,7 @@ async def run_eval(options: EvalOptions, progress: Progress | None = None) -> Ev
         max_length=max_length,
         encode_seconds=sparse.seconds + (dense.seconds if dense else 0.0),
         sweep=sweep_weights(runs, dataset) if options.sweep else [],
+        split=options.split,
+        warnings=list(dataset.warnings),
+        reference=options.reference,
     )

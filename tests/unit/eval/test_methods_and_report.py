@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from rich.console import Console
 
 from sidecar.eval.indexing import IndexInfo, mapping
 from sidecar.eval.methods import Hybrid, default_hybrids, fuse_runs, weight_grid
+from sidecar.eval.reference import SCIFACT
 from sidecar.eval.report import harness_check, print_report, write_chart, write_json
 from sidecar.eval.retrieval import MethodScore
-from sidecar.eval.runner import EvalReport
+from sidecar.eval.runner import EvalReport, Weights
 from sidecar.eval.tradeoff import markdown
 from sidecar.search.fusion import Fusion
 
@@ -23,7 +25,7 @@ def test_weight_grid() -> None:
 
 
 def test_default_hybrids_only_combine_available_methods() -> None:
-    weights = {("bm25", "sparse"): (0.4, 0.6)}
+    weights: Weights = {("bm25", "sparse"): (0.4, 0.6)}
     names = [h.name for h in default_hybrids(["bm25", "sparse"], weights)]
     assert names == ["bm25+sparse minmax 0.4/0.6", "bm25+sparse minmax 0.5/0.5", "bm25+sparse rrf"]
     # equal weights are not repeated; missing weights default to equal ones
@@ -66,20 +68,34 @@ def sample_report() -> EvalReport:
 
 
 def test_report_table_json_and_chart(tmp_path: Path) -> None:
+    report = sample_report()
+    report.reference = SCIFACT
+    report.warnings = ["qrels.tsv: 2 document ids are not in corpus.jsonl (a, b): 2 judgments ..."]
     console = Console(record=True, width=160)
-    print_report(sample_report(), console)
+    print_report(report, console)
     text = console.export_text()
-    assert "bm25" in text and "0.6600" in text
+    assert "bm25" in text and "0.6600" in text and "scifact (test) on opensearch" in text
     assert "published: BM25 multifield" in text and "0.6650" in text
     assert "12.0 MiB" in text and "brute force" in text and "weight sweep" in text
-    write_json(sample_report(), tmp_path / "r.json")
-    assert '"ndcg10": 0.66' in (tmp_path / "r.json").read_text()
-    write_chart(sample_report(), tmp_path / "r.png")
+    assert "warning: qrels.tsv: 2 document ids are not in corpus.jsonl" in text
+    write_json(report, tmp_path / "r.json")
+    saved = json.loads((tmp_path / "r.json").read_text())
+    assert saved["scores"][0]["ndcg10"] == 0.66 and saved["warnings"] == report.warnings
+    assert saved["reference"]["check"] == {"method": "bm25 multifield", "ndcg10": 0.665, "tolerance": 0.02}
+    write_chart(report, tmp_path / "r.png")
     assert (tmp_path / "r.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_published_rows_only_when_asked_for() -> None:
+    report = sample_report()  # named scifact, but no --reference
+    console = Console(record=True, width=160)
+    print_report(report, console)
+    assert "published" not in console.export_text() and "harness check" not in console.export_text()
 
 
 def test_harness_check_against_the_published_bm25() -> None:
     report = sample_report()
+    report.reference = SCIFACT
     assert harness_check(report) is None  # no multifield BM25 row in this report
     report.scores.append(MethodScore("bm25 multifield", 0.6697, 0.904))
     ok, sentence = harness_check(report)  # type: ignore[misc]
@@ -87,7 +103,7 @@ def test_harness_check_against_the_published_bm25() -> None:
     report.scores[-1] = MethodScore("bm25 multifield", 0.6906, 0.919)
     ok, sentence = harness_check(report)  # type: ignore[misc]
     assert not ok and "OUTSIDE" in sentence
-    report.dataset = "nfcorpus"
+    report.reference = None  # the folder name alone attaches nothing
     assert harness_check(report) is None
 
 
