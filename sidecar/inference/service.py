@@ -20,7 +20,7 @@ from sidecar.errors import RequestValidationError, SidecarError, StatusError, Ti
 from sidecar.inference.aliases import ModelAliases
 from sidecar.inference.executor import EnginePool
 from sidecar.inference.registry import Endpoint, EndpointRegistry, with_task_settings
-from sidecar.inference.services.base import REMOTE_ELASTICSEARCH, Runtime, spec_for
+from sidecar.inference.services.base import REMOTE_ELASTICSEARCH, Runtime, runtime_class, spec_for
 from sidecar.inference.services.local import LocalRuntime
 from sidecar.inference.services.remote import RemoteCaller, RetryPolicy, rate_limit_from
 from sidecar.inference.types import InferenceOutput, InputType, SparseEmbedding, TaskType
@@ -108,6 +108,8 @@ class InferenceService:
             from sidecar.inference.services.openai import OpenAIRuntime as cls  # type: ignore[assignment]
         elif e.service == "cohere":
             from sidecar.inference.services.cohere import CohereRuntime as cls  # type: ignore[assignment]
+        elif spec.runtime:
+            cls = runtime_class(spec)  # type: ignore[assignment,misc]
         else:
             from sidecar.inference.services.elasticsearch import ElasticsearchRuntime as cls  # type: ignore[assignment]
         return cls(e.inference_id, e.service_settings, e.secrets, caller)

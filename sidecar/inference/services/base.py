@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from sidecar.errors import SettingsValidationError, StatusError
+from sidecar.inference.services.providers import PROVIDER_ROWS
 from sidecar.inference.types import (
     CompletionResult,
     DenseEmbedding,
@@ -72,6 +74,13 @@ class Runtime:
     async def aclose(self) -> None:
         return None
 
+    @classmethod
+    def check_settings(
+        cls, task_type: TaskType, service_settings: dict[str, Any], task_settings: dict[str, Any]
+    ) -> None:
+        """A service's own checks of its settings at PUT (beyond the keys `ServiceSpec` lists)."""
+        return None
+
 
 @dataclass(frozen=True)
 class ServiceSpec:
@@ -83,6 +92,9 @@ class ServiceSpec:
     task_settings: frozenset[str] = frozenset()
     doc: str = ""
     defaults: dict[str, Any] = field(default_factory=dict)
+    # "module:Class" of the service's Runtime, for services that register one here: imported when
+    # an endpoint is built; its `check_settings` adds the service's own checks at PUT.
+    runtime: str = ""
 
 
 _REMOTE = frozenset({"rate_limit", "timeout"})
@@ -147,6 +159,15 @@ SERVICES: dict[str, ServiceSpec] = {
 }
 
 
+SERVICES.update({name: ServiceSpec(name, **row) for name, row in PROVIDER_ROWS.items()})
+
+
+def runtime_class(spec: ServiceSpec) -> type[Runtime]:
+    module, _, name = spec.runtime.partition(":")
+    cls: type[Runtime] = getattr(importlib.import_module(module), name)
+    return cls
+
+
 def spec_for(service: str, service_settings: dict[str, Any], inference_id: str) -> ServiceSpec:
     if service == "elasticsearch" and "url" in service_settings:
         return REMOTE_ELASTICSEARCH
@@ -190,6 +211,8 @@ def validate_settings(
             f"Model configuration contains settings {_java_map(unknown_task)} "
             f"unknown to the [{service}] service"
         )
+    if spec.runtime:
+        runtime_class(spec).check_settings(task_type, service_settings, task_settings)
     return spec
 
 

@@ -106,8 +106,11 @@ class RemoteCaller:
         if self._owns_client:
             await self._client.aclose()
 
-    async def post(self, url: str, body: Any, headers: dict[str, str] | None = None) -> Any:
-        response = await self._send(url, body, headers, stream=False)
+    async def post(
+        self, url: str, body: Any, headers: dict[str, str] | None = None, *, content: str | None = None
+    ) -> Any:
+        """POST `body` as JSON, or `content` as it is (a rendered template), and parse the JSON answer."""
+        response = await self._send(url, body, headers, stream=False, content=content)
         try:
             return response.json()
         except ValueError as exc:
@@ -150,7 +153,13 @@ class RemoteCaller:
             await response.aclose()
 
     async def _send(
-        self, url: str, body: Any, headers: dict[str, str] | None, *, stream: bool
+        self,
+        url: str,
+        body: Any,
+        headers: dict[str, str] | None,
+        *,
+        stream: bool,
+        content: str | None = None,
     ) -> httpx.Response:
         """A successful response (body unread when streaming), after retries on 429/5xx/transport."""
         last: RemoteServiceError | None = None
@@ -160,7 +169,11 @@ class RemoteCaller:
             await self.limiter.acquire()
             retry_after = None
             try:
-                request = self._client.build_request("POST", url, json=body, headers=headers)
+                request = (
+                    self._client.build_request("POST", url, json=body, headers=headers)
+                    if content is None
+                    else self._client.build_request("POST", url, content=content.encode(), headers=headers)
+                )
                 response = await self._client.send(request, stream=stream)
             except httpx.TimeoutException as exc:
                 last = RemoteServiceError(self._failure(f"timed out: {exc}"), status=504, retriable=True)

@@ -98,3 +98,25 @@ def fake_provider(default: Callable[[Recorded], Answer] | None = None) -> Iterat
     finally:
         server.shutdown()
         server.server_close()
+
+
+def tei_answer(rec: Recorded) -> Answer:
+    """text-embeddings-inference: `/embed` -> `[[f, ...]]`, `/embed_sparse` ->
+    `[[{"index", "value"}]]`, `/rerank` -> `[{"index", "score", "text"?}]` (best first)."""
+    path = rec.path.split("?")[0]
+    if path == "/embed":
+        return 200, [[float(len(t)), 1.0, -1.0] for t in rec.body["inputs"]], {}
+    if path == "/embed_sparse":
+        rows = [
+            [{"index": 100 + len(t), "value": 0.5}, {"index": 7, "value": 1.25}] for t in rec.body["inputs"]
+        ]
+        return 200, rows, {}
+    if path == "/rerank":
+        texts, query = rec.body["texts"], rec.body["query"]
+        scored = [
+            {"index": i, "score": 1.0 / (1 + abs(len(t) - len(query)))}
+            | ({"text": t} if rec.body.get("return_text") else {})
+            for i, t in enumerate(texts)
+        ]
+        return 200, sorted(scored, key=lambda r: -r["score"]), {}
+    return 404, {"error": f"no route {path}", "error_type": "Not Found"}, {}
