@@ -54,8 +54,8 @@ test: install lint  ## the whole suite: lint, unit, integration on the real loca
 bench: stack-up  ## every benchmark (SIZE=quick|full); regenerates docs/benchmarks.md
 	source .devstack/env && $(BIN)/python -m benchmarks --size $${SIZE:-quick}
 
-eval: stack-up  ## search quality on SciFact (BM25, sparse, dense, hybrids) against the local OpenSearch
-	source .devstack/env && $(BIN)/sidecar eval --dataset $${DATASET:-datasets/scifact}
+eval: stack-up  ## search quality on SciFact (BM25, sparse, dense, hybrids) in the local OpenSearch; DATASET=DIR [REFERENCE=FILE] for another
+	source .devstack/env && $(BIN)/sidecar eval $(if $(DATASET),--dataset $(DATASET) $(if $(REFERENCE),--reference $(REFERENCE)),--dataset datasets/scifact --reference scifact)
 
 bench-inference: install  ## sparse encoding: engine vs naive vs SparseEncoder (LIMIT=N for a quick run)
 	$(BIN)/python benchmarks/bench_inference.py $(if $(LIMIT),--limit $(LIMIT))
