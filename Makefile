@@ -43,8 +43,8 @@ lint: install  ## ruff + mypy
 	$(BIN)/ruff check sidecar tests devstack benchmarks
 	$(BIN)/mypy
 
-test-unit: install  ## unit tests only (no servers)
-	$(BIN)/pytest tests -q -m "not integration"
+test-unit: install  ## unit tests only: no server, no stack, no download (tests/unit)
+	$(BIN)/pytest tests/unit -q -m "not integration"
 
 test: install lint  ## the whole suite: lint, unit, integration on the real local stack
 	CI=$${CI:-} timeout $(PYTEST_TIMEOUT) $(BIN)/pytest tests -q -ra --durations=15

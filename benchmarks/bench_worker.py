@@ -38,9 +38,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from benchmarks.report import hardware, record_throughput, write_section  # noqa: E402
+from sidecar.commands.demo import load_stack_env  # noqa: E402
 from sidecar.inference.types import TaskType  # noqa: E402
 from sidecar.settings import load_settings  # noqa: E402
-from sidecar.worker.demo import load_stack_env  # noqa: E402
 from sidecar.worker.main import open_local_service  # noqa: E402
 
 CORPUS = REPO / "datasets" / "scifact" / "corpus.jsonl"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from sidecar.worker.demo import demo_command
+from sidecar.commands.demo import demo_command
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -1,36 +1,55 @@
-"""The `sidecar` command line: serve | worker | backfill | setup | validate | search | infer | eval.
+"""The `sidecar` command line (`sidecar --help` lists every command).
 
-Each subcommand imports its machinery lazily so `sidecar --help` stays fast (no torch import).
+Each subcommand imports its machinery lazily so `sidecar --help` stays fast (no torch import); the
+bodies of commands that are no one component's own live in `sidecar.commands`.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from sidecar.eval.cli import eval_app
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
+if TYPE_CHECKING:
+    from sidecar.settings import Settings
+
+app = typer.Typer(
+    no_args_is_help=True,
+    add_completion=False,
+    help="Learned sparse retrieval beside Elasticsearch and OpenSearch.",
+)
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option(help="Settings file: YAML mapping or .env lines (flags > environment > file)."),
+]
 
 
-@app.callback()
-def _root() -> None:
-    """Learned sparse retrieval beside Elasticsearch and OpenSearch."""
+def _settings(config: Path | None, **flags: object) -> Settings:
+    """Settings for a command; an unreadable or invalid file or value ends it with a clear error."""
+    from sidecar.errors import SidecarError
+    from sidecar.settings import load_settings
+
+    try:
+        return load_settings(config, **flags)
+    except SidecarError as err:
+        typer.echo(f"error: {err.reason}", err=True)
+        raise typer.Exit(2) from None
 
 
 @app.command()
 def serve(
     host: Annotated[str | None, typer.Option(help="Bind address (env SIDECAR_HOST).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (default 8080, env SIDECAR_PORT).")] = None,
-    config: Annotated[Path | None, typer.Option(help="YAML or .env file of settings.")] = None,
+    config: ConfigOption = None,
 ) -> None:
     """Run the Elasticsearch-compatible inference API."""
     from sidecar.api.server import serve as run_server
-    from sidecar.api.server import settings_from
 
-    run_server(settings_from(config, host=host, port=port))
+    run_server(_settings(config, host=host, port=port))
 
 
 @app.command()
@@ -44,19 +63,18 @@ def infer(
     ] = None,
     top: Annotated[int, typer.Option(help="Sparse results: how many tokens to show.")] = 15,
     as_json: Annotated[bool, typer.Option("--json", help="Print the raw Elasticsearch answer.")] = False,
-    config: Annotated[Path | None, typer.Option(help="YAML or .env file of settings.")] = None,
+    config: ConfigOption = None,
 ) -> None:
-    """Print an ad-hoc inference result for TEXTS."""
+    """Print an ad-hoc inference result for TEXTS (loads the model first, with progress on stderr)."""
     import asyncio
     import json
 
     from rich.console import Console
 
     from sidecar.api.infer_command import infer_body, render
-    from sidecar.api.server import settings_from
     from sidecar.errors import SidecarError
 
-    settings = settings_from(config)
+    settings = _settings(config)
     try:
         body = asyncio.run(
             infer_body(texts, endpoint=endpoint, settings=settings, url=url, api_key=api_key, query=query)
@@ -74,13 +92,15 @@ def infer(
 def worker(
     pipeline: Annotated[list[Path], typer.Option("--pipeline", "-p", help="Pipeline file; repeat for more.")],
     metrics_port: Annotated[int, typer.Option(help="Port of /metrics and health (0: any).")] = 9108,
-    metrics_host: Annotated[str, typer.Option(help="Bind address of the metrics/health server.")] = "0.0.0.0",  # noqa: S104
-    config: Annotated[Path | None, typer.Option(help="A .env-style file of SIDECAR_* settings.")] = None,
+    metrics_host: Annotated[
+        str, typer.Option(help="Bind address of the metrics/health server (0.0.0.0 in a pod).")
+    ] = "127.0.0.1",
+    config: ConfigOption = None,
 ) -> None:
     """Consume Kafka, enrich with inference, bulk index; at-least-once with idempotent ids."""
-    from sidecar.worker.commands import worker_command
+    from sidecar.commands.worker import worker_command
 
-    raise typer.Exit(worker_command(pipeline, metrics_host, metrics_port, config))
+    raise typer.Exit(worker_command(pipeline, metrics_host, metrics_port, _settings(config)))
 
 
 @app.command()
@@ -111,7 +131,7 @@ def backfill(
     ] = None,
     summary_json: Annotated[Path | None, typer.Option(help="Also write the summary here.")] = None,
     metrics_port: Annotated[int | None, typer.Option(help="Serve /metrics on this port.")] = None,
-    config: Annotated[Path | None, typer.Option(help="A .env-style file of SIDECAR_* settings.")] = None,
+    config: ConfigOption = None,
 ) -> None:
     """Enrich documents already in the index: resumable (checkpoints), sliceable, throttled."""
     from sidecar.backfill.command import CommandOptions, backfill_command, parse_query
@@ -137,26 +157,30 @@ def backfill(
 
 @app.command()
 def validate(
-    paths: Annotated[list[Path] | None, typer.Argument(help="Files (default pipelines/*.yaml).")] = None,
+    paths: Annotated[
+        list[Path] | None,
+        typer.Argument(help="Pipeline files and folders (every *.yaml/*.yml inside; default pipelines/)."),
+    ] = None,
     check_endpoints: Annotated[
         bool, typer.Option(help="Also look the endpoints up in the local registry (loads no model).")
     ] = False,
+    config: ConfigOption = None,
 ) -> None:
-    """Check pipeline files; print every problem as FILE:LINE: KEY: MESSAGE."""
-    from sidecar.worker.commands import validate_command
+    """Check pipeline files; print every problem once as FILE:LINE: KEY: MESSAGE."""
+    from sidecar.commands.validate import validate_command
 
-    raise typer.Exit(validate_command(paths or [], check_endpoints))
+    raise typer.Exit(validate_command(paths or [], check_endpoints, _settings(config)))
 
 
 @app.command()
 def setup(
     pipeline: Annotated[list[Path], typer.Option("--pipeline", "-p", help="Pipeline file; repeat for more.")],
-    config: Annotated[Path | None, typer.Option(help="A .env-style file of SIDECAR_* settings.")] = None,
+    config: ConfigOption = None,
 ) -> None:
     """Create the index, mappings or index template the pipelines need."""
-    from sidecar.worker.commands import setup_command
+    from sidecar.commands.setup import setup_command
 
-    raise typer.Exit(setup_command(pipeline, config))
+    raise typer.Exit(setup_command(pipeline, _settings(config)))
 
 
 @app.command()
@@ -168,7 +192,7 @@ def demo(
     timeout: Annotated[float, typer.Option(help="Seconds to wait for the documents to be indexed.")] = 300.0,
 ) -> None:
     """Produce the sample documents to Kafka, run the worker until indexed, print a semantic search."""
-    from sidecar.worker.demo import demo_command
+    from sidecar.commands.demo import demo_command
 
     raise typer.Exit(demo_command(pipeline, samples, timeout))
 

@@ -1,20 +1,50 @@
 """One typed settings object, read from `SIDECAR_*` environment variables (and an optional file).
 
-Nothing is read at import time: call `Settings()` (or `load_settings`) where the process starts.
+Nothing is read at import time: call `load_settings` where the process starts. Every command's
+`--config FILE` goes through it: a YAML mapping or `.env` lines (by extension, else by content),
+with the precedence flags > environment > file > defaults.
 """
 
 from __future__ import annotations
 
 import json
+from contextvars import ContextVar
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+import yaml
+from dotenv import dotenv_values
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    DotEnvSettingsSource,
+    InitSettingsSource,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+from sidecar.errors import SettingsValidationError
+
+# The `--config` file's source while `load_settings` builds a Settings (None: no file).
+_file_source: ContextVar[PydanticBaseSettingsSource | None] = ContextVar("sidecar_settings_file", default=None)
 
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SIDECAR_", env_file=None, extra="ignore")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Flags (init arguments) > environment > the `--config` file, if any."""
+        from_file = _file_source.get()
+        return (init_settings, env_settings, *([from_file] if from_file else []), file_secret_settings)
 
     # HTTP API
     host: str = Field("127.0.0.1", description="Address `sidecar serve` binds.")
@@ -91,6 +121,60 @@ class Settings(BaseSettings):
     log_json: bool = Field(True, description="Structured JSON logs.")
 
 
-def load_settings(**overrides: object) -> Settings:
-    """Build settings from the environment, with explicit overrides (e.g. CLI flags) on top."""
-    return Settings(**{k: v for k, v in overrides.items() if v is not None})  # type: ignore[arg-type]
+def load_settings(config_file: Path | None = None, **overrides: object) -> Settings:
+    """Settings from flags (`overrides`; None means "not given"), the environment, then `config_file`.
+
+    Raises `SettingsValidationError` naming the file when it cannot be read or parsed, or holds a
+    setting that does not exist.
+    """
+    given = {k: v for k, v in overrides.items() if v is not None}
+    token = _file_source.set(config_source(config_file) if config_file is not None else None)
+    try:
+        return Settings(**given)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        origin = f" (flags, SIDECAR_* environment, {config_file})" if config_file else ""
+        raise SettingsValidationError(f"invalid settings{origin}: {problems}") from None
+    finally:
+        _file_source.reset(token)
+
+
+def config_source(path: Path) -> PydanticBaseSettingsSource:
+    """The settings in a YAML mapping (keys `port` or `SIDECAR_PORT`) or `.env` file (`SIDECAR_PORT=`)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SettingsValidationError(f"cannot read the config file [{path}]: {exc}") from None
+    if _is_yaml(path, text):
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise SettingsValidationError(f"config file [{path}] is not valid YAML: {exc}") from None
+        if data is None:
+            data = {}
+        if not isinstance(data, dict):
+            raise SettingsValidationError(f"config file [{path}] must hold a mapping of settings")
+        values = {str(key).lower().removeprefix("sidecar_"): value for key, value in data.items()}
+        _refuse_unknown(path, values)
+        return InitSettingsSource(Settings, values)
+    names = [str(key) for key in dotenv_values(path) if str(key).upper().startswith("SIDECAR_")]
+    _refuse_unknown(path, {name.lower().removeprefix("sidecar_"): None for name in names})
+    return DotEnvSettingsSource(Settings, env_file=path)
+
+
+def _is_yaml(path: Path, text: str) -> bool:
+    """By extension; otherwise a file whose YAML is a mapping (`.env` lines parse as plain text)."""
+    if path.suffix in (".yaml", ".yml"):
+        return True
+    if path.suffix == ".env" or path.name.startswith(".env"):
+        return False
+    try:
+        return isinstance(yaml.safe_load(text), dict)
+    except yaml.YAMLError:
+        return False
+
+
+def _refuse_unknown(path: Path, values: dict[str, Any]) -> None:
+    unknown = sorted(set(values) - set(Settings.model_fields))
+    if unknown:
+        raise SettingsValidationError(f"config file [{path}] has unknown settings {unknown}")

@@ -10,8 +10,11 @@ any object implementing `InferenceServiceProtocol` (with a `registry`) as `servi
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import inspect
 import logging
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -52,25 +55,45 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         from sidecar.inference.service import InferenceService  # torch loads here, not at import
 
         state.service = InferenceService.from_settings(state.settings)
-    start = getattr(state.service, "start", None)
-    if start is not None:
-        # Readiness means "models loaded": load the preloaded endpoints' models before serving.
-        if "preload" in inspect.signature(start).parameters:
-            await start(preload=state.settings.preload_endpoints)
-        else:
-            await start()
-    state.started = True
-    log.info("sidecar API ready")
+    # The server listens while models load (readiness answers 503 "starting" meanwhile), so
+    # orchestrators see a live process and the log shows progress instead of a silent port.
+    starting = asyncio.create_task(_start_service(state))
+    if not state.settings.preload_endpoints:
+        await starting
     try:
         yield
     finally:
         # Readiness turns false before models go away; in-flight requests already finished
         # (uvicorn drains them before running the lifespan shutdown).
         state.stopping = True
+        if not starting.done():
+            starting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await starting
         close = getattr(state.service, "close", None)
         if close is not None:
             await close()
         log.info("sidecar API stopped")
+
+
+async def _start_service(state: Any) -> None:
+    """Start the service and load the preloaded endpoints' models; readiness waits for this."""
+    start = getattr(state.service, "start", None)
+    preload = list(state.settings.preload_endpoints)
+    began = time.monotonic()
+    try:
+        if start is not None and "preload" in inspect.signature(start).parameters:
+            if preload:
+                log.info("loading the models of endpoints %s ...", preload)
+            await start(preload=preload)
+        elif start is not None:
+            await start()
+    except Exception as exc:  # stays not ready; the log and the readiness body say why
+        state.start_error = exc
+        log.error("sidecar API failed to start: %s", exc, exc_info=exc)
+        return
+    state.started = True
+    log.info("sidecar API ready", extra={"startup_s": round(time.monotonic() - began, 3)})
 
 
 def _request_uri(request: Request) -> str:
@@ -130,6 +153,7 @@ def create_app(settings: Settings | None = None, *, service: Any = None) -> Fast
     app.state.settings = settings
     app.state.service = service
     app.state.started = False
+    app.state.start_error = None
     app.state.stopping = False
     app.state.limiter = InFlightLimiter(settings.max_concurrent_requests)
 

@@ -1,14 +1,20 @@
 """`sidecar infer "some text"`: an ad-hoc inference for people at a terminal.
 
-Runs the packaged models in-process (no server needed), or asks a running sidecar with `--url`.
+Runs the packaged models in-process (no server needed; the model loads before the request's time
+limit starts, with a progress line on stderr when that takes over a second), or asks a running
+sidecar with `--url`.
 Prints the heaviest tokens for sparse results, a summary for dense vectors, the ranking for
 rerank, or the raw Elasticsearch answer with `--json`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
+import sys
+import time
+from collections.abc import Awaitable
 from typing import Any
 
 import httpx
@@ -37,12 +43,27 @@ async def infer_body(
     from sidecar.inference.service import InferenceService  # torch loads here, not at CLI start
 
     service = InferenceService.from_settings(settings)
-    await service.start()
     try:
+        # The model loads first, outside the request's time limit, and says so when it takes a while.
+        model = service.registry.get(endpoint).service_settings.get("model_id", endpoint)
+        await with_progress(service.start(preload=[endpoint]), f"loading model {model}")
         output = await service.infer(endpoint, texts, query=query)
     finally:
         await service.close()
     return inference_body(output)
+
+
+async def with_progress(work: Awaitable[None], label: str, *, notice_after_s: float = 1.0) -> None:
+    """Await `work`; when it takes longer than `notice_after_s`, say so on stderr, then how long."""
+    task = asyncio.ensure_future(work)
+    began = time.monotonic()
+    done, _ = await asyncio.wait({task}, timeout=notice_after_s)
+    if done:
+        return task.result()
+    print(f"{label} ...", file=sys.stderr, flush=True)
+    await task
+    print(f"{label}: done in {time.monotonic() - began:.1f}s", file=sys.stderr, flush=True)
+    return None
 
 
 async def _remote(

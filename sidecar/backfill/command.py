@@ -197,10 +197,14 @@ async def _main(options: CommandOptions, settings: Settings) -> BackfillResult:
 
 
 def backfill_command(options: CommandOptions) -> int:
-    from sidecar.worker.commands import configure_logging
+    from sidecar.observability.logging import configure_logging
 
-    settings = load_settings(_env_file=options.config)
-    configure_logging(settings)
+    try:
+        settings = load_settings(options.config)
+    except SidecarError as exc:  # an unreadable or invalid --config file
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(settings.log_level, json_format=settings.log_json)
     try:
         result = asyncio.run(_main(options, settings))
     except PipelineConfigError as exc:

@@ -58,7 +58,8 @@ def _iso_time(created: float) -> str:
 
 
 def configure_logging(level: str = "INFO", *, json_format: bool = True) -> None:
-    """Route the root logger (and uvicorn's) to stderr, as JSON lines or readable text."""
+    """Route the root logger (and uvicorn's) to stderr, as JSON lines or readable text: the one log
+    set-up of every long-running command (serve, worker, backfill, demo)."""
     handler = logging.StreamHandler(sys.stderr)
     handler.addFilter(RequestIdFilter())
     if json_format:
@@ -77,3 +78,6 @@ def configure_logging(level: str = "INFO", *, json_format: bool = True) -> None:
         uv_logger.handlers.clear()
         uv_logger.propagate = True
     logging.getLogger("uvicorn.access").disabled = True
+    # Client libraries log every connection at INFO; their warnings and errors still come through.
+    for name in ("aiokafka", "opensearch", "elastic_transport", "httpx", "httpcore"):
+        logging.getLogger(name).setLevel(logging.WARNING)

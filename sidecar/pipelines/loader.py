@@ -110,6 +110,12 @@ def _interpolate(data: Any, env: Mapping[str, str], loc: Loc, missing: list[tupl
     return _VAR.sub(replace, data)
 
 
+def unset_message(name: str) -> str:
+    """What to do about an unset `${NAME}`: the local stack's URLs are in `.devstack/env`."""
+    hint = " (or `source .devstack/env` for the local stack)" if name.startswith("SIDECAR_") else ""
+    return f"environment variable [{name}] is not set: export {name}=...{hint}, or give a default as ${{{name}:-value}}"
+
+
 def _pydantic_loc(loc: tuple[int | str, ...], doc: _Document) -> Loc:
     """Drop the type tags pydantic may add (e.g. `list[str]`) so the location names real keys."""
     out: list[str | int] = []
@@ -143,19 +149,24 @@ def parse_pipeline_text(
     missing: list[tuple[Loc, str]] = []
     data = _interpolate(doc.data, env, (), missing)
     problems += [
-        Problem(file, doc.line_of(loc), format_loc(loc), f"environment variable [{name}] is not set")
-        for loc, name in missing
+        Problem(file, doc.line_of(loc), format_loc(loc), unset_message(name)) for loc, name in missing
     ]
+
+    def reported(loc: Loc) -> bool:  # a value left empty by an unset variable: its cause is reported
+        return any(loc[: len(cause)] == cause for cause, _ in missing)
+
     try:
         config = PipelineConfig.model_validate(data)
     except ValidationError as exc:
         for error in exc.errors():
             loc = _pydantic_loc(tuple(error["loc"]), doc)
-            message = str(error["msg"]).removeprefix("Value error, ")
-            problems.append(Problem(file, doc.line_of(loc), format_loc(loc), message))
+            if not reported(loc):
+                message = str(error["msg"]).removeprefix("Value error, ")
+                problems.append(Problem(file, doc.line_of(loc), format_loc(loc), message))
         return None, problems
     for loc, message in cross_check(config, task_type_of):
-        problems.append(Problem(file, doc.line_of(loc), format_loc(loc), message))
+        if not reported(loc):
+            problems.append(Problem(file, doc.line_of(loc), format_loc(loc), message))
     return (None if problems else config), problems
 
 

@@ -1,7 +1,8 @@
 """Liveness and readiness for orchestrators (the Helm chart probes exactly these paths).
 
-Live: the process answers. Ready: the inference service started (models loaded) and the endpoint
-registry answers; during shutdown readiness turns false first so traffic drains away.
+Live: the process answers. Ready: the inference service started (the preloaded endpoints' models
+loaded: `serve` listens meanwhile and answers 503 `starting`) and the endpoint registry answers;
+during shutdown readiness turns false first so traffic drains away.
 """
 
 from __future__ import annotations
@@ -27,10 +28,13 @@ async def live() -> Response:
 async def readiness(request: Request) -> tuple[bool, dict[str, Any]]:
     state = request.app.state
     service = state.service
-    if service is None or not state.started:
-        return False, {"status": "starting" if not state.stopping else "stopping"}
     if state.stopping:
         return False, {"status": "stopping"}
+    if service is None or not state.started:
+        error = getattr(state, "start_error", None)
+        if error is not None:
+            return False, {"status": "start_failed", "reason": type(error).__name__}
+        return False, {"status": "starting"}
     detail: dict[str, Any] = {}
     try:
         check = getattr(service, "ready", None)

@@ -22,11 +22,11 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
 from sidecar.inference.types import TaskType
+from sidecar.observability.logging import configure_logging
 from sidecar.pipelines.loader import load_pipeline
 from sidecar.pipelines.schema import PipelineConfig
 from sidecar.settings import load_settings
 from sidecar.sources.kafka import client_options
-from sidecar.worker.commands import configure_logging
 from sidecar.worker.main import Worker
 
 QUERIES = (
@@ -103,7 +103,7 @@ async def run_demo(pipeline: Path, lines: list[str], timeout_s: float) -> int:
     load_stack_env()
     os.environ.setdefault("SIDECAR_LOG_LEVEL", "WARNING")  # the demo's own lines are the output
     settings = load_settings()
-    configure_logging(settings)
+    configure_logging(settings.log_level, json_format=settings.log_json)
     config = load_pipeline(pipeline)
     field = config.fields[0]
     started = time.perf_counter()
