@@ -2,18 +2,25 @@
 
 A topic record keeps the original key, value and headers and adds `sidecar.error.type`,
 `sidecar.error.reason`, `sidecar.error.stage`, `sidecar.pipeline` and the source coordinates
-`sidecar.source.topic` / `.partition` / `.offset`. An index record has the same facts as fields and
-the id `{topic}+{partition}+{offset}`, so a redelivered poison message is stored once.
+`sidecar.source.topic` / `.partition` / `.offset`. A record larger than the topic accepts is cut to
+fit and says so: `sidecar.payload.truncated=true` and `sidecar.payload.original.bytes` (the whole
+message stays readable in the source topic at the offset given). An index record has the same facts
+as fields and the id `{topic}+{partition}+{offset}`, so a redelivered poison message is stored once.
+
 A message counts as handled (its offset may be committed) only once every configured dead-letter
-destination has accepted it; until then writes are retried with backoff.
+destination has accepted it. Until then the write is retried with backoff, however long it takes
+(a refusing index, a broker down), and `on_retry` tells the worker to pause consumption meanwhile.
+Topic sends are serialized and the producer is replaced after any failed send: an idempotent
+producer whose batch failed can otherwise refuse every later batch (`OutOfOrderSequenceNumber`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -27,6 +34,14 @@ from sidecar.sinks.base import BulkItem, BulkSink, backoff_delay
 log = logging.getLogger(__name__)
 
 HEADER_PREFIX = "sidecar."
+# Record batch header (61 bytes) and record framing (varints, attributes), with room to spare.
+RECORD_OVERHEAD = 256
+MIN_RECORD_LIMIT = 4096
+
+
+def _text(value: str) -> str:
+    """Text any engine request or Kafka header can carry (lone surrogates escaped)."""
+    return value.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 @dataclass(frozen=True)
@@ -46,10 +61,13 @@ class DeadLetter:
     def coordinates(self) -> str:
         return f"{self.topic}+{self.partition}+{self.offset}"
 
-    def kafka_headers(self, pipeline: str) -> list[tuple[str, bytes]]:
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "reason", _text(self.reason))
+
+    def kafka_headers(self, pipeline: str, reason_chars: int = 10_000) -> list[tuple[str, bytes]]:
         ours = {
             "error.type": self.error_type,
-            "error.reason": self.reason[:10_000],
+            "error.reason": self.reason[:reason_chars],
             "error.stage": self.stage,
             "pipeline": pipeline,
             "source.topic": self.topic,
@@ -82,6 +100,34 @@ class DeadLetter:
         }
 
 
+def fitted(
+    letter: DeadLetter, pipeline: str, limit: int
+) -> tuple[bytes | None, bytes | None, list[tuple[str, bytes]]]:
+    """The topic record of `letter` in at most `limit` bytes: the value is cut first, then the
+    original headers are dropped, then the key is cut; headers say what was cut."""
+    headers = letter.kafka_headers(pipeline, reason_chars=min(10_000, limit // 8))
+    key, value = letter.key, letter.value
+
+    def over() -> int:
+        framing = sum(len(k.encode("utf-8")) + len(v) + 10 for k, v in headers)
+        return RECORD_OVERHEAD + len(key or b"") + len(value or b"") + framing - limit
+
+    if over() <= 0:
+        return key, value, headers
+    headers.append((HEADER_PREFIX + "payload.truncated", b"true"))
+    headers.append((HEADER_PREFIX + "payload.original.bytes", str(len(value or b"")).encode()))
+    if key is not None:
+        headers.append((HEADER_PREFIX + "key.original.bytes", str(len(key)).encode()))
+    if value:
+        value = value[: max(0, len(value) - over())]
+    if over() > 0:
+        headers = [(k, v) for k, v in headers if k.startswith(HEADER_PREFIX)]
+        headers.append((HEADER_PREFIX + "headers.dropped", b"true"))
+    if over() > 0 and key:
+        key = key[: max(0, len(key) - over())]
+    return key, value, headers
+
+
 class Producer(Protocol):
     async def send(
         self,
@@ -92,6 +138,11 @@ class Producer(Protocol):
         headers: list[tuple[str, bytes]] | None = None,
     ) -> asyncio.Future[Any]: ...
 
+    async def stop(self) -> None: ...
+
+
+Failures = list[tuple[DeadLetter, str]]
+
 
 class DeadLetterWriter:
     def __init__(
@@ -100,89 +151,125 @@ class DeadLetterWriter:
         *,
         topic: str | None,
         index: str | None,
-        producer: Producer | None,
         sink: BulkSink | None,
         backoff: BackoffConfig,
+        open_producer: Callable[[], Awaitable[Producer]] | None = None,
+        record_limit: int = 1024 * 1024,
+        on_retry: Callable[[bool], None] | None = None,
     ) -> None:
-        if topic is not None and producer is None:
+        if topic is not None and open_producer is None:
             raise ValueError("a dead-letter topic needs a producer")
         if index is not None and sink is None:
             raise ValueError("a dead-letter index needs a sink")
         self.pipeline = pipeline
         self.topic = topic
         self.index = index
-        self.producer = producer
         self.sink = sink
         self.backoff = backoff
+        self.record_limit = max(MIN_RECORD_LIMIT, record_limit)
+        self.on_retry = on_retry or (lambda _active: None)
+        self.failing: str | None = None  # why writes are being retried now (health)
+        self._open_producer = open_producer
+        self._producer: Producer | None = None
+        self._topic_lock = asyncio.Lock()
+        self._retrying = 0
+
+    async def close(self) -> None:
+        await self._drop_producer()
 
     async def write(self, letters: Sequence[DeadLetter]) -> None:
-        """Return once every destination accepted every letter (retrying transient failures)."""
+        """Return once every destination accepted every letter, retrying for as long as it takes."""
         if not letters:
             return
-        if self.topic is None and self.index is None:
-            for letter in letters:
-                log.error(
-                    "no dead-letter destination for %s: %s: %s",
-                    letter.coordinates,
-                    letter.error_type,
-                    letter.reason,
-                )
         await asyncio.gather(self._to_topic(letters), self._to_index(letters))
         for letter in letters:
             metrics.WORKER_DEAD_LETTERED.labels(self.pipeline, letter.error_type).inc()
 
-    async def _to_topic(self, letters: Sequence[DeadLetter]) -> None:
-        if self.topic is None or self.producer is None:
-            return
-        pending = list(letters)
-        attempt = 0
-        while pending:
-            results = await asyncio.gather(
-                *(self._deliver(letter) for letter in pending), return_exceptions=True
-            )
-            failed = [
-                (letter, r) for letter, r in zip(pending, results, strict=True) if isinstance(r, Exception)
-            ]
-            pending = [letter for letter, _ in failed]
-            if pending:  # the broker is unreachable or busy: retry, the offsets wait meanwhile
-                attempt += 1
+    async def _until_accepted(
+        self,
+        where: str,
+        attempt: Callable[[list[DeadLetter]], Awaitable[Failures]],
+        letters: Sequence[DeadLetter],
+    ) -> None:
+        pending, tries = list(letters), 0
+        try:
+            while True:
+                try:
+                    failed = await attempt(pending)
+                except Exception as exc:  # whatever it is, the letters are not stored: try again
+                    failed = [(letter, f"{type(exc).__name__}: {exc}") for letter in pending]
+                if not failed:
+                    return
+                pending = [letter for letter, _ in failed]
+                tries += 1
+                self.failing = f"{where}: {failed[0][1]}"[:1000]
+                if tries == 1:
+                    self._retrying += 1
+                    self.on_retry(True)
                 metrics.WORKER_RETRIED.labels(self.pipeline, "dead_letter").inc(len(pending))
                 log.warning(
-                    "dead-letter topic [%s]: %d records not accepted (%s); retry %d",
-                    self.topic,
+                    "%s did not accept %d dead letters (%s); retry %d, their offsets wait",
+                    where,
                     len(pending),
                     failed[0][1],
-                    attempt,
+                    tries,
                 )
                 await asyncio.sleep(
-                    backoff_delay(attempt, self.backoff.initial_ms / 1000, self.backoff.max_ms / 1000)
+                    backoff_delay(tries, self.backoff.initial_ms / 1000, self.backoff.max_ms / 1000)
                 )
+        finally:
+            if tries:
+                self._retrying -= 1
+                if not self._retrying:
+                    self.failing = None
+                self.on_retry(False)
 
-    async def _deliver(self, letter: DeadLetter) -> None:
-        assert self.topic is not None and self.producer is not None  # noqa: S101 - checked by _to_topic
-        headers = letter.kafka_headers(self.pipeline)
-        try:
-            await (await self.producer.send(self.topic, letter.value, letter.key, headers=headers))
-        except MessageSizeTooLargeError:
-            # Retrying cannot help: keep the record (error, coordinates) without the value, which
-            # stays readable in the source topic at the offset given in the headers.
-            headers.append((HEADER_PREFIX + "value.dropped", b"too large for the dead-letter topic"))
-            await (await self.producer.send(self.topic, None, letter.key, headers=headers))
-
-    async def _to_index(self, letters: Sequence[DeadLetter]) -> None:
-        if self.index is None or self.sink is None:
+    # --- topic -------------------------------------------------------------------------------------
+    async def _to_topic(self, letters: Sequence[DeadLetter]) -> None:
+        if self.topic is None:
             return
+        async with self._topic_lock:  # one batch of sends at a time: a failure then concerns only it
+            await self._until_accepted(f"dead-letter topic [{self.topic}]", self._send_all, letters)
+
+    async def _send_all(self, letters: list[DeadLetter]) -> Failures:
+        assert self.topic is not None and self._open_producer is not None  # noqa: S101 - see __init__
+        if self._producer is None:
+            self._producer = await self._open_producer()
+        producer, topic = self._producer, self.topic
+
+        async def send(letter: DeadLetter) -> None:
+            key, value, headers = fitted(letter, self.pipeline, self.record_limit)
+            await (await producer.send(topic, value, key, headers=headers))
+
+        results = await asyncio.gather(*(send(letter) for letter in letters), return_exceptions=True)
+        failed = [(letter, r) for letter, r in zip(letters, results, strict=True) if isinstance(r, Exception)]
+        if failed:
+            if any(isinstance(r, MessageSizeTooLargeError) for _, r in failed):  # the topic's limit shrank
+                self.record_limit = max(MIN_RECORD_LIMIT, self.record_limit // 2)
+            await self._drop_producer()  # a fresh producer id: no sequence left over from the failure
+        return [(letter, f"{type(r).__name__}: {r}") for letter, r in failed]
+
+    async def _drop_producer(self) -> None:
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            with contextlib.suppress(Exception):
+                await producer.stop()
+
+    # --- index -------------------------------------------------------------------------------------
+    async def _to_index(self, letters: Sequence[DeadLetter]) -> None:
+        if self.index is None:
+            return
+        await self._until_accepted(f"dead-letter index [{self.index}]", self._index_all, letters)
+
+    async def _index_all(self, letters: list[DeadLetter]) -> Failures:
+        assert self.index is not None and self.sink is not None  # noqa: S101 - see __init__
         items = [
             BulkItem(letter.coordinates, self.index, letter.document(self.pipeline), Operation.INDEX)
             for letter in letters
         ]
         result = await self.sink.write(items)
-        for letter, outcome in zip(letters, result.outcomes, strict=True):
-            if outcome is not None:
-                log.error(
-                    "dead-letter index [%s] refused %s: %s: %s",
-                    self.index,
-                    letter.coordinates,
-                    outcome.error_type,
-                    outcome.reason,
-                )
+        return [
+            (letter, f"{outcome.error_type}: {outcome.reason}")
+            for letter, outcome in zip(letters, result.outcomes, strict=True)
+            if outcome is not None
+        ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from sidecar.inference.types import TaskType
-from sidecar.pipelines.schema import DocumentIdFrom, Engine, PipelineConfig, TargetType
+from sidecar.pipelines.schema import DocumentIdFrom, Engine, PipelineConfig, TargetType, Tolerance
 
 Loc = tuple[str | int, ...]
 
@@ -122,6 +122,8 @@ def _sink(config: PipelineConfig) -> list[tuple[Loc, str]]:
         except DateMathError as exc:
             problems.append(((*at, "index"), str(exc)))
     errors = config.errors
+    if errors.tolerance is Tolerance.NONE and (errors.dead_letter_index or errors.dead_letter_topic):
+        problems.append((("errors", "tolerance"), "dead-letter destinations need [tolerance] [all]"))
     for key in ("dead_letter_index",):
         value = getattr(errors, key)
         if value is not None and value != value.lower():

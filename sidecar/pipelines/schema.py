@@ -280,9 +280,42 @@ class BackoffConfig(_Strict):
     max_ms: int = Field(default=30_000, gt=0)
 
 
+class Tolerance(StrEnum):
+    """Kafka Connect's `errors.tolerance`: what a record the worker cannot index does to the pipeline."""
+
+    ALL = "all"  # it goes to the dead letter and the pipeline moves on
+    NONE = "none"  # the pipeline stops at it, its offset uncommitted
+
+
+class OnNull(StrEnum):
+    """What a message with a null value (a tombstone) does."""
+
+    DEAD_LETTER = "dead_letter"  # recorded in the dead letter; nothing in the engine changes
+    DELETE = "delete"  # deletes the document whose id is the message key
+    IGNORE = "ignore"  # skipped, counted in sidecar_worker_skipped_total
+
+
+class OnMalformed(StrEnum):
+    """What a document the engine refuses (mapping conflict, parse error) does."""
+
+    DEAD_LETTER = "dead_letter"
+    FAIL = "fail"  # the pipeline stops at it, as with `tolerance: none`
+
+
 class ErrorsConfig(_Strict):
+    tolerance: Tolerance = Field(
+        default=Tolerance.ALL,
+        description="`all`: records that cannot be indexed go to the dead letter; `none`: stop at the first.",
+    )
     dead_letter_topic: str | None = None
-    dead_letter_index: str | None = None
+    dead_letter_index: str | None = Field(
+        default=None,
+        description="With `tolerance: all` and no dead-letter topic, defaults to `<pipeline name>-dead-letter`.",
+    )
+    on_null: OnNull = Field(default=OnNull.DEAD_LETTER, description="Null-valued messages (tombstones).")
+    on_malformed: OnMalformed = Field(
+        default=OnMalformed.DEAD_LETTER, description="Documents the engine refuses."
+    )
     max_retries: int = Field(
         default=5, ge=0, description="Retries of a 429/5xx bulk item before its dead letter."
     )
@@ -322,6 +355,27 @@ class PipelineConfig(_Strict):
             problem = f"pipeline [{self.name}] has no [source.kafka]; the Kafka worker needs one"
             raise PipelineConfigError(problem, [problem])
         return self.source.kafka
+
+    @property
+    def dead_letter_index(self) -> str | None:
+        """Where dead letters are indexed: the configured index or, when no destination is configured
+        and records are tolerated, `<name>-dead-letter`, so that no record is ever dropped."""
+        errors = self.errors
+        if errors.dead_letter_index is not None or errors.dead_letter_topic is not None:
+            return errors.dead_letter_index
+        return f"{self.name}-dead-letter" if errors.tolerance is Tolerance.ALL else None
+
+    @property
+    def dead_letter_summary(self) -> str:
+        """Where records the pipeline cannot index go, in one line (`sidecar validate` prints it)."""
+        errors = self.errors
+        if errors.tolerance is Tolerance.NONE:
+            return "errors.tolerance is none: the pipeline stops at the first record it cannot index"
+        places = [f"topic [{errors.dead_letter_topic}]"] if errors.dead_letter_topic else []
+        if self.dead_letter_index:
+            default = "" if errors.dead_letter_index else " (the default)"
+            places.append(f"index [{self.dead_letter_index}]{default}")
+        return "dead letters go to " + " and ".join(places)
 
     @property
     def endpoint_ids(self) -> list[str]:

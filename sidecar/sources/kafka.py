@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from aiokafka.structs import OffsetAndMetadata
 
@@ -65,16 +67,47 @@ def client_options(config: KafkaSourceConfig) -> dict[str, Any]:
     return options
 
 
-def make_producer(config: KafkaSourceConfig) -> AIOKafkaProducer:
-    """An idempotent producer (acks=all) on the source cluster, for the dead-letter topic."""
+def producer_max_request_size(config: KafkaSourceConfig) -> int:
+    """Room for a poison message of the largest accepted size plus its dead-letter headers."""
+    return max(1024 * 1024, config.max_message_bytes + 64 * 1024)
+
+
+def make_producer(config: KafkaSourceConfig, record_limit: int | None = None) -> AIOKafkaProducer:
+    """An idempotent producer (acks=all) on the source cluster, for the dead-letter topic.
+
+    With `record_limit` (what the topic accepts), batches stay under it too: the broker checks the
+    size of a whole record batch, not of one record.
+    """
+    max_request = producer_max_request_size(config)
     return AIOKafkaProducer(
         **client_options(config),
         acks="all",
         enable_idempotence=True,
         linger_ms=5,
-        # Room for a poison message of the largest accepted size plus its dead-letter headers.
-        max_request_size=max(1024 * 1024, config.max_message_bytes + 64 * 1024),
+        max_request_size=max_request,
+        max_batch_size=min(16384, record_limit or max_request),
     )
+
+
+async def topic_max_message_bytes(config: KafkaSourceConfig, topic: str) -> int | None:
+    """The topic's `max.message.bytes`; None when it cannot be read (no such topic yet, no ACL)."""
+    admin = AIOKafkaAdminClient(**client_options(config))
+    try:
+        await admin.start()
+        answers = await admin.describe_configs(
+            [ConfigResource(ConfigResourceType.TOPIC, topic, configs={"max.message.bytes": None})]
+        )
+    except KafkaError as exc:
+        log.warning("cannot read the configuration of topic [%s]: %s", topic, exc)
+        return None
+    finally:
+        await admin.close()
+    for answer in answers:
+        for error_code, _, _, name, entries in answer.resources:
+            for key, value, *_ in entries:
+                if error_code == 0 and name == topic and key == "max.message.bytes":
+                    return int(value)
+    return None
 
 
 class _Listener(ConsumerRebalanceListener):

@@ -3,7 +3,8 @@
 - Every consumed message is registered with its partition's `PartitionOffsets`; commits send the
   contiguous finished prefix only, serialized by a lock so an older commit never lands last.
 - Consumption pauses (all owned partitions) while any reason holds: too much in flight, the engine
-  or the inference service pushing back, or a rebalance in progress; it resumes when none holds.
+  or the inference service pushing back, a dead-letter destination refusing writes, or a rebalance
+  in progress; it resumes when none holds.
 - Before partitions are revoked, their in-flight batches get a bounded time to finish, then the
   finished prefix is committed and the partitions are forgotten: acknowledgements arriving later
   are ignored, and the new owner re-reads from the committed offset (ids are idempotent).
@@ -23,7 +24,7 @@ from sidecar.worker.offsets import PartitionOffsets
 
 log = logging.getLogger(__name__)
 
-PAUSE_REASONS = ("in_flight", "engine", "inference", "rebalance")
+PAUSE_REASONS = ("in_flight", "engine", "inference", "dead_letter", "rebalance")
 
 
 class Partitions:

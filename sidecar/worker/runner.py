@@ -27,13 +27,19 @@ from sidecar.enrichment import Enricher
 from sidecar.errors import DocumentError, RetriableInferenceError
 from sidecar.inference.types import InferenceServiceProtocol, TaskType
 from sidecar.observability import metrics
-from sidecar.pipelines.schema import Operation, PipelineConfig, TargetType
+from sidecar.pipelines.schema import OnMalformed, Operation, PipelineConfig, TargetType, Tolerance
 from sidecar.settings import Settings, load_settings
 from sidecar.sinks import BulkItem, BulkSink, create_sink
 from sidecar.sinks.base import backoff_delay
 from sidecar.sinks.date_math import resolve_index
 from sidecar.sinks.setup import setup_pipeline
-from sidecar.sources.kafka import KafkaSource, Message, make_producer
+from sidecar.sources.kafka import (
+    KafkaSource,
+    Message,
+    make_producer,
+    producer_max_request_size,
+    topic_max_message_bytes,
+)
 from sidecar.worker.decode import Envelope, decode, poison
 from sidecar.worker.inference import EndpointCatalog
 from sidecar.worker.offsets import PartitionOffsets
@@ -42,9 +48,24 @@ from sidecar.worker.partitions import Partitions
 
 log = logging.getLogger(__name__)
 
+DEFAULT_TOPIC_MAX_MESSAGE_BYTES = 1024 * 1024 + 12  # the broker's default, when the topic's is unknown
+
 
 class PipelineStartError(Exception):
     """The pipeline cannot start (unknown endpoint, mapping conflict...): a configuration problem."""
+
+
+class ToleranceExceeded(Exception):
+    """A record was not tolerated (`errors.tolerance: none`, `errors.on_malformed: fail`): the pipeline
+    stops with that record's offset uncommitted, as a Kafka Connect task fails."""
+
+    def __init__(self, pipeline: str, letter: DeadLetter, count: int) -> None:
+        super().__init__(
+            f"pipeline [{pipeline}] stops: tolerance exceeded at {letter.topic}-{letter.partition} offset "
+            f"{letter.offset} ({letter.error_type}: {letter.reason[:500]})"
+            + (f" and {count - 1} more records of the batch" if count > 1 else "")
+            + "; the offset is not committed"
+        )
 
 
 @dataclass
@@ -100,14 +121,13 @@ class PipelineRunner:
             max_input_chars=settings.max_input_chars,
             pipeline=self.name,
         )
-        self._producer: Any = None
         self.dead_letters = DeadLetterWriter(
             self.name,
             topic=None,
-            index=config.errors.dead_letter_index,
-            producer=None,
+            index=config.dead_letter_index,
             sink=self.sink,
             backoff=config.errors.backoff,
+            on_retry=lambda active: self.partitions.add_reason("dead_letter", 1 if active else -1),
         )
         self._order = KeyedOrder()
         # `update` replaces sparse vectors whole (a merge would keep stale tokens); dense ones are lists.
@@ -127,12 +147,36 @@ class PipelineRunner:
         self.catalog.set_pipeline_usage(self.name, self.config.endpoint_ids)
         topic = self.config.errors.dead_letter_topic
         if topic is not None:
-            self._producer = make_producer(self.config.kafka)
-            await self._producer.start()
-            self.dead_letters.topic, self.dead_letters.producer = topic, self._producer
+            await self._open_dead_letter_topic(topic)
         await self.source.start()
         self.started = True
         log.info("pipeline [%s] started", self.name)
+
+    async def _open_dead_letter_topic(self, topic: str) -> None:
+        kafka = self.config.kafka
+        limit = min(
+            await topic_max_message_bytes(kafka, topic) or DEFAULT_TOPIC_MAX_MESSAGE_BYTES,
+            producer_max_request_size(kafka),
+        )
+
+        async def open_producer() -> Any:
+            producer = make_producer(kafka, limit)
+            await producer.start()
+            return producer
+
+        self.dead_letters = DeadLetterWriter(
+            self.name,
+            topic=topic,
+            index=self.dead_letters.index,
+            sink=self.sink,
+            backoff=self.config.errors.backoff,
+            open_producer=open_producer,
+            record_limit=limit,
+            on_retry=self.dead_letters.on_retry,
+        )
+        log.info(
+            "pipeline [%s]: dead letters to topic [%s] (records up to %d bytes)", self.name, topic, limit
+        )
 
     def stop(self) -> None:
         self._stopping.set()
@@ -177,9 +221,7 @@ class PipelineRunner:
     async def close(self) -> None:
         """Leave the group and close the clients (also for a pipeline that never ran)."""
         await self.source.stop()
-        if self._producer is not None:
-            await self._producer.stop()
-            self._producer = None
+        await self.dead_letters.close()
         await self.sink.close()
 
     async def _check_endpoints(self) -> dict[str, int]:
@@ -243,7 +285,7 @@ class PipelineRunner:
         trackers: list[PartitionOffsets] = []
         for message in messages:
             trackers.append(self.partitions.register(message.tp, message.offset))
-            decoded = decode(message, self.config)
+            decoded = self._decode(message)
             (letters if isinstance(decoded, DeadLetter) else envelopes).append(decoded)  # type: ignore[arg-type]
         keys = sorted({e.doc_id for e in envelopes})
         done, waits = self._order.register(keys)
@@ -254,11 +296,22 @@ class PipelineRunner:
         self._tasks.add(task)
         task.add_done_callback(self._batch_finished)
 
+    def _decode(self, message: Message) -> Envelope | DeadLetter:
+        try:
+            return decode(message, self.config)
+        except Exception as exc:  # a record the decoder did not foresee is still only that record's fault
+            letter = poison(message, "decode_failed", f"{type(exc).__name__}: {exc}")
+            log.warning("pipeline [%s]: %s not decoded", self.name, letter.coordinates, exc_info=True)
+            return letter
+
     def _batch_finished(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
             self.fatal = task.exception()
-            log.error("pipeline [%s] stops: a batch failed unexpectedly", self.name, exc_info=self.fatal)
+            if isinstance(self.fatal, ToleranceExceeded):
+                log.error("%s", self.fatal)
+            else:
+                log.error("pipeline [%s] stops: a batch failed unexpectedly", self.name, exc_info=self.fatal)
             self.stop()
 
     # --- one batch ---------------------------------------------------------------------------------
@@ -266,7 +319,7 @@ class PipelineRunner:
         try:
             letters = list(batch.letters)
             index = resolve_index(self.config.sink.index)
-            docs = await self._enrich(batch.envelopes, index)
+            docs = await self._enrich_each(batch.envelopes, index)
             items: list[BulkItem] = []
             owners: list[list[Envelope]] = []
             slot: dict[str, int] = {}
@@ -280,7 +333,12 @@ class PipelineRunner:
                     slot[envelope.doc_id] = len(items)
                     items.append(
                         BulkItem(
-                            envelope.doc_id, index, doc, operation, envelope.routing, replace=self._replace
+                            envelope.doc_id,
+                            index,
+                            doc,
+                            operation,
+                            envelope.routing,
+                            replace=self._replace,
                         )
                     )
                     owners.append([envelope])
@@ -294,14 +352,15 @@ class PipelineRunner:
                 owners[pos].append(envelope)
             for earlier in batch.waits:
                 await earlier
-            result = await self.sink.write(items)
+            outcomes = await self._write_each(items)
             indexed = 0
-            for envs, outcome in zip(owners, result.outcomes, strict=True):
+            for envs, outcome in zip(owners, outcomes, strict=True):
                 if outcome is None:
                     indexed += len(envs)
                 else:
                     letters += [poison(e.message, outcome.error_type, outcome.reason, "index") for e in envs]
             metrics.WORKER_INDEXED.labels(self.name).inc(indexed)
+            self._check_tolerance(letters)
             await self.dead_letters.write(letters)
             for message, tracker in zip(batch.messages, batch.trackers, strict=True):
                 tracker.finish(message.offset)  # ignored when the partition was revoked meanwhile
@@ -310,6 +369,42 @@ class PipelineRunner:
             self._order.release(batch.done, batch.keys)
             self._in_flight -= len(batch.messages)
             metrics.WORKER_IN_FLIGHT.labels(self.name).set(self._in_flight)
+
+    def _check_tolerance(self, letters: list[DeadLetter]) -> None:
+        """Raise (the pipeline stops, the batch's offsets stay uncommitted) where a letter is not tolerated."""
+        errors = self.config.errors
+        if errors.tolerance is Tolerance.NONE:
+            stops = letters
+        elif errors.on_malformed is OnMalformed.FAIL:
+            stops = [letter for letter in letters if letter.stage == "index"]
+        else:
+            return
+        if stops:
+            first = min(stops, key=lambda letter: (letter.topic, letter.partition, letter.offset))
+            raise ToleranceExceeded(self.name, first, len(stops))
+
+    async def _enrich_each(
+        self, envelopes: list[Envelope], index: str
+    ) -> list[dict[str, Any] | DocumentError]:
+        """`_enrich`, and where it fails unexpectedly, one envelope at a time: only the records that fail
+        alone are dead-lettered."""
+        try:
+            return await self._enrich(envelopes, index)
+        except Exception as exc:
+            if len(envelopes) == 1:
+                log.warning("pipeline [%s]: enrichment failed", self.name, exc_info=True)
+                return [DocumentError("enrich_failed", f"{type(exc).__name__}: {exc}")]
+        return [doc for envelope in envelopes for doc in await self._enrich_each([envelope], index)]
+
+    async def _write_each(self, items: list[BulkItem]) -> list[DocumentError | None]:
+        """`sink.write`, and where it fails unexpectedly (not an engine answer), one item at a time."""
+        try:
+            return (await self.sink.write(items)).outcomes
+        except Exception as exc:
+            if len(items) == 1:
+                log.warning("pipeline [%s]: bulk write failed", self.name, exc_info=True)
+                return [DocumentError("index_failed", f"{type(exc).__name__}: {exc}")]
+        return [outcome for item in items for outcome in await self._write_each([item])]
 
     async def _enrich(self, envelopes: list[Envelope], index: str) -> list[dict[str, Any] | DocumentError]:
         if not envelopes:
@@ -361,5 +456,6 @@ class PipelineRunner:
             "pause_reasons": self.partitions.active_reasons(),
             "in_flight": self._in_flight,
             "partitions": len(self.source.assignment()),
+            "dead_letter_failing": self.dead_letters.failing,
             "fatal": None if self.fatal is None else repr(self.fatal),
         }

@@ -72,3 +72,29 @@ def test_routing_from_field() -> None:
     assert isinstance(env, Envelope) and env.routing == "acme"
     letter = decode(message(b'{"title": "no tenant"}'), config)
     assert isinstance(letter, DeadLetter) and letter.error_type == "invalid_routing"
+
+
+DEEP = b'{"title": "t", "n": ' + b"[" * 5000 + b"]" * 5000 + b"}"
+
+
+@pytest.mark.parametrize(
+    ("value", "error_type", "where"),
+    [
+        (DEEP, "invalid_json", "nested too deeply"),
+        (b'{"title": "t", "note": "a\\udc00b"}', "invalid_text", "[note]"),
+        (b'{"title": "t", "k\\ud800": 1}', "invalid_text", "[<root>]"),
+        (b'{"title": "t", "list": [{"x": "\\udfff"}]}', "invalid_text", "[list.0.x]"),
+        (b'{"meta": {"id": "x\\udc00"}, "title": "t"}', "invalid_text", "[meta.id]"),
+    ],
+)
+def test_deep_nesting_and_lone_surrogates_are_poison(value: bytes, error_type: str, where: str) -> None:
+    config = pipeline(source__kafka__document_id={"from": "field", "field": "meta.id"})
+    letter = decode(message(value), config)
+    assert isinstance(letter, DeadLetter) and letter.error_type == error_type and where in letter.reason
+
+
+def test_surrogate_pairs_and_escaped_backslashes_are_valid_text() -> None:
+    value = b'{"title": "smile \\ud83d\\ude00", "path": "c:\\\\udc00"}'
+    env = decode(message(value), pipeline())
+    assert isinstance(env, Envelope) and env.source["title"] == "smile \U0001f600"
+    assert env.source["path"] == "c:\\udc00"

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+from typing import Any
 
+import pytest
 from aiokafka import TopicPartition
 
 from sidecar.sources.kafka import Message
-from sidecar.worker.runner import PipelineRunner
+from sidecar.worker import runner as runner_module
+from sidecar.worker.runner import PipelineRunner, ToleranceExceeded
 from tests.unit.worker.fakes import FakeService, RecordingSink, pipeline, sparse_of
 
 
@@ -21,6 +24,12 @@ def message(offset: int, key: str, value: object | bytes) -> Message:
 async def run_batch(runner: PipelineRunner, messages: list[Message]) -> None:
     runner._start_batch(messages)
     await asyncio.gather(*runner._tasks)
+
+
+async def run_stopping_batch(runner: PipelineRunner, messages: list[Message]) -> None:
+    """A batch whose failure stops the pipeline (kept in `runner.fatal`)."""
+    runner._start_batch(messages)
+    await asyncio.wait(set(runner._tasks))
 
 
 async def test_batch_indexes_dead_letters_and_acknowledges_everything(service: FakeService) -> None:
@@ -83,3 +92,62 @@ async def test_later_batches_wait_for_earlier_writes_of_the_same_id(service: Fak
     runner._start_batch([message(1, "same", {"title": "new"})])
     await asyncio.gather(*runner._tasks)
     assert order == ["old", "new"]
+
+
+async def test_without_a_destination_dead_letters_go_to_the_default_index(service: FakeService) -> None:
+    sink = RecordingSink()
+    runner = PipelineRunner(pipeline(), service, service, sink=sink)
+    await run_batch(runner, [message(0, "k1", {"title": "ok"}), message(1, "k2", b"{not json")])
+    letters = {a["_id"]: a["_source"] for a in sink.actions if a["_index"] == "unit-dead-letter"}
+    assert letters["docs+0+1"]["error"]["type"] == "invalid_json"
+    assert runner.partitions.trackers[TopicPartition("docs", 0)].committable() == 2
+
+
+async def test_tolerance_none_stops_at_the_first_poison_without_committing(service: FakeService) -> None:
+    sink = RecordingSink()
+    runner = PipelineRunner(pipeline(errors={"tolerance": "none"}), service, service, sink=sink)
+    assert runner.config.dead_letter_index is None
+    await run_stopping_batch(runner, [message(0, "k1", {"title": "ok"}), message(1, "k2", b"[1]")])
+    assert isinstance(runner.fatal, ToleranceExceeded) and runner.stopping
+    assert "docs-0 offset 1 (not_an_object" in str(runner.fatal)
+    assert runner.partitions.trackers[TopicPartition("docs", 0)].committable() is None
+    assert all(a["_index"] == "docs" for a in sink.actions)  # nothing dead-lettered
+
+
+async def test_on_malformed_fail_stops_at_a_refused_document(service: FakeService) -> None:
+    sink = RecordingSink(answers={"k2": 400})
+    runner = PipelineRunner(pipeline(errors={"on_malformed": "fail"}), service, service, sink=sink)
+    await run_stopping_batch(
+        runner, [message(0, "k1", {"title": "ok"}), message(1, "k2", {"title": "refused"})]
+    )
+    assert isinstance(runner.fatal, ToleranceExceeded) and "mapper_parsing_exception" in str(runner.fatal)
+    assert runner.partitions.trackers[TopicPartition("docs", 0)].committable() is None
+
+
+async def test_an_unforeseen_failure_of_one_record_dead_letters_only_that_record(
+    service: FakeService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sink = RecordingSink()
+    runner = PipelineRunner(pipeline(errors={"dead_letter_index": "dlq"}), service, service, sink=sink)
+    real_decode, real_write = runner_module.decode, sink.write
+
+    def decode(message: Message, config: Any) -> Any:
+        if message.key == b"k2":
+            raise RecursionError("decoder bug")
+        return real_decode(message, config)
+
+    async def write(items: Any) -> Any:
+        if any(item.doc_id == "k3" for item in items):
+            raise UnicodeEncodeError("utf-8", "x", 0, 1, "surrogates not allowed")
+        return await real_write(items)
+
+    monkeypatch.setattr(runner_module, "decode", decode)
+    monkeypatch.setattr(sink, "write", write)
+    messages = [message(n, f"k{n}", {"title": f"doc {n}"}) for n in range(1, 5)]
+    await run_batch(runner, messages)
+    assert runner.fatal is None
+    letters = {a["_id"]: a["_source"]["error"] for a in sink.actions if a["_index"] == "dlq"}
+    assert letters["docs+0+2"]["type"] == "decode_failed" and "decoder bug" in letters["docs+0+2"]["reason"]
+    assert letters["docs+0+3"]["type"] == "index_failed" and letters["docs+0+3"]["stage"] == "index"
+    assert sorted(a["_id"] for a in sink.actions if a["_index"] == "docs") == ["k1", "k4"]
+    assert runner.partitions.trackers[TopicPartition("docs", 0)].committable() == 5
