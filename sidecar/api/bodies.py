@@ -8,12 +8,12 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any, Literal, TypeVar
 
 from fastapi import Request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from sidecar import jsontext
 from sidecar.api.media import is_json_body_type
 from sidecar.errors import MissingBodyError, ParseError, RequestValidationError, SidecarError
 from sidecar.inference.types import InputType, TaskType
@@ -133,9 +133,9 @@ async def read_json(request: Request, *, required: bool = True) -> Any:
         raise UnsupportedContentTypeError("Content-Type header is missing")
     if not is_json_body_type(content_type):
         raise UnsupportedContentTypeError(f"Content-Type header [{content_type}] is not supported")
-    try:
-        return json.loads(raw, object_pairs_hook=_no_duplicates)
-    except (ValueError, RecursionError) as exc:  # JSONDecodeError and bad UTF-8 are ValueErrors
+    try:  # comments allowed as in Elasticsearch; bad UTF-8, lone surrogates and deep nesting refused
+        return jsontext.loads(raw, object_pairs_hook=_no_duplicates)
+    except ValueError as exc:
         raise ParseError(f"Failed to parse request body: {_short(exc)}") from exc
 
 

@@ -15,6 +15,7 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
+from sidecar import redact
 from sidecar.errors import AuthenticationError, SidecarError
 
 log = logging.getLogger(__name__)
@@ -25,15 +26,16 @@ WWW_AUTHENTICATE = ["ApiKey", 'Bearer realm="security"']
 
 def error_body(err: SidecarError) -> dict[str, Any]:
     """The Elasticsearch error envelope for `err`."""
+    reason = redact.url(err.reason)  # the last guard: no message carries a URL's password out
     if getattr(err, "short_form", False):
-        return {"error": err.reason, "status": err.status}
-    cause: dict[str, Any] = {"type": err.es_type, "reason": err.reason}
+        return {"error": reason, "status": err.status}
+    cause: dict[str, Any] = {"type": err.es_type, "reason": reason}
     if isinstance(err, AuthenticationError):
         cause["header"] = {"WWW-Authenticate": WWW_AUTHENTICATE}
     top = dict(cause)
     nested = err.__cause__
     if isinstance(nested, SidecarError) and nested is not err:
-        top["caused_by"] = {"type": nested.es_type, "reason": nested.reason}
+        top["caused_by"] = {"type": nested.es_type, "reason": redact.url(nested.reason)}
     return {"error": {"root_cause": [cause], **top}, "status": err.status}
 
 
@@ -71,7 +73,8 @@ def encode(body: Any) -> bytes:
 
 def log_error(err: SidecarError) -> None:
     """Server-side failures are logged with their cause; client errors only at debug level."""
+    reason = redact.url(err.reason)
     if err.status >= 500:
-        log.error("request failed: %s", err.reason, exc_info=err.__cause__ or err)
+        log.error("request failed: %s", reason, exc_info=err.__cause__ or err)
     else:
-        log.debug("request rejected: %s %s", err.es_type, err.reason)
+        log.debug("request rejected: %s %s", err.es_type, reason)

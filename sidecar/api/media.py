@@ -36,10 +36,13 @@ def compat_major(header_value: str | None, header_name: str) -> int | None:
     compat = _COMPAT_RE.search(match.group("params") or "")
     if compat is None:
         return None
-    major = int(compat.group("major"))
+    digits = compat.group("major")
+    # Compared as text first: Python refuses to turn more than 4,300 digits into an int.
+    major = int(digits) if len(digits.lstrip("0")) <= 3 else None
     if major not in SUPPORTED_MAJORS:
+        shown = digits if len(digits) <= 20 else digits[:20] + "..."
         raise MediaTypeError(
-            f"Invalid media-type value on headers [{header_name}]: compatible-with={major} is not "
+            f"Invalid media-type value on headers [{header_name}]: compatible-with={shown} is not "
             f"supported, use one of {list(SUPPORTED_MAJORS)}"
         )
     return major

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from sidecar import redact
 from sidecar.enrichment import Enricher
 from sidecar.errors import PipelineConfigError
 from sidecar.hook.pipelines import HookPipeline, PipelineSelector
@@ -27,7 +28,7 @@ def _upstream_target(settings: Settings, configs: list[PipelineConfig]) -> tuple
     if len(urls) > 1:
         raise PipelineConfigError(
             "the ingest hook forwards to one engine, but the hook pipelines write to "
-            f"{sorted(urls)}; set SIDECAR_HOOK_UPSTREAM_URL",
+            f"{sorted(redact.url(u) for u in urls)}; set SIDECAR_HOOK_UPSTREAM_URL",
         )
     if not configs:
         return None, None
@@ -81,7 +82,7 @@ class Hook:
         )
         for pipeline in pipelines:
             log.info("ingest hook: pipeline [%s] enriches %s", pipeline.name, pipeline.patterns)
-        log.info("ingest hook forwards to [%s]", url)
+        log.info("ingest hook forwards to [%s]", redact.url(url))
         return cls(pipelines, upstream, settings)
 
     async def close(self) -> None:

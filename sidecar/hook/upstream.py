@@ -15,6 +15,7 @@ from urllib.parse import quote
 
 import httpx
 
+from sidecar import redact
 from sidecar.errors import UpstreamUnavailableError
 from sidecar.pipelines.schema import SinkAuth
 
@@ -84,8 +85,12 @@ class Upstream:
             response = await self.client.request(
                 method, self.url + path, params=list(params), content=body, headers=headers
             )
-        except httpx.HTTPError as exc:
-            raise UpstreamUnavailableError(f"the engine at [{self.url}] did not answer: {exc!r}") from exc
+        except (httpx.HTTPError, UnicodeEncodeError) as exc:
+            # Not chained: the client's error text can quote a credential header or the URL's password.
+            detail = redact.text(f"{type(exc).__name__}: {exc}", [authorization])
+            raise UpstreamUnavailableError(
+                f"the engine at [{redact.url(self.url)}] did not answer: {detail}"
+            ) from None
         return UpstreamAnswer(
             response.status_code,
             response.content,

@@ -9,6 +9,7 @@ from typing import Any
 
 from sidecar.errors import SettingsValidationError, StatusError
 from sidecar.inference.services.providers import PROVIDER_ROWS
+from sidecar.inference.services.remote_settings import check_remote_settings
 from sidecar.inference.types import (
     CompletionResult,
     DenseEmbedding,
@@ -211,6 +212,8 @@ def validate_settings(
             f"Model configuration contains settings {_java_map(unknown_task)} "
             f"unknown to the [{service}] service"
         )
+    if spec is not LOCAL_ELASTICSEARCH:
+        check_remote_settings(service_settings, spec.secrets)
     if spec.runtime:
         runtime_class(spec).check_settings(task_type, service_settings, task_settings)
     return spec

@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 
+from sidecar import redact
 from sidecar.errors import RemoteServiceError, SettingsValidationError
 from sidecar.observability import metrics
 
@@ -177,9 +178,11 @@ class RemoteCaller:
                 response = await self._client.send(request, stream=stream)
             except httpx.TimeoutException as exc:
                 last = RemoteServiceError(self._failure(f"timed out: {exc}"), status=504, retriable=True)
-            except httpx.TransportError as exc:
+            except (httpx.TransportError, httpx.InvalidURL, UnicodeEncodeError) as exc:
+                # The client's text may quote a credential header (`Bearer <key>` with a stray CR/LF).
+                detail = redact.text(str(exc), redact.header_secrets(headers))
                 last = RemoteServiceError(
-                    self._failure(f"could not connect: {exc}"), status=502, retriable=True
+                    self._failure(f"could not connect: {detail}"), status=502, retriable=True
                 )
             else:
                 code = response.status_code

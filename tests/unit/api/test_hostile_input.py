@@ -1,0 +1,122 @@
+"""Hostile input at the edge of the API: invalid text, absurd headers, remote endpoints that could
+never work, and secrets that must not come back in any answer or log record."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import httpx
+import pytest
+
+from tests.unit.api.conftest import DENSE_ID, RERANK_ID, SPARSE_ID
+
+JSON = {"content-type": "application/json"}
+ESCAPED = b'"\\udc00"'  # a lone surrogate escape: valid JSON syntax, not valid text
+RAW = b'"\xed\xa0\x80"'  # the surrogate U+D800 encoded as bytes: not valid UTF-8
+
+
+@pytest.mark.parametrize("text", [ESCAPED, RAW], ids=["escaped", "raw_bytes"])
+@pytest.mark.parametrize(
+    ("path", "template"),
+    [
+        (f"/_inference/sparse_embedding/{SPARSE_ID}", b'{"input": %s}'),
+        (f"/_inference/text_embedding/{DENSE_ID}", b'{"input": [%s]}'),
+        (f"/_inference/rerank/{RERANK_ID}", b'{"query": "q", "input": ["a", %s]}'),
+        (f"/_inference/rerank/{RERANK_ID}", b'{"query": %s, "input": ["a"]}'),
+        (f"/_sidecar/hugging_face/{SPARSE_ID}", b'{"inputs": [%s]}'),
+    ],
+)
+async def test_invalid_text_is_a_400_parse_error(
+    client: httpx.AsyncClient, path: str, template: bytes, text: bytes
+) -> None:
+    response = await client.post(path, content=template % text, headers=JSON)
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert error["type"] == "x_content_parse_exception"
+    assert error["reason"].startswith("Failed to parse request body: ")
+    assert error["root_cause"] == [{"type": error["type"], "reason": error["reason"]}]
+
+
+async def test_paired_surrogate_escapes_and_comments_are_accepted(client: httpx.AsyncClient) -> None:
+    # Elasticsearch's parser allows comments; a surrogate pair is one character.
+    body = b'{"input": /* c */ "\\ud83d\\ude00 fox" // trailing\n}'
+    response = await client.post(f"/_inference/sparse_embedding/{SPARSE_ID}", content=body, headers=JSON)
+    assert response.status_code == 200, response.text
+
+
+async def test_deep_nesting_is_a_400(client: httpx.AsyncClient) -> None:
+    body = b'{"input": "a", "task_settings": ' + b'{"x": ' * 5000 + b"1" + b"}" * 5001
+    response = await client.post(f"/_inference/{SPARSE_ID}", content=body, headers=JSON)
+    assert response.status_code == 400, response.text
+    assert "nesting deeper than" in response.json()["error"]["reason"]
+
+
+@pytest.mark.parametrize("header", ["accept", "content-type"])
+async def test_a_huge_compatibility_version_is_a_400(client: httpx.AsyncClient, header: str) -> None:
+    vendor = "application/vnd.elasticsearch+json; compatible-with=" + "9" * 5000
+    response = await client.post(f"/_inference/{SPARSE_ID}", json={"input": "x"}, headers={header: vendor})
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert error["type"] == "media_type_header_exception"
+    assert len(error["reason"]) < 300
+
+
+SECRET = "sk-live-0123456789abcdef"
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"url": "file:///etc/passwd"}, "Invalid url [file:///etc/passwd] received for field [url]"),
+        ({"url": "http://[::1"}, "it is malformed"),
+        ({"url": "http://"}, "it has no host"),
+        ({"url": "http://ok.example", "api_key": SECRET + "\r\n"}, "Invalid value for field [api_key]"),
+        ({"url": "http://ok.example", "api_key": SECRET + "é"}, "Invalid value for field [api_key]"),
+    ],
+    ids=["file_url", "malformed_url", "no_host", "crlf_key", "non_ascii_key"],
+)
+async def test_remote_endpoints_that_could_never_work_are_refused_at_put(
+    client: httpx.AsyncClient, settings: dict[str, str], message: str
+) -> None:
+    body = {"service": "hugging_face", "service_settings": settings}
+    response = await client.put("/_inference/sparse_embedding/hostile-remote", json=body)
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert error["type"] == "validation_exception"
+    assert message in error["reason"]
+    assert SECRET not in response.text
+    assert (await client.get("/_inference/hostile-remote")).status_code == 404
+
+
+async def test_credentials_in_a_remote_url_are_not_echoed(client: httpx.AsyncClient) -> None:
+    body = {"service": "hugging_face", "service_settings": {"url": "ftp://user:hunter2@host/x"}}
+    response = await client.put("/_inference/sparse_embedding/hostile-ftp", json=body)
+    assert response.status_code == 400, response.text
+    assert "hunter2" not in response.text and "<redacted>@host" in response.text
+
+
+async def test_a_transport_error_quoting_the_key_is_redacted(caplog: pytest.LogCaptureFixture) -> None:
+    """An endpoint stored before the PUT checks existed: the client's error names the header."""
+    from sidecar.errors import RemoteServiceError
+    from sidecar.inference.services.remote import RemoteCaller, RetryPolicy
+
+    async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.close()  # the request never gets this far: the client refuses the header first
+
+    caplog.set_level(logging.DEBUG, logger="sidecar")  # httpcore's own DEBUG trace is silenced at start
+    server = await asyncio.start_server(accept, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    caller = RemoteCaller("hugging_face", "old", requests_per_minute=0, policy=RetryPolicy(max_retries=0))
+    try:
+        with pytest.raises(RemoteServiceError) as raised:
+            await caller.post(
+                f"http://127.0.0.1:{port}/embed", {"inputs": ["a"]}, {"Authorization": f"Bearer {SECRET}\r\n"}
+            )
+    finally:
+        await caller.aclose()
+        server.close()
+    assert raised.value.status == 502
+    assert SECRET not in raised.value.reason and "<redacted>" in raised.value.reason
+    assert raised.value.__cause__ is None and raised.value.__context__ is None
+    assert SECRET not in caplog.text
