@@ -80,6 +80,17 @@ class Settings(BaseSettings):
     max_seq_length: int = Field(512, description="Model input length in tokens; longer input is truncated.")
     torch_threads: int | None = Field(None, description="CPU threads for torch; default = cores.")
     warmup: bool = Field(True, description="Run a warm-up batch when a model loads.")
+    model_aliases: dict[str, str] = Field(
+        default_factory=dict,
+        description=(
+            "JSON object: Elasticsearch built-in model id (`.elser_model_2`, `.multilingual-e5-small`, "
+            "`.rerank-v1`, ...) or any alias -> local path, hub id or packaged model that serves it; "
+            "replaces the embedded stand-ins."
+        ),
+    )
+    probe_remote_on_create: bool = Field(
+        True, description="PUT of a remote endpoint makes one test call to the provider (off: offline setups)."
+    )
     preload_endpoints: list[str] = Field(
         default_factory=lambda: [".splade-tiny", ".minilm-l6"],
         description="Endpoints whose models `sidecar serve` loads before it reports ready.",

@@ -6,8 +6,10 @@ import json
 from fnmatch import fnmatchcase
 from typing import Any
 
+from starlette.requests import Request
 from starlette.responses import Response
 
+from sidecar.api.media import DEFAULT_MAJOR, compat_major
 from sidecar.api.params import QueryOptions
 
 _DROP = object()
@@ -93,3 +95,28 @@ def _remove(value: Any, path: list[str]) -> Any:
             continue
         result[key] = _remove(child, path[1:]) if fnmatchcase(key, path[0]) else child
     return result
+
+
+def with_warnings(response: Response, warnings: list[str], es_version: str) -> Response:
+    """Elasticsearch's `Warning: 299 Elasticsearch-<version> "<text>"` headers (RFC 7234 warn-code
+    299, one header per message); the official clients raise them as `ElasticsearchWarning`."""
+    for text in warnings:
+        quoted = text.replace("\\", "\\\\").replace('"', '\\"')
+        response.headers.append("Warning", f'299 Elasticsearch-{es_version}-sparse-sidecar "{quoted}"')
+    return response
+
+
+def warned(request: Request, response: Response, warnings: list[str]) -> Response:
+    """`with_warnings`, naming the Elasticsearch version this request's API major speaks."""
+    from sidecar.api.routes.root import ES_VERSION_FOR_MAJOR  # routes import this module
+
+    major = compat_major(request.headers.get("accept"), "Accept") or DEFAULT_MAJOR
+    return with_warnings(
+        response, warnings, ES_VERSION_FOR_MAJOR.get(major, ES_VERSION_FOR_MAJOR[DEFAULT_MAJOR])
+    )
+
+
+def endpoint_warnings(request: Request, endpoint: Any) -> list[str]:
+    """The service's warnings about an endpoint (a stand-in model serves it), if it has any."""
+    warnings = getattr(request.app.state.service, "endpoint_warnings", None)
+    return list(warnings(endpoint)) if warnings is not None else []

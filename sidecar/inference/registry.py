@@ -7,8 +7,10 @@ service settings, errors) and keeps them in an `EndpointStore`: SQLite by defaul
 from the settings and never appear in `public_dict()`, logs or error messages.
 
 Built-in endpoints exist without setup and cannot be changed or deleted (ids start with `.`):
-`.splade-tiny` (sparse_embedding), `.minilm-l6` (text_embedding, 384 dims) and
-`.minilm-l6-rerank` (rerank by dense cosine).
+`.splade-tiny` (sparse_embedding), `.minilm-l6` (text_embedding, 384 dims),
+`.minilm-l6-rerank` (rerank by dense cosine), and Elasticsearch's preconfigured
+`.elser-2-elasticsearch`, `.multilingual-e5-small-elasticsearch`, `.rerank-v1-elasticsearch` (whose
+model ids resolve through the alias table, `sidecar.inference.aliases`).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from sidecar.errors import (
     RequestValidationError,
     StatusError,
 )
+from sidecar.inference.aliases import E5_IDS, ELSER_DEFAULT_ID, RERANK_ID
 from sidecar.inference.chunking import ChunkingSettings
 from sidecar.inference.endpoints import Endpoint, EndpointStore, already_exists, not_found
 from sidecar.inference.registry_sqlite import SqliteEndpointStore
@@ -39,29 +42,54 @@ __all__ = ["BUILTIN_ENDPOINTS", "Endpoint", "EndpointRegistry", "EndpointStore",
 
 ID_PATTERN = re.compile(r"[a-z0-9](?:[a-z0-9_\-.]*[a-z0-9])?")
 CHUNKED_TASKS = (TaskType.SPARSE_EMBEDDING, TaskType.TEXT_EMBEDDING)
+ELSER_SERVICE = "elser"
 _CREATE_KEYS = {"service", "service_settings", "task_settings", "chunking_settings", "task_type"}
 _UPDATE_KEYS = {"service_settings", "task_settings", "chunking_settings", "task_type"}
 
 
-def _builtin(inference_id: str, task: TaskType, model_id: str) -> Endpoint:
+def _builtin(
+    inference_id: str,
+    task: TaskType,
+    settings: dict[str, Any],
+    task_settings: dict[str, Any] | None = None,
+) -> Endpoint:
     chunking = ChunkingSettings().to_dict() if task in CHUNKED_TASKS else None
     return Endpoint(
-        inference_id,
-        task,
-        "elasticsearch",
-        {"model_id": model_id, "num_allocations": 1, "num_threads": 1},
-        {},
-        chunking,
-        builtin=True,
+        inference_id, task, "elasticsearch", settings, task_settings or {}, chunking, builtin=True
     )
 
 
+_ONE = {"num_allocations": 1, "num_threads": 1}
+# Elasticsearch's preconfigured endpoints answer with these settings (its defaults off Linux x86_64).
+_ADAPTIVE = {"enabled": True, "min_number_of_allocations": 0, "max_number_of_allocations": 32}
 BUILTIN_ENDPOINTS: dict[str, Endpoint] = {
     e.inference_id: e
     for e in (
-        _builtin(".splade-tiny", TaskType.SPARSE_EMBEDDING, ".splade_tiny"),
-        _builtin(".minilm-l6", TaskType.TEXT_EMBEDDING, ".minilm_l6"),
-        _builtin(".minilm-l6-rerank", TaskType.RERANK, ".minilm_l6"),
+        _builtin(".splade-tiny", TaskType.SPARSE_EMBEDDING, {"model_id": ".splade_tiny", **_ONE}),
+        _builtin(".minilm-l6", TaskType.TEXT_EMBEDDING, {"model_id": ".minilm_l6", **_ONE}),
+        _builtin(".minilm-l6-rerank", TaskType.RERANK, {"model_id": ".minilm_l6", **_ONE}),
+        _builtin(
+            ".elser-2-elasticsearch",
+            TaskType.SPARSE_EMBEDDING,
+            {"num_threads": 1, "model_id": ELSER_DEFAULT_ID, "adaptive_allocations": _ADAPTIVE},
+        ),
+        _builtin(
+            ".multilingual-e5-small-elasticsearch",
+            TaskType.TEXT_EMBEDDING,
+            {
+                "num_threads": 1,
+                "model_id": E5_IDS[0],
+                "adaptive_allocations": _ADAPTIVE,
+                "similarity": "cosine",
+                "dimensions": 384,
+            },
+        ),
+        _builtin(
+            ".rerank-v1-elasticsearch",
+            TaskType.RERANK,
+            {"num_threads": 1, "model_id": RERANK_ID, "adaptive_allocations": _ADAPTIVE},
+            {"return_documents": True},
+        ),
     )
 }
 
@@ -147,6 +175,13 @@ class EndpointRegistry:
 
     # --- writes ------------------------------------------------------------------------------------
     def create(self, inference_id: str, task_type: TaskType | str | None, body: dict[str, Any]) -> Endpoint:
+        return self.insert(self.prepare_create(inference_id, task_type, body))
+
+    def prepare_create(
+        self, inference_id: str, task_type: TaskType | str | None, body: dict[str, Any]
+    ) -> Endpoint:
+        """The validated endpoint a create request describes, not stored yet (the API probes it
+        first, then calls `insert`)."""
         if (
             not isinstance(inference_id, str)
             or inference_id == "_all"
@@ -158,8 +193,13 @@ class EndpointRegistry:
                 "must start and end with alphanumeric;"
             )
         endpoint = self._build(inference_id, task_type, body)
-        if inference_id in BUILTIN_ENDPOINTS:
+        if inference_id in BUILTIN_ENDPOINTS or self.store.load(inference_id) is not None:
             raise already_exists(inference_id)
+        return endpoint
+
+    def insert(self, endpoint: Endpoint) -> Endpoint:
+        if endpoint.inference_id in BUILTIN_ENDPOINTS:
+            raise already_exists(endpoint.inference_id)
         self.store.insert(endpoint)
         return endpoint
 
@@ -240,6 +280,11 @@ class EndpointRegistry:
             raise StatusError("Model configuration is missing [service]")
         settings = _object(body, "service_settings", required=True)
         task_settings = _object(body, "task_settings")
+        if service == ELSER_SERVICE:  # deprecated: Elasticsearch keeps it as `elasticsearch` + ELSER
+            if task != TaskType.SPARSE_EMBEDDING:
+                raise StatusError(f"The [{service}] service does not support task type [{task}]")
+            service = "elasticsearch"
+            settings.setdefault("model_id", ELSER_DEFAULT_ID)
         validate_settings(inference_id, task, service, settings, task_settings)
         raw_chunking = body.get("chunking_settings")
         chunking: dict[str, Any] | None = None
@@ -250,6 +295,27 @@ class EndpointRegistry:
         secret_names = secret_keys(service, settings)
         secrets = {k: settings.pop(k) for k in builtins.list(settings) if k in secret_names}
         return Endpoint(inference_id, task, service, settings, task_settings, chunking, secrets)
+
+
+def creation_warnings(body: Any) -> builtins.list[str]:
+    """Elasticsearch's deprecation warnings for a create request (sent as `Warning` headers)."""
+    if not isinstance(body, dict) or body.get("service") != ELSER_SERVICE:
+        return []
+    settings = body.get("service_settings")
+    model_id = settings.get("model_id") if isinstance(settings, dict) else None
+    warnings = []
+    if model_id is None:
+        warnings.append(
+            "Putting elasticsearch service inference endpoints (including elser service) without a "
+            "model_id field is deprecated and will be removed in a future release. Please specify a "
+            "model_id field."
+        )
+    warnings.append(
+        f"The [{ELSER_SERVICE}] service is deprecated and will be removed in a future release. Use the "
+        f"[elasticsearch] service instead, with [model_id] set to [{ELSER_DEFAULT_ID}] in the "
+        "[service_settings]"
+    )
+    return warnings
 
 
 def _check_task_type(endpoint: Endpoint, wanted: TaskType) -> None:

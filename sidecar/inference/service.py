@@ -30,6 +30,8 @@ from sidecar.settings import Settings
 
 DEFAULT_TIMEOUT_S = 30.0
 T = TypeVar("T")
+# Similarity Elasticsearch fills in for a dense endpoint that names none.
+_DEFAULT_SIMILARITY = {"openai": "dot_product"}
 _RATE_LIMITS = {"hugging_face": 3000.0, "openai": 3000.0, "cohere": 10000.0, "elasticsearch": 240000.0}
 
 
@@ -81,6 +83,59 @@ class InferenceService:
         )
         return len(vectors[0].embedding)
 
+    def endpoint_warnings(self, endpoint: Endpoint) -> list[str]:
+        """`Warning` headers every answer about this endpoint carries (a stand-in model serves it)."""
+        if endpoint.service != "elasticsearch" or "url" in endpoint.service_settings:
+            return []
+        warning = self.aliases.stand_in_warning(str(endpoint.service_settings.get("model_id", "")))
+        return [warning] if warning else []
+
+    async def probe(self, endpoint: Endpoint) -> Endpoint:
+        """Elasticsearch's `checkModelConfig` before an endpoint is stored: load the local model (or
+        call the provider once), and fill `dimensions`/`similarity` of a dense endpoint. A model
+        that cannot serve is refused now with a 400 naming the cause, never on a later request."""
+        # One attempt, as Elasticsearch's validation call: a PUT must not wait out retries.
+        runtime = self._build_runtime(endpoint, replace(self.retry_policy, max_retries=0))
+        local = isinstance(runtime, LocalRuntime)
+        try:
+            if isinstance(runtime, LocalRuntime):
+                kind = "sparse" if endpoint.task_type == TaskType.SPARSE_EMBEDDING else "dense"
+                engine = await self.pool.engine(kind, runtime.model_id, runtime.max_length)
+                measured = getattr(engine.backend, "dimensions", None) if kind == "dense" else None
+            elif self.settings.probe_remote_on_create:
+                measured = await _probe_call(runtime, endpoint.task_type)
+            else:
+                return endpoint
+        except Exception as exc:  # any failure here means the endpoint could never serve
+            cause = exc.reason if isinstance(exc, SidecarError) else f"{type(exc).__name__}: {exc}"
+            if local:
+                given = endpoint.service_settings.get("model_id")
+                raise StatusError(
+                    f"Could not load model [{given}] for inference endpoint [{endpoint.inference_id}]: "
+                    f"{cause}"
+                ) from exc
+            # Elasticsearch's sentence; the provider's error follows as `caused_by`.
+            raise StatusError(
+                "Could not complete inference endpoint creation as validation call to service threw "
+                "an exception."
+            ) from exc
+        finally:
+            if not local:
+                await runtime.aclose()
+        if endpoint.task_type != TaskType.TEXT_EMBEDDING or measured is None:
+            return endpoint
+        settings = dict(endpoint.service_settings)
+        configured = settings.get("dimensions")
+        if configured is not None and configured != measured:
+            raise StatusError(
+                f"The retrieved embeddings size [{measured}] does not match the size specified in the "
+                f"settings [{configured}]. Please recreate the [{endpoint.inference_id}] configuration "
+                "with the correct dimensions"
+            )
+        settings["dimensions"] = int(measured)
+        settings.setdefault("similarity", _DEFAULT_SIMILARITY.get(endpoint.service, "cosine"))
+        return replace(endpoint, service_settings=settings)
+
     def _runtime(self, endpoint: Endpoint) -> Runtime:
         key = endpoint.config_key()
         cached = self._runtimes.get(endpoint.inference_id)
@@ -92,14 +147,14 @@ class InferenceService:
         self._runtimes[endpoint.inference_id] = (key, runtime)
         return runtime
 
-    def _build_runtime(self, e: Endpoint) -> Runtime:
+    def _build_runtime(self, e: Endpoint, policy: RetryPolicy | None = None) -> Runtime:
         spec = spec_for(e.service, e.service_settings, e.inference_id)
         if spec is not REMOTE_ELASTICSEARCH and e.service == "elasticsearch":
             return LocalRuntime(self.pool, e.service_settings, e.chunking, self.aliases)
         caller = RemoteCaller(
             e.service,
             e.inference_id,
-            policy=self.retry_policy,
+            policy=policy or self.retry_policy,
             requests_per_minute=rate_limit_from(e.service_settings, _RATE_LIMITS.get(e.service, 3000.0)),
         )
         if e.service == "hugging_face":
@@ -292,6 +347,21 @@ class InferenceService:
         endpoint = self._streaming_endpoint(inference_id, task_type, TaskType.CHAT_COMPLETION, "messages")
         async for chunk in _counted(endpoint, self._runtime(endpoint).stream_chat(request)):
             yield chunk
+
+
+async def _probe_call(runtime: Runtime, task: TaskType) -> int | None:
+    """One call with a short text, as Elasticsearch's validation does; a dense vector's length."""
+    text = ["how big"]
+    if task == TaskType.TEXT_EMBEDDING:
+        vectors, _ = await runtime.dense(text, input_type=None, task_settings={}, time_limit=None)
+        return len(vectors[0].embedding) if vectors else None
+    if task == TaskType.SPARSE_EMBEDDING:
+        await runtime.sparse(text, input_type=None, task_settings={}, time_limit=None)
+    elif task == TaskType.RERANK:
+        await runtime.rerank(
+            "how big", text, top_n=None, return_documents=False, task_settings={}, time_limit=None
+        )
+    return None  # completion, chat_completion: not called (each call costs the user tokens)
 
 
 async def _counted(endpoint: Endpoint, stream: AsyncIterator[T]) -> AsyncIterator[T]:

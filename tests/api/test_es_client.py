@@ -47,7 +47,9 @@ def test_get(es: Elasticsearch) -> None:
     typed = es.inference.get(task_type="sparse_embedding", inference_id=SPARSE)
     assert typed["endpoints"] == one
     filtered = es.inference.get(task_type="rerank", inference_id="_all", filter_path="endpoints.inference_id")
-    assert filtered.body == {"endpoints": [{"inference_id": RERANK}]}
+    assert filtered.body == {
+        "endpoints": [{"inference_id": RERANK}, {"inference_id": ".rerank-v1-elasticsearch"}]
+    }
 
 
 def test_generic_inference(es: Elasticsearch) -> None:
@@ -68,7 +70,8 @@ def _check_dense(body: Any) -> None:
 
 def _check_rerank(body: Any) -> None:
     ranked = body["rerank"]
-    assert [set(r) for r in ranked] == [{"index", "relevance_score"}] * 2  # no `return_documents`
+    # The `elasticsearch` service returns the documents by default, as Elasticsearch's does.
+    assert [set(r) for r in ranked] == [{"index", "relevance_score", "text"}] * 2
     assert ranked[0]["index"] == 0
     assert ranked[0]["relevance_score"] >= ranked[-1]["relevance_score"]
 
@@ -154,13 +157,19 @@ def test_put_get_update_delete(es: Elasticsearch) -> None:
         es.inference.get(inference_id="client-splade")
 
 
+def _tei_vectors(rec: Recorded) -> tuple[int, Any, dict[str, str]]:
+    return 200, [[0.6, 0.8] for _ in rec.body["inputs"]], {}
+
+
 def test_put_service_helper_and_secrets(es: Elasticsearch) -> None:
-    created = es.inference.put_hugging_face(
-        task_type="text_embedding",
-        huggingface_inference_id="client-tei",
-        service="hugging_face",
-        service_settings={"url": "http://tei.internal/embed", "api_key": "hf-client-secret"},
-    )
+    with fake_provider(_tei_vectors) as tei:  # PUT makes one test call to the provider
+        created = es.inference.put_hugging_face(
+            task_type="text_embedding",
+            huggingface_inference_id="client-tei",
+            service="hugging_face",
+            service_settings={"url": f"{tei.url}/embed", "api_key": "hf-client-secret"},
+        )
+    assert created["service_settings"]["dimensions"] == 2
     assert created["service"] == "hugging_face"
     assert "hf-client-secret" not in str(created.body)
     assert "hf-client-secret" not in str(es.inference.get(inference_id="client-tei").body)
@@ -278,3 +287,99 @@ def test_request_ids_reach_the_server_log(es: Elasticsearch, sidecar: SidecarPro
     while '"request_id": "client-trace-1"' not in Path(sidecar.log_path).read_text(encoding="utf-8"):
         assert time.monotonic() < deadline, sidecar.log_tail()
         time.sleep(0.05)
+
+
+# --- Elasticsearch's documentation flows: built-in model ids, the `elser` service ----------------
+
+SKY = "The sky above the port was the color of television tuned to a dead channel."
+
+
+def test_elser_service_example_warns_like_elasticsearch(es: Elasticsearch) -> None:
+    with pytest.warns(elasticsearch.ElasticsearchWarning) as caught:
+        created = es.inference.put(
+            task_type="sparse_embedding",
+            inference_id="my-elser-model",
+            inference_config={
+                "service": "elser",
+                "service_settings": {"num_allocations": 1, "num_threads": 1},
+            },
+        )
+    messages = [str(w.message) for w in caught]
+    assert any(m.startswith("The [elser] service is deprecated") for m in messages)
+    assert created["service"] == "elasticsearch"
+    with pytest.warns(elasticsearch.ElasticsearchWarning, match="stand-in"):
+        tokens = es.inference.sparse_embedding(inference_id="my-elser-model", input=SKY)["sparse_embedding"]
+    assert tokens[0]["embedding"]["port"] > 0 and tokens[0]["embedding"]["sky"] > 0
+    es.inference.delete(inference_id="my-elser-model")
+
+
+@pytest.mark.parametrize("model_id", [".elser_model_1", ".elser_model_2", ".elser_model_2_linux-x86_64"])
+def test_elasticsearch_service_with_elser_ids(es: Elasticsearch, model_id: str) -> None:
+    with pytest.warns(elasticsearch.ElasticsearchWarning, match="stand-in"):
+        es.inference.put(
+            task_type="sparse_embedding",
+            inference_id="client-elser",
+            inference_config={
+                "service": "elasticsearch",
+                "service_settings": {"model_id": model_id, "num_allocations": 1, "num_threads": 1},
+            },
+        )
+        got = es.inference.get(inference_id="client-elser")["endpoints"][0]
+        embedding = es.inference.sparse_embedding(inference_id="client-elser", input=SKY)["sparse_embedding"]
+    assert got["service_settings"]["model_id"] == model_id
+    assert {"port", "sky"} <= set(embedding[0]["embedding"])
+    es.inference.delete(inference_id="client-elser")
+
+
+@pytest.mark.parametrize("model_id", [".multilingual-e5-small", ".multilingual-e5-small_linux-x86_64"])
+def test_elasticsearch_service_with_e5_ids(es: Elasticsearch, model_id: str) -> None:
+    with pytest.warns(elasticsearch.ElasticsearchWarning, match="stand-in"):
+        created = es.inference.put(
+            task_type="text_embedding",
+            inference_id="client-e5",
+            inference_config={
+                "service": "elasticsearch",
+                "service_settings": {"model_id": model_id, "num_allocations": 1, "num_threads": 1},
+            },
+        )
+        vectors = es.inference.text_embedding(inference_id="client-e5", input=[SKY], input_type="SEARCH")
+    assert created["service_settings"]["dimensions"] == 384
+    assert len(vectors["text_embedding"][0]["embedding"]) == 384
+    es.inference.delete(inference_id="client-e5")
+
+
+def test_elasticsearch_service_with_the_rerank_id(es: Elasticsearch) -> None:
+    documents = ["A recipe for lemon cake.", SKY, "Stock markets fell on Tuesday."]
+    with pytest.warns(elasticsearch.ElasticsearchWarning, match="stand-in"):
+        es.inference.put(
+            task_type="rerank",
+            inference_id="client-rerank",
+            inference_config={
+                "service": "elasticsearch",
+                "service_settings": {"model_id": ".rerank-v1", "num_allocations": 1, "num_threads": 1},
+            },
+        )
+        ranked = es.inference.rerank(
+            inference_id="client-rerank", query="the sky over a port", input=documents
+        )
+    assert ranked["rerank"][0]["index"] == 1
+    assert ranked["rerank"][0]["text"] == SKY
+    es.inference.delete(inference_id="client-rerank")
+
+
+@pytest.mark.parametrize(
+    ("inference_id", "method", "extra"),
+    [
+        (".elser-2-elasticsearch", "sparse_embedding", {}),
+        (".multilingual-e5-small-elasticsearch", "text_embedding", {}),
+        (".rerank-v1-elasticsearch", "rerank", {"query": "sky"}),
+    ],
+)
+def test_preconfigured_endpoints_answer(
+    es: Elasticsearch, inference_id: str, method: str, extra: dict[str, Any]
+) -> None:
+    with pytest.warns(elasticsearch.ElasticsearchWarning, match="stand-in"):
+        answer = getattr(es.inference, method)(inference_id=inference_id, input=[SKY], **extra)
+    assert answer[method]
+    with pytest.raises(BadRequestError, match="reserved inference endpoint"):
+        es.inference.delete(inference_id=inference_id)

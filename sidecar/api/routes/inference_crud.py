@@ -13,10 +13,11 @@ from starlette.responses import Response
 
 from sidecar.api.bodies import EndpointConfig, read_object
 from sidecar.api.catalog import service_configurations
-from sidecar.api.deps import registry_of, resolve
+from sidecar.api.deps import registry_of, resolve, service_of
 from sidecar.api.openapi import ERROR_RESPONSES, operation
 from sidecar.api.params import QueryOptions, parse_task_type, query_options
-from sidecar.api.rendering import es_json
+from sidecar.api.rendering import endpoint_warnings, es_json, warned
+from sidecar.inference.registry import creation_warnings
 from sidecar.inference.types import TaskType
 
 router = APIRouter(tags=["inference endpoints"], responses=ERROR_RESPONSES)
@@ -61,7 +62,7 @@ async def _update(
 ) -> Response:
     body = await read_object(request)
     endpoint = await resolve(registry_of(request).update(inference_id, task_type, body))
-    return es_json(endpoint.public_dict(), options)
+    return warned(request, es_json(endpoint.public_dict(), options), endpoint_warnings(request, endpoint))
 
 
 _UPDATE_DOC = operation("timeout", body=EndpointConfig)
@@ -105,7 +106,9 @@ async def _get(
     if inference_id in _ALL:
         endpoints = await resolve(registry.list(task_type))
     else:
-        endpoints = [await resolve(registry.get(inference_id, task_type))]
+        endpoint = await resolve(registry.get(inference_id, task_type))
+        response = es_json(_endpoints_body([endpoint]), options)
+        return warned(request, response, endpoint_warnings(request, endpoint))
     return es_json(_endpoints_body(endpoints), options)
 
 
@@ -137,8 +140,14 @@ async def _create(
     request: Request, task_type: TaskType | None, inference_id: str, options: QueryOptions
 ) -> Response:
     body = await read_object(request)
-    endpoint = await resolve(registry_of(request).create(inference_id, task_type, body))
-    return es_json(endpoint.public_dict(), options)
+    registry = registry_of(request)
+    endpoint = await resolve(registry.prepare_create(inference_id, task_type, body))
+    probe = getattr(service_of(request), "probe", None)
+    if probe is not None:  # as Elasticsearch's checkModelConfig: refuse now what could never serve
+        endpoint = await probe(endpoint)
+    endpoint = await resolve(registry.insert(endpoint))
+    warnings = [*creation_warnings(body), *endpoint_warnings(request, endpoint)]
+    return warned(request, es_json(endpoint.public_dict(), options), warnings)
 
 
 _CREATE_DOC = operation("timeout", body=EndpointConfig)

@@ -22,7 +22,7 @@ from sidecar.api.deps import limiter_of, registry_of, resolve, service_of, setti
 from sidecar.api.limits import check_inputs
 from sidecar.api.openapi import ERROR_RESPONSES, operation
 from sidecar.api.params import QueryOptions, parse_task_type, parse_time, query_options
-from sidecar.api.rendering import es_json
+from sidecar.api.rendering import endpoint_warnings, es_json, warned
 from sidecar.api.results import completion_chunk, inference_body
 from sidecar.errors import SidecarError, StatusError
 from sidecar.inference.types import ChatService, InputType, TaskType
@@ -71,7 +71,8 @@ async def _perform(
             return_documents=body.return_documents,
             timeout=timeout,
         )
-    return es_json(inference_body(output), options)
+    endpoint = await resolve(registry_of(request).get(inference_id, None))
+    return warned(request, es_json(inference_body(output), options), endpoint_warnings(request, endpoint))
 
 
 # --- streaming -----------------------------------------------------------------------------------
@@ -102,9 +103,7 @@ async def _stream(request: Request, task_type: TaskType | None, inference_id: st
         service = service_of(request)
         if not isinstance(service, ChatService):
             raise StatusError("this server's inference service cannot stream [chat_completion]")
-        stream = service.stream_chat(
-            inference_id, chat.provider_request(), task_type=task_type
-        )
+        stream = service.stream_chat(inference_id, chat.provider_request(), task_type=task_type)
         return await _sse_response(request, stream, json.dumps)
     body, _, _ = await _parse(request, task_type, inference_id)
     deltas = service_of(request).stream_completion(
@@ -113,9 +112,7 @@ async def _stream(request: Request, task_type: TaskType | None, inference_id: st
     return await _sse_response(request, deltas, lambda delta: json.dumps(completion_chunk(delta)))
 
 
-async def _sse_response(
-    request: Request, chunks: AsyncIterator[T], render: Callable[[T], str]
-) -> Response:
+async def _sse_response(request: Request, chunks: AsyncIterator[T], render: Callable[[T], str]) -> Response:
     """Server-sent events in Elasticsearch's format: one `message` event per chunk, then `[DONE]`;
     a failure after the first chunk becomes an `error` event with the usual error body."""
     # The in-flight slot covers the call up to the first chunk: errors before it still get a proper

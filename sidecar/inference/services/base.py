@@ -104,9 +104,19 @@ LOCAL_ELASTICSEARCH = ServiceSpec(
     frozenset({SPARSE, DENSE, RERANK}),
     ("model_id",),
     frozenset(
-        {"num_allocations", "num_threads", "adaptive_allocations", "max_seq_length", "pruning", "device"}
+        {
+            "num_allocations",
+            "num_threads",
+            "adaptive_allocations",
+            "deployment_id",
+            "max_seq_length",
+            "pruning",
+            "device",
+            "similarity",
+            "dimensions",
+        }
     ),
-    task_settings=frozenset({"pruning"}),
+    task_settings=frozenset({"pruning", "return_documents", "top_n"}),
     doc="Local model: built-in alias, package:pkg/dir, a directory, or a Hugging Face id.",
 )
 REMOTE_ELASTICSEARCH = ServiceSpec(

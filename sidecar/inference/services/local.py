@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from sidecar.inference.aliases import ModelAliases, e5_prefix
 from sidecar.inference.chunking import ChunkingSettings, chunk_text
 from sidecar.inference.executor import EnginePool
 from sidecar.inference.services.base import Runtime
@@ -22,9 +23,17 @@ from sidecar.rank_features import Pruning, clean_features, max_combine
 
 
 class LocalRuntime(Runtime):
-    def __init__(self, pool: EnginePool, settings: dict[str, Any], chunking: ChunkingSettings) -> None:
+    def __init__(
+        self,
+        pool: EnginePool,
+        settings: dict[str, Any],
+        chunking: ChunkingSettings,
+        aliases: ModelAliases | None = None,
+    ) -> None:
+        aliases = aliases or ModelAliases()
         self.pool = pool
-        self.model_id = str(settings["model_id"])
+        self.model_id = aliases.resolve(str(settings["model_id"]))  # the model that really serves
+        self.e5_prefixes = aliases.uses_e5_prefixes(str(settings["model_id"]))
         self.max_length = settings.get("max_seq_length")
         self.pruning = Pruning.from_dict(settings.get("pruning"))
         self.chunking = chunking
@@ -52,17 +61,21 @@ class LocalRuntime(Runtime):
         task_settings: dict[str, Any],
         time_limit: float | None,
     ) -> tuple[list[DenseEmbedding], str]:
+        # As Elasticsearch does for E5: `query: ` / `passage: ` before each chunk, per input type.
+        prefix = e5_prefix(input_type) if self.e5_prefixes else ""
         out = []
-        for parts in await self._encode_chunks("dense", texts, time_limit):
+        for parts in await self._encode_chunks("dense", texts, time_limit, prefix):
             vector = parts[0].embedding if len(parts) == 1 else _mean_unit([list(p.embedding) for p in parts])
             out.append(DenseEmbedding(vector, any(p.is_truncated for p in parts)))
         return out, "float"
 
-    async def _encode_chunks(self, kind: str, texts: list[str], time_limit: float | None) -> list[list[Any]]:
-        """Each text's chunks (per `chunking_settings`) through the model in one call, grouped back
-        per text."""
+    async def _encode_chunks(
+        self, kind: str, texts: list[str], time_limit: float | None, prefix: str = ""
+    ) -> list[list[Any]]:
+        """Each text's chunks (per `chunking_settings`, each after `prefix`) through the model in one
+        call, grouped back per text."""
         engine = await self.pool.engine(kind, self.model_id, self.max_length)
-        chunks = [chunk_text(t, self.chunking) for t in texts]
+        chunks = [[prefix + c for c in chunk_text(t, self.chunking)] for t in texts]
         encoded = await engine.encode([c for per_text in chunks for c in per_text], time_limit=time_limit)
         grouped, pos = [], 0
         for per_text in chunks:

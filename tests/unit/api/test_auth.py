@@ -19,7 +19,8 @@ ENCODED = base64.b64encode(f"{KEY_ID}:{KEY}".encode()).decode()
 
 @pytest.fixture
 async def secured(open_client: ClientFactory) -> AsyncIterator[httpx.AsyncClient]:
-    async with open_client(api_keys=[f"{KEY_ID}:{KEY}"]) as client:
+    # No provider runs here: the remote endpoint below is stored without the create-time test call.
+    async with open_client(api_keys=[f"{KEY_ID}:{KEY}"], probe_remote_on_create=False) as client:
         yield client
 
 

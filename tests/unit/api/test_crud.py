@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import httpx
 import pytest
 from syrupy.assertion import SnapshotAssertion
 
 from tests.unit.api.conftest import SPARSE_ID
+from tests.unit.inference.remote_fakes import Recorded, fake_provider
 
 LOCAL_SPLADE = {
     "service": "elasticsearch",
     "service_settings": {"model_id": ".splade_tiny"},
     "chunking_settings": {"strategy": "word", "max_chunk_size": 100, "overlap": 20},
 }
-REMOTE_DENSE = {
+REMOTE_DENSE: dict[str, Any] = {
     "service": "hugging_face",
     "service_settings": {"url": "http://tei.internal:8080/embed", "api_key": "hf-secret"},
 }
@@ -49,11 +53,20 @@ async def test_endpoint_lifecycle(client: httpx.AsyncClient, snapshot: SnapshotA
     assert (await client.get("/_inference/crud-splade")).status_code == 404
 
 
+def _tei_vectors(rec: Recorded) -> tuple[int, Any, dict[str, str]]:
+    """text-embeddings-inference's `/embed` answer: one vector per input."""
+    return 200, [[0.6, 0.8, 0.0] for _ in rec.body["inputs"]], {}
+
+
 async def test_untyped_put_takes_the_task_type_from_the_body(client: httpx.AsyncClient) -> None:
-    body = {**REMOTE_DENSE, "task_type": "text_embedding"}
-    created = await client.put("/_inference/crud-remote", json=body)
+    with fake_provider(_tei_vectors) as tei:
+        settings = {**REMOTE_DENSE["service_settings"], "url": f"{tei.url}/embed"}
+        body = {**REMOTE_DENSE, "service_settings": settings, "task_type": "text_embedding"}
+        created = await client.put("/_inference/crud-remote", json=body)
+        assert len(tei.requests) == 1  # the probe: one call, as Elasticsearch's validation
     assert created.status_code == 200, created.text
     assert created.json()["task_type"] == "text_embedding"
+    assert created.json()["service_settings"]["dimensions"] == 3  # measured by the probe
     assert "api_key" not in created.json()["service_settings"]
     # 8.17 clients update with POST.
     updated = await client.post(
@@ -96,3 +109,104 @@ async def test_services_listing(client: httpx.AsyncClient, snapshot: SnapshotAss
     assert all("sparse_embedding" in s["task_types"] for s in sparse)
     assert [s["service"] for s in sparse] == snapshot(name="sparse")
     assert everything == snapshot(name="all")
+
+
+async def test_elser_service_example(client: httpx.AsyncClient) -> None:
+    # Elasticsearch's documented example, verbatim.
+    body = {"service": "elser", "service_settings": {"num_allocations": 1, "num_threads": 1}}
+    created = await client.put("/_inference/sparse_embedding/crud-elser", json=body)
+    assert created.status_code == 200, created.text
+    assert created.json()["service"] == "elasticsearch"
+    assert created.json()["service_settings"]["model_id"] == ".elser_model_2"
+    warnings = created.headers.get_list("warning")
+    assert any(
+        w.startswith("299 Elasticsearch-") and '"The [elser] service is deprecated' in w for w in warnings
+    )
+    assert any("stand-in [.splade_tiny]" in w for w in warnings)
+    inferred = await client.post("/_inference/crud-elser", json={"input": "the sky above the port"})
+    assert inferred.json()["sparse_embedding"][0]["embedding"]["port"] > 0
+    assert "stand-in" in inferred.headers["warning"]
+    assert (await client.delete("/_inference/crud-elser")).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("task_type", "model_id"),
+    [
+        ("sparse_embedding", ".elser_model_1"),
+        ("sparse_embedding", ".elser_model_2"),
+        ("sparse_embedding", ".elser_model_2_linux-x86_64"),
+        ("text_embedding", ".multilingual-e5-small"),
+        ("text_embedding", ".multilingual-e5-small_linux-x86_64"),
+        ("rerank", ".rerank-v1"),
+    ],
+)
+async def test_built_in_model_ids(client: httpx.AsyncClient, task_type: str, model_id: str) -> None:
+    settings = {"num_allocations": 1, "num_threads": 1, "model_id": model_id}
+    body = {"service": "elasticsearch", "service_settings": settings}
+    created = await client.put(f"/_inference/{task_type}/crud-builtin", json=body)
+    assert created.status_code == 200, created.text
+    assert f"[{model_id}] is served by the stand-in" in created.headers["warning"]
+    fetched = await client.get("/_inference/crud-builtin")
+    assert fetched.json()["endpoints"][0]["service_settings"]["model_id"] == model_id  # the id given
+    assert "stand-in" in fetched.headers["warning"]
+    request: dict[str, Any] = {"input": ["The sky above the port", "a recipe for bread"]}
+    if task_type == "rerank":
+        request["query"] = "harbour sky"
+    answer = await client.post(f"/_inference/{task_type}/crud-builtin", json=request)
+    assert answer.status_code == 200, answer.text
+    if task_type == "text_embedding":
+        assert created.json()["service_settings"]["dimensions"] == 384
+        assert len(answer.json()["text_embedding"][0]["embedding"]) == 384
+    assert (await client.delete("/_inference/crud-builtin")).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("inference_id", "key"),
+    [
+        (".elser-2-elasticsearch", "sparse_embedding"),
+        (".multilingual-e5-small-elasticsearch", "text_embedding"),
+        (".rerank-v1-elasticsearch", "rerank"),
+    ],
+)
+async def test_preconfigured_elasticsearch_endpoints(
+    client: httpx.AsyncClient, inference_id: str, key: str
+) -> None:
+    body: dict[str, Any] = {"input": ["The sky above the port"]}
+    if key == "rerank":
+        body["query"] = "sky"
+    answer = await client.post(f"/_inference/{inference_id}", json=body)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()[key]
+    assert "stand-in" in answer.headers["warning"]
+    refused = await client.delete(f"/_inference/{inference_id}")
+    assert refused.status_code == 400
+    assert refused.json()["error"]["reason"] == (
+        f"[{inference_id}] is a reserved inference endpoint. Cannot delete a reserved inference endpoint."
+    )
+
+
+async def test_put_refuses_a_model_that_cannot_load(client: httpx.AsyncClient, tmp_path: Path) -> None:
+    empty = tmp_path / "no-weights"
+    empty.mkdir()
+    body = {"service": "elasticsearch", "service_settings": {"model_id": str(empty)}}
+    refused = await client.put("/_inference/sparse_embedding/crud-broken", json=body)
+    assert refused.status_code == 400, refused.text
+    assert refused.json()["error"]["type"] == "status_exception"
+    assert refused.json()["error"]["reason"].startswith(f"Could not load model [{empty}]")
+    assert (await client.get("/_inference/crud-broken")).status_code == 404  # nothing stored
+
+
+async def test_put_refuses_a_provider_that_fails_the_test_call(client: httpx.AsyncClient) -> None:
+    with fake_provider(lambda rec: (401, {"error": "Authorization header is invalid"}, {})) as tei:
+        settings = {**REMOTE_DENSE["service_settings"], "url": f"{tei.url}/embed"}
+        refused = await client.put(
+            "/_inference/text_embedding/crud-denied", json={**REMOTE_DENSE, "service_settings": settings}
+        )
+    assert refused.status_code == 400, refused.text
+    error = refused.json()["error"]
+    assert error["reason"] == (
+        "Could not complete inference endpoint creation as validation call to service threw an exception."
+    )
+    assert "hf-secret" not in refused.text
+    assert error["caused_by"]["reason"]  # the provider's answer, named
+    assert (await client.get("/_inference/crud-denied")).status_code == 404

@@ -68,8 +68,14 @@ async def test_rerank(client: httpx.AsyncClient, snapshot: SnapshotAssertion) ->
     )
     assert all(r["text"] == documents[r["index"]] for r in ranked)
     assert [(r["index"], r["text"]) for r in ranked] == snapshot
+    # The `elasticsearch` service returns the documents unless told otherwise, as in Elasticsearch.
     untyped = await client.post(f"/_inference/{RERANK_ID}", json={"input": documents, "query": "port sky"})
-    assert [set(r) for r in untyped.json()["rerank"]] == [{"index", "relevance_score"}] * 3
+    assert [set(r) for r in untyped.json()["rerank"]] == [{"index", "relevance_score", "text"}] * 3
+    bare = await client.post(
+        f"/_inference/{RERANK_ID}",
+        json={"input": documents, "query": "port sky", "task_settings": {"return_documents": False}},
+    )
+    assert [set(r) for r in bare.json()["rerank"]] == [{"index", "relevance_score"}] * 3
 
 
 async def test_timeout_from_query_or_body(client: httpx.AsyncClient) -> None:
