@@ -157,3 +157,11 @@ class RetriableInferenceError(Exception):
     def __init__(self, cause: SidecarError) -> None:
         super().__init__(cause.reason)
         self.cause = cause
+
+
+class RoutingError(SidecarError):
+    """No API serves this path and method; Elasticsearch answers `{"error": "<sentence>", "status": 400}`."""
+
+    status = 400
+    es_type = "illegal_argument_exception"
+    short_form = True

@@ -29,8 +29,19 @@ class UpstreamAnswer:
 
 
 def engine_path(*segments: str) -> str:
-    """A path of URL-encoded segments (ids may hold `/`, date math holds `<{/}>`)."""
-    return "/" + "/".join(quote(s, safe="") for s in segments)
+    """A path of URL-encoded segments (ids may hold `/`, date math holds `<{/}>`).
+
+    `.` and `..` are encoded too: as they are, the HTTP client would resolve them as dot-segments
+    (`/x/_doc/..` becomes `/x`) and the document body would reach another API. The engines decode
+    `%2E%2E` back to the id `..`.
+    """
+    return "/" + "/".join(_segment(s) for s in segments)
+
+
+def _segment(value: str) -> str:
+    if value in (".", ".."):
+        return value.replace(".", "%2E")
+    return quote(value, safe="")
 
 
 def auth_header(auth: SinkAuth | None) -> str | None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
+from urllib.parse import unquote
 
 from fastapi import APIRouter, FastAPI, Request
 from starlette.responses import Response
@@ -20,8 +21,9 @@ from sidecar.api.deps import limiter_of
 from sidecar.api.openapi import ERROR_RESPONSES
 from sidecar.api.params import QueryOptions, parse_bool
 from sidecar.api.rendering import EsJSONResponse, es_json
-from sidecar.errors import IllegalArgumentError
+from sidecar.errors import IllegalArgumentError, RoutingError
 from sidecar.hook.handlers import handle_bulk, handle_document
+from sidecar.hook.pipelines import concrete_index
 from sidecar.hook.state import Hook
 from sidecar.hook.upstream import UpstreamAnswer, engine_path
 
@@ -70,6 +72,30 @@ def _hook(request: Request) -> Hook:
     return hook
 
 
+def _path_names(request: Request, kind: str) -> tuple[str, str | None]:
+    """The index and document id of `/{index}/{kind}[/{id}]`, read from the path as sent.
+
+    The decoded path cannot tell a `/` inside a name (`%2F`, as in the date math
+    `<logs-{now/d}>`) from a separator, so the routes match any index and the names are split
+    here, on the raw path, as Elasticsearch does. A date-math index is resolved (see
+    `sidecar.sinks.date_math`) so that the look-ups and the write agree on one index.
+    """
+    raw = request.scope.get("raw_path") or request.url.path.encode()
+    segments = raw.split(b"?", 1)[0].decode("latin-1").split("/")
+    if len(segments) < 3 or segments[2] != kind or (kind == "_bulk" and len(segments) != 3):
+        raise _no_handler(request)
+    index = unquote(segments[1])
+    doc_id = unquote("/".join(segments[3:])) if len(segments) > 3 else None
+    if not index or doc_id == "":
+        raise _no_handler(request)
+    return concrete_index(index) or index, doc_id
+
+
+def _no_handler(request: Request) -> RoutingError:
+    uri = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return RoutingError(f"no handler found for uri [{uri}] and method [{request.method}]")
+
+
 def _render_options(request: Request) -> QueryOptions:
     params = request.query_params
     paths = [p.strip() for p in params.get("filter_path", "").split(",") if p.strip()]
@@ -85,6 +111,8 @@ def _passed_on(answer: UpstreamAnswer) -> Response:
 
 async def _bulk(request: Request, index: str | None) -> Response:
     hook = _hook(request)
+    if index is not None:
+        index, _ = _path_names(request, "_bulk")
     path = engine_path("_bulk") if index is None else engine_path(index, "_bulk")
     async with limiter_of(request).slot():
         answer = await handle_bulk(
@@ -100,9 +128,10 @@ async def _bulk(request: Request, index: str | None) -> Response:
     return es_json(answer, _render_options(request))
 
 
-async def _document(request: Request, index: str, doc_id: str | None, *, create: bool) -> Response:
+async def _document(request: Request, *, create: bool) -> Response:
     hook = _hook(request)
     kind = "_create" if create else "_doc"
+    index, doc_id = _path_names(request, kind)
     path = engine_path(index, kind) if doc_id is None else engine_path(index, kind, doc_id)
     async with limiter_of(request).slot():
         answer = await handle_document(
@@ -127,8 +156,9 @@ async def bulk(request: Request) -> Response:
     return await _bulk(request, None)
 
 
+# `{index:path}`: an index name may hold an encoded `/` (date math); `_path_names` splits the path.
 @router.api_route(
-    "/{index}/_bulk",
+    "/{index:path}/_bulk",
     methods=["POST", "PUT"],
     summary="Bulk write to an index, enriched",
     openapi_extra=_BULK_DOC,
@@ -138,27 +168,27 @@ async def index_bulk(request: Request, index: str) -> Response:
 
 
 @router.api_route(
-    "/{index}/_doc/{doc_id:path}",
+    "/{index:path}/_doc/{doc_id:path}",
     methods=["PUT", "POST"],
     summary="Index a document, enriched",
     openapi_extra=_DOC_DOC,
 )
 async def index_document(request: Request, index: str, doc_id: str) -> Response:
-    return await _document(request, index, doc_id, create=False)
+    return await _document(request, create=False)
 
 
 @router.post(
-    "/{index}/_doc", summary="Index a document with a generated id, enriched", openapi_extra=_DOC_DOC
+    "/{index:path}/_doc", summary="Index a document with a generated id, enriched", openapi_extra=_DOC_DOC
 )
 async def index_document_auto_id(request: Request, index: str) -> Response:
-    return await _document(request, index, None, create=False)
+    return await _document(request, create=False)
 
 
 @router.api_route(
-    "/{index}/_create/{doc_id:path}",
+    "/{index:path}/_create/{doc_id:path}",
     methods=["PUT", "POST"],
     summary="Create a document, enriched",
     openapi_extra=_DOC_DOC,
 )
 async def create_document(request: Request, index: str, doc_id: str) -> Response:
-    return await _document(request, index, doc_id, create=True)
+    return await _document(request, create=True)

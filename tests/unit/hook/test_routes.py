@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, unquote
 
 import httpx
 import pytest
@@ -119,3 +121,72 @@ def test_replacement_scripts_escape_names_and_pass_values_as_params() -> None:
         "lang": "painless",
         "params": {"p0": {"x": 1.0}, "p1": "h"},
     }
+
+
+async def _raw(app: Any, method: str, raw_path: bytes, body: bytes) -> tuple[int, bytes]:
+    """One request with its path exactly as a client may send it (httpx would resolve `..`)."""
+    path = raw_path.decode("latin-1")
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method,
+        "scheme": "http", "path": unquote(path), "raw_path": raw_path, "query_string": b"",
+        "root_path": "", "headers": [(b"content-type", b"application/json")],
+        "client": ("127.0.0.1", 1), "server": ("sidecar", 80),
+    }  # fmt: skip
+    sent: list[dict[str, Any]] = []
+    pending = [{"type": "http.request", "body": body, "more_body": False}]
+
+    async def receive() -> dict[str, Any]:
+        return pending.pop(0) if pending else {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    await app(scope, receive, send)
+    return sent[0]["status"], b"".join(m.get("body", b"") for m in sent[1:])
+
+
+@pytest.mark.parametrize(
+    ("raw_path", "forwarded"),
+    [
+        (b"/articles/_doc/..", "/articles/_doc/%2E%2E"),
+        (b"/articles/_doc/%2E%2E", "/articles/_doc/%2E%2E"),
+        (b"/articles/_create/.", "/articles/_create/%2E"),
+        (b"/../_doc/1", "/%2E%2E/_doc/1"),
+    ],
+)
+async def test_dot_segments_stay_names_on_the_way_to_the_engine(
+    started: Any, pipeline_file: Path, raw_path: bytes, forwarded: str
+) -> None:
+    # Resolved as dot-segments, `PUT /x/_doc/..` would reach `PUT /x` (create index) with the body.
+    _, upstream, app = await started(hook_pipelines=[pipeline_file])
+    status, _ = await _raw(app, "PUT", raw_path, b'{"title": "t", "body": "u"}')
+    assert status == 201
+    assert [c[1] for c in upstream.calls] == [forwarded]
+
+
+async def test_date_math_index_names_in_the_path_are_resolved(started: Any, pipeline_file: Path) -> None:
+    client, upstream, _ = await started(hook_pipelines=[pipeline_file])
+    data = json.dumps({"index": {"_id": "1"}}) + "\n" + json.dumps({"title": "a", "body": "b"}) + "\n"
+    before = datetime.now(UTC).strftime("%Y.%m.%d")
+    answer = await client.post(f"/{quote('<articles-{now/d}>', safe='')}/_bulk", content=data, headers=NDJSON)
+    assert answer.status_code == 200, answer.text
+    after = datetime.now(UTC).strftime("%Y.%m.%d")
+    _, path, _, sent = upstream.calls[0]
+    assert path in {f"/articles-{before}/_bulk", f"/articles-{after}/_bulk"}  # midnight may pass
+    assert json.loads(sent.splitlines()[1])["ml"]["tokens"] == {"a": 1.1, "b": 1.1}
+    answer = await client.put(
+        f"/{quote('<articles-{now/d}>', safe='')}/_doc/7", json={"title": "t", "body": "u"}
+    )
+    assert answer.status_code == 201, answer.text
+    assert upstream.calls[1][1].endswith("/_doc/7") and upstream.calls[1][1].startswith("/articles-20")
+
+
+async def test_an_unencoded_slash_in_an_index_is_no_route(started: Any, pipeline_file: Path) -> None:
+    client, upstream, _ = await started(hook_pipelines=[pipeline_file])
+    answer = await client.post("/a/b/_bulk", content=b'{"delete": {"_id": "1"}}\n', headers=NDJSON)
+    assert answer.status_code == 400
+    assert answer.json() == {
+        "error": "no handler found for uri [/a/b/_bulk] and method [POST]",
+        "status": 400,
+    }
+    assert upstream.calls == []
