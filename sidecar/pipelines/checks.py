@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from sidecar.inference.types import TaskType
-from sidecar.pipelines.schema import DocumentIdFrom, Engine, PipelineConfig, TargetType, Tolerance
+from sidecar.pipelines.schema import DocumentIdFrom, Engine, PipelineConfig, TargetType, Tolerance, Versioning
 
 Loc = tuple[str | int, ...]
 
@@ -121,6 +121,14 @@ def _sink(config: PipelineConfig) -> list[tuple[Loc, str]]:
             resolve_index(index)
         except DateMathError as exc:
             problems.append(((*at, "index"), str(exc)))
+    if sink.versioning is Versioning.EXTERNAL and not config.external_versioning:
+        problems.append(
+            (
+                (*at, "versioning"),
+                "[external] needs a Kafka source, ids [from: key] and [operation: index]; "
+                "set [none] or leave the default [auto]",
+            )
+        )
     errors = config.errors
     if errors.tolerance is Tolerance.NONE and (errors.dead_letter_index or errors.dead_letter_topic):
         problems.append((("errors", "tolerance"), "dead-letter destinations need [tolerance] [all]"))

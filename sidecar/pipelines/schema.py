@@ -241,6 +241,12 @@ class Operation(StrEnum):
     UPDATE = "update"  # partial update with doc_as_upsert
 
 
+class Versioning(StrEnum):
+    AUTO = "auto"  # external where it applies (see `PipelineConfig.external_versioning`), else none
+    EXTERNAL = "external"  # `version_type=external` by Kafka offset; an error where it cannot apply
+    NONE = "none"  # the engine's internal versions: the last write wins, whoever sends it
+
+
 class SinkAuth(_Strict):
     api_key: SecretStr | None = Field(default=None, description="Elasticsearch API key (the encoded form).")
     username: str | None = None
@@ -265,6 +271,11 @@ class SinkConfig(_Strict):
     refresh: Literal["false", "true", "wait_for"] = "false"
     bulk: BulkConfig = BulkConfig()
     request_timeout_s: float = Field(default=30.0, gt=0)
+    versioning: Versioning = Field(
+        default=Versioning.AUTO,
+        description="Write each document with an external version from its Kafka offset, so a stale writer "
+        "(a consumer that lost its partition) never overwrites a newer version.",
+    )
 
     @field_validator("refresh", mode="before")
     @classmethod
@@ -355,6 +366,23 @@ class PipelineConfig(_Strict):
             problem = f"pipeline [{self.name}] has no [source.kafka]; the Kafka worker needs one"
             raise PipelineConfigError(problem, [problem])
         return self.source.kafka
+
+    @property
+    def external_versioning(self) -> bool:
+        """Whether documents are written with `version_type=external` from their Kafka offset.
+
+        It needs ids from the message key (one key's messages share a partition, so their offsets
+        order them) and the `index` operation (`create` and `update` take internal versions only);
+        `auto` also wants one topic, since offsets of different topics are unrelated.
+        """
+        kafka = self.source.kafka
+        versioning = self.sink.versioning
+        if versioning is Versioning.NONE or kafka is None:
+            return False
+        applies = kafka.document_id.from_ is DocumentIdFrom.KEY and self.sink.operation is Operation.INDEX
+        if versioning is Versioning.EXTERNAL:
+            return applies
+        return applies and kafka.pattern is None and len(kafka.topics or ()) == 1
 
     @property
     def dead_letter_index(self) -> str | None:

@@ -3,6 +3,8 @@
 `BulkSink.write(items)` sends documents with the engine's `async_streaming_bulk` helper and returns
 one outcome per item, never raising for a document's fault:
 - acknowledged items (2xx, or 409 on `create`: the document already exists, a redelivery) are done;
+- a 409 on an externally versioned item means the engine holds this version or a newer one (a
+  redelivery, or a writer that lost its partition arriving late): done too, and nothing overwritten;
 - 429/5xx items (rejected executions, unavailable shards) are re-sent with jittered exponential
   backoff, keeping the successes of the same bulk, until `errors.max_retries`; then dead letter;
 - other item errors (mapping conflicts, 400s) go straight to the dead letter;
@@ -45,6 +47,17 @@ MERGE_REPLACING = (
 )
 
 
+# External versions are spaced this far apart so internal updates of a document between two of its
+# messages (a backfill or hook `update` adds 1 each) never reach the next message's version.
+VERSION_STRIDE = 1024
+
+
+def offset_version(offset: int) -> int:
+    """The external version of the message at `offset`: increasing with it, above 1 (a document
+    created without versioning starts at 1)."""
+    return (offset + 1) * VERSION_STRIDE
+
+
 def backoff_delay(attempt: int, initial_s: float, max_s: float) -> float:
     """Exponential backoff with equal jitter: half fixed, half random, never above `max_s`."""
     ceiling = min(max_s, initial_s * (2 ** max(attempt - 1, 0)))
@@ -62,6 +75,7 @@ class BulkItem:
     upsert: bool = True  # `update` only: create a missing document (the backfill must not)
     script: dict[str, Any] | None = None  # `update` only: run this script instead of merging `source`
     replace: tuple[str, ...] = ()  # `update` only: paths replaced whole instead of merged (sparse vectors)
+    version: int | None = None  # `index` only: written with version_type=external (see `offset_version`)
 
     def action(self) -> dict[str, Any]:
         meta: dict[str, Any] = {"_op_type": self.operation.value, "_index": self.index, "_id": self.doc_id}
@@ -79,6 +93,8 @@ class BulkItem:
             return {**meta, "script": script, **upsert, "retry_on_conflict": 3}
         if self.operation is Operation.UPDATE:
             return {**meta, "doc": self.source, "doc_as_upsert": self.upsert, "retry_on_conflict": 3}
+        if self.version is not None:
+            meta.update(version=self.version, version_type="external")
         return {**meta, "_source": self.source}
 
 
@@ -167,6 +183,10 @@ class BulkSink(abc.ABC):
         """Raw `docs` entries of an mget answer."""
 
     @abc.abstractmethod
+    async def _field_mapping(self, index: str, paths: list[str]) -> dict[str, Any] | None:
+        """The engine's get-field-mapping answer for `paths` of `index`; None when the index is missing."""
+
+    @abc.abstractmethod
     async def index_exists(self, index: str) -> bool: ...
 
     @abc.abstractmethod
@@ -244,8 +264,8 @@ class BulkSink(abc.ABC):
             return None
         body = next(iter(info.values()), {}) if len(info) == 1 else info
         status = int(body.get("status", 0) or 0)
-        if status == 409 and item.operation is Operation.CREATE:
-            return None  # already indexed: a redelivered message with an idempotent id
+        if status == 409 and (item.operation is Operation.CREATE or item.version is not None):
+            return None  # already indexed (a redelivery), or a newer version is: nothing to overwrite
         if status in RETRY_ITEM_STATUSES or (status == 409 and item.operation is Operation.UPDATE):
             item.attempts += 1
             if item.attempts <= self.errors.max_retries:
@@ -288,6 +308,23 @@ class BulkSink(abc.ABC):
 
     def _update_pushback(self) -> None:
         self.on_pushback(self._backing_off > 0 or not self.healthy)
+
+    async def target_problem(self, index: str, expected: Mapping[str, str]) -> str | None:
+        """Why `index` cannot take documents whose field types must be `expected` (path -> type): it is
+        missing, or a field is unmapped or mapped with another type (as dynamic mapping does); None if
+        it can. Raises on transport errors, like the other engine calls."""
+        answer = await self._field_mapping(index, sorted(expected))
+        if not answer:
+            return f"index [{index}] does not exist"
+        for concrete, body in sorted(answer.items()):  # several when `index` is an alias
+            fields = body.get("mappings", {}) if isinstance(body, Mapping) else {}
+            for path, wanted in expected.items():
+                leaf = fields.get(path, {}).get("mapping", {}).get(path.rsplit(".", 1)[-1], {})
+                found = leaf.get("type")
+                if found != wanted:
+                    mapped = f"is mapped as [{found}]" if found else "is not mapped as a field"
+                    return f"field [{path}] of index [{concrete}] {mapped}, expected [{wanted}]"
+        return None
 
     async def fetch_stored(
         self, index: str, ids: Sequence[str], paths: list[str], routings: Sequence[str | None] | None = None

@@ -53,6 +53,15 @@ class ElasticsearchSink(BulkSink):
             raise
         return list(answer.body.get("docs", []))
 
+    async def _field_mapping(self, index: str, paths: list[str]) -> dict[str, Any] | None:
+        try:
+            answer = await self.client.indices.get_field_mapping(index=index, fields=paths)
+        except ApiError as exc:
+            if exc.status_code == 404:
+                return None
+            raise
+        return dict(answer.body)
+
     async def index_exists(self, index: str) -> bool:
         return bool(await self.client.indices.exists(index=index))
 

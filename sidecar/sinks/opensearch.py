@@ -49,6 +49,12 @@ class OpenSearchSink(BulkSink):
             return []
         return list(answer.get("docs", []))
 
+    async def _field_mapping(self, index: str, paths: list[str]) -> dict[str, Any] | None:
+        try:
+            return dict(await self.client.indices.get_field_mapping(index=index, fields=",".join(paths)))
+        except NotFoundError:
+            return None
+
     async def index_exists(self, index: str) -> bool:
         return bool(await self.client.indices.exists(index=index))
 

@@ -1,8 +1,10 @@
 """Create the mappings a pipeline needs (`sidecar setup`, and the worker at start-up).
 
 Target fields are mapped explicitly: left to dynamic mapping, a `rank_features` object would become
-a pile of float fields. A plain index is created (or its mapping extended); a date-math index gets
-an index template matching its static prefix so every day's index is born with the mapping.
+a pile of float fields. The index is created (or its mapping extended), and an index template with
+the mapping is installed for its name (for date math: its static prefix, so every day's index is
+born with the mapping), so an index deleted and then recreated by a bulk request gets it too. The
+dead-letter index gets the same treatment.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
+from sidecar.errors import SidecarError
 from sidecar.pipelines.schema import Engine, FieldConfig, PipelineConfig, TargetType
 from sidecar.sinks.base import BulkSink
 from sidecar.sinks.date_math import is_date_math, resolve_index, static_prefix
@@ -95,26 +98,103 @@ async def ensure_index(sink: BulkSink, index: str, mappings: dict[str, Any], set
     return f"created index [{index}]"
 
 
-async def setup_pipeline(config: PipelineConfig, sink: BulkSink, dims: Mapping[str, int]) -> list[str]:
-    """Make the engine ready for `config`; returns one line per action, for the CLI to print."""
-    mappings = pipeline_mappings(config, dims)
-    settings = index_settings(config)
-    done: list[str] = []
-    index = config.sink.index
-    if is_date_math(index):
-        name = f"sidecar-{config.name}"
-        body: dict[str, Any] = {
-            "index_patterns": [f"{static_prefix(index)}*"],
-            "priority": 200,
-            "template": {"mappings": mappings, **({"settings": settings} if settings else {})},
-        }
+class IndexSetupError(SidecarError):
+    """The engine refused part of a pipeline's setup (a mapping conflict, a bad setting...)."""
+
+    status = 400
+    es_type = "index_setup_exception"
+
+
+def _engine_reason(exc: Exception) -> str:
+    """`type: reason` of an engine's error answer, from either client's exception."""
+    body = getattr(exc, "body", None) or getattr(exc, "info", None)
+    error = body.get("error") if isinstance(body, Mapping) else None
+    if isinstance(error, Mapping):
+        return f"{error.get('type', 'exception')}: {error.get('reason', '')}"
+    return str(exc)
+
+
+def field_types(mappings: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
+    """Dotted path -> field type of the leaves of `mappings` (what the target check compares)."""
+    out: dict[str, str] = {}
+    for name, spec in mappings.get("properties", {}).items():
+        if "type" in spec:
+            out[prefix + name] = spec["type"]
+        else:
+            out.update(field_types(spec, f"{prefix}{name}."))
+    return out
+
+
+def template_name(config: PipelineConfig) -> str:
+    return f"sidecar-{config.name}"
+
+
+def template_body(index: str, mappings: dict[str, Any], settings: dict[str, Any]) -> dict[str, Any]:
+    """An index template giving indices named `index` (every day's index, for date math) the mapping."""
+    pattern = f"{static_prefix(index)}*" if is_date_math(index) else index
+    return {
+        "index_patterns": [pattern],
+        "priority": 200,
+        "template": {"mappings": mappings, **({"settings": settings} if settings else {})},
+    }
+
+
+async def put_template(sink: BulkSink, name: str, body: dict[str, Any]) -> str:
+    pattern = body["index_patterns"][0]
+    try:
         await sink.put_index_template(name, body)
-        done.append(f"put index template [{name}] for [{static_prefix(index)}*]")
-        done.append(await ensure_index(sink, resolve_index(index), mappings, settings))
-    else:
-        done.append(await ensure_index(sink, index, mappings, settings))
-    if config.errors.dead_letter_index:
-        done.append(await ensure_index(sink, config.errors.dead_letter_index, dead_letter_mappings(), {}))
+    except Exception as exc:
+        failure = sink.request_failure(exc)
+        if failure is None or failure.status != 400 or "priority" not in _engine_reason(exc):
+            raise
+        # Another template with this pattern and priority (another pipeline writing the same index):
+        # the engine allows one; the worker's target check still guards a recreated index.
+        log.warning("index template [%s] not installed: %s", name, _engine_reason(exc))
+        return f"index template [{name}] for [{pattern}] not installed: {_engine_reason(exc)}"
+    return f"put index template [{name}] for [{pattern}]"
+
+
+async def setup_target(
+    sink: BulkSink, name: str, index: str, mappings: dict[str, Any], settings: dict[str, Any]
+) -> list[str]:
+    """The index template for `index` (so an index recreated by a bulk gets the mapping), then the
+    index itself (today's, for date math)."""
+    return [
+        await put_template(sink, name, template_body(index, mappings, settings)),
+        await ensure_index(sink, resolve_index(index), mappings, settings),
+    ]
+
+
+async def setup_pipeline(config: PipelineConfig, sink: BulkSink, dims: Mapping[str, int]) -> list[str]:
+    """Make the engine ready for `config`; returns one line per action, for the CLI to print.
+
+    Raises `IndexSetupError` (one line: what was refused and why) when the engine refuses a step;
+    transport errors propagate as they are, for the caller to retry.
+    """
+    done: list[str] = []
+    targets = [
+        (template_name(config), config.sink.index, pipeline_mappings(config, dims), index_settings(config))
+    ]
+    if config.source.kafka is not None and config.dead_letter_index:  # default one included
+        targets.append(
+            (
+                f"{template_name(config)}-dead-letter",
+                config.dead_letter_index,
+                dead_letter_mappings(),
+                {},
+            )
+        )
+    for name, index, mappings, settings in targets:
+        try:
+            done += await setup_target(sink, name, index, mappings, settings)
+        except Exception as exc:
+            failure = sink.request_failure(exc)
+            if failure is None or failure.status is None:
+                raise
+            raise IndexSetupError(
+                f"pipeline [{config.name}]: the engine refused the setup of index [{index}]: "
+                f"{_engine_reason(exc)}"
+            ) from exc
     for line in done:
         log.info("setup of pipeline [%s]: %s", config.name, line)
     return done

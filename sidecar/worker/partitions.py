@@ -24,7 +24,7 @@ from sidecar.worker.offsets import PartitionOffsets
 
 log = logging.getLogger(__name__)
 
-PAUSE_REASONS = ("in_flight", "engine", "inference", "dead_letter", "rebalance")
+PAUSE_REASONS = ("in_flight", "engine", "inference", "dead_letter", "target", "rebalance")
 
 
 class Partitions:

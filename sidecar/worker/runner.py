@@ -30,9 +30,10 @@ from sidecar.observability import metrics
 from sidecar.pipelines.schema import OnMalformed, Operation, PipelineConfig, TargetType, Tolerance
 from sidecar.settings import Settings, load_settings
 from sidecar.sinks import BulkItem, BulkSink, create_sink
-from sidecar.sinks.base import backoff_delay
+from sidecar.sinks.base import backoff_delay, offset_version
 from sidecar.sinks.date_math import resolve_index
-from sidecar.sinks.setup import setup_pipeline
+from sidecar.sinks.setup import index_settings, pipeline_mappings, setup_pipeline, template_name
+from sidecar.sinks.target import TargetWriter
 from sidecar.sources.kafka import (
     KafkaSource,
     Message,
@@ -133,6 +134,15 @@ class PipelineRunner:
         # `update` replaces sparse vectors whole (a merge would keep stale tokens); dense ones are lists.
         sparse_targets = tuple(f.target for f in config.fields if f.type.sparse)
         self._replace = sparse_targets if config.sink.operation is Operation.UPDATE else ()
+        self._versioned = config.external_versioning  # a late writer cannot overwrite a newer version
+        self.target = TargetWriter(
+            self.sink,
+            pipeline=self.name,
+            configured_index=config.sink.index,
+            template=template_name(config),
+            backoff=config.errors.backoff,
+            pause=lambda delta: self.partitions.add_reason("target", delta),
+        )
         self._tasks: set[asyncio.Task[None]] = set()
         self._in_flight = 0
         self._stopping = asyncio.Event()
@@ -144,6 +154,7 @@ class PipelineRunner:
     async def start(self) -> None:
         dims = await self._check_endpoints()
         await self._with_engine_retry(lambda: setup_pipeline(self.config, self.sink, dims))
+        self.target.prepare(pipeline_mappings(self.config, dims), index_settings(self.config))
         self.catalog.set_pipeline_usage(self.name, self.config.endpoint_ids)
         topic = self.config.errors.dead_letter_topic
         if topic is not None:
@@ -339,6 +350,7 @@ class PipelineRunner:
                             operation,
                             envelope.routing,
                             replace=self._replace,
+                            version=self._version(envelope),
                         )
                     )
                     owners.append([envelope])
@@ -349,6 +361,7 @@ class PipelineRunner:
                 else:
                     item.source = doc
                 item.routing = envelope.routing
+                item.version = self._version(envelope)
                 owners[pos].append(envelope)
             for earlier in batch.waits:
                 await earlier
@@ -399,12 +412,15 @@ class PipelineRunner:
     async def _write_each(self, items: list[BulkItem]) -> list[DocumentError | None]:
         """`sink.write`, and where it fails unexpectedly (not an engine answer), one item at a time."""
         try:
-            return (await self.sink.write(items)).outcomes
+            return (await self.target.write(items)).outcomes
         except Exception as exc:
             if len(items) == 1:
                 log.warning("pipeline [%s]: bulk write failed", self.name, exc_info=True)
                 return [DocumentError("index_failed", f"{type(exc).__name__}: {exc}")]
         return [outcome for item in items for outcome in await self._write_each([item])]
+
+    def _version(self, envelope: Envelope) -> int | None:
+        return offset_version(envelope.message.offset) if self._versioned else None
 
     async def _enrich(self, envelopes: list[Envelope], index: str) -> list[dict[str, Any] | DocumentError]:
         if not envelopes:
@@ -457,5 +473,6 @@ class PipelineRunner:
             "in_flight": self._in_flight,
             "partitions": len(self.source.assignment()),
             "dead_letter_failing": self.dead_letters.failing,
+            "target_problem": self.target.problem,
             "fatal": None if self.fatal is None else repr(self.fatal),
         }

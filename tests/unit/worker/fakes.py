@@ -139,6 +139,9 @@ class ScriptedSink(BulkSink):
     async def _mget(self, index: str, docs: list[dict[str, Any]], paths: list[str]) -> list[dict[str, Any]]:
         raise Unreachable()
 
+    async def _field_mapping(self, index: str, paths: list[str]) -> dict[str, Any] | None:
+        raise Unreachable()
+
     async def index_exists(self, index: str) -> bool:
         return True
 
