@@ -27,11 +27,9 @@ BENCHMARKS: dict[str, tuple[list[str], list[str]]] = {
 def draw_chart() -> None:
     if not THROUGHPUT.exists():
         return
-    import matplotlib
+    from sidecar.eval.report import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     data = json.loads(THROUGHPUT.read_text())
     labels = sorted(data, key=data.__getitem__)
     fig, ax = plt.subplots(figsize=(9, 0.5 * len(labels) + 1.5))

@@ -66,7 +66,13 @@ class Settings(BaseSettings):
     registry_index: str | None = Field(
         None, description="Store endpoints in this index of the target engine instead (shared by replicas)."
     )
-    registry_engine_url: str | None = Field(None, description="Engine URL for `registry_index`.")
+    registry_engine_url: str | None = Field(
+        None,
+        description=(
+            "Engine URL for `registry_index` (OpenSearch or Elasticsearch; "
+            "`https://user:password@host:port` for basic auth)."
+        ),
+    )
     registry_cache_s: float = Field(
         1.0, description="With `registry_index`: how long endpoints read from the index are reused."
     )
@@ -93,7 +99,10 @@ class Settings(BaseSettings):
     )
     preload_endpoints: list[str] = Field(
         default_factory=lambda: [".splade-tiny", ".minilm-l6"],
-        description="Endpoints whose models `sidecar serve` loads before it reports ready.",
+        description=(
+            "Endpoints whose models `sidecar serve` loads before it reports ready (it listens "
+            "meanwhile, readiness 503); `[]`: each model loads on its first request."
+        ),
     )
 
     # Local stack (written by `make stack-up` into .devstack/env)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
@@ -89,12 +90,22 @@ def write_json(report: EvalReport, path: Path) -> None:
     path.write_text(json.dumps(report.as_dict(), indent=2) + "\n", encoding="utf-8")
 
 
-def write_chart(report: EvalReport, path: Path) -> None:
-    """Horizontal bars of nDCG@10 per method, published numbers in grey below them."""
-    import matplotlib
-
+def pyplot() -> Any:
+    """matplotlib's pyplot on the file-only Agg backend. Charts are the optional `reports` extra, so
+    a missing matplotlib is an ImportError that says how to install it."""
+    try:
+        import matplotlib
+    except ImportError:
+        raise ImportError("charts need matplotlib: pip install 'sparse-sidecar[reports]'") from None
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    return plt
+
+
+def write_chart(report: EvalReport, path: Path) -> None:
+    """Horizontal bars of nDCG@10 per method, published numbers in grey below them."""
+    plt = pyplot()
 
     ours = [(s.name, s.ndcg10) for s in report.scores]
     theirs = [(f"published: {row.system}", row.ndcg10) for row in published_for(report)]

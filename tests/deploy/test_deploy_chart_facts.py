@@ -65,6 +65,7 @@ def test_probes_hit_the_real_endpoints_on_the_served_port(rendered: dict[str, Re
         else:
             assert args[0] == "worker"
             assert args[args.index("--metrics-port") + 1] == str(port["containerPort"])
+            assert args[args.index("--metrics-host") + 1] == "0.0.0.0"  # noqa: S104 - probes come from outside
 
 
 @pytest.mark.parametrize("combo", sorted(COMBOS))
