@@ -43,6 +43,7 @@ from sidecar.inference.services.jsonpath import (
     extract,
 )
 from sidecar.inference.services.remote import RemoteCaller, parse_failure
+from sidecar.inference.services.validation import Errors
 from sidecar.inference.types import (
     CompletionResult,
     DenseEmbedding,
@@ -69,26 +70,11 @@ _DENSE_ONLY = ("dimensions", "similarity", "max_input_tokens")
 _PARAMETER_TYPES = (str, int, float, bool)
 
 
-class _Errors:
-    """Collects messages the way Elasticsearch's ValidationException reports them."""
-
-    def __init__(self) -> None:
-        self.messages: list[str] = []
-
-    def add(self, message: str) -> None:
-        self.messages.append(message)
-
-    def raise_any(self) -> None:
-        if self.messages:
-            body = "".join(f"{i}: {m};" for i, m in enumerate(self.messages, 1))
-            raise SettingsValidationError(f"Validation Failed: {body}")
-
-
 def _wrong_type(key: str, value: Any, kind: str) -> str:
     return f"field [{key}] is not of the expected type. The value [{value}] cannot be converted to a [{kind}]"
 
 
-def _string(settings: dict[str, Any], key: str, errors: _Errors, scope: str, required: bool) -> str | None:
+def _string(settings: dict[str, Any], key: str, errors: Errors, scope: str, required: bool) -> str | None:
     value = settings.get(key)
     if value is None:
         if required:
@@ -103,7 +89,7 @@ def _string(settings: dict[str, Any], key: str, errors: _Errors, scope: str, req
     return value
 
 
-def _map(settings: dict[str, Any], key: str, errors: _Errors) -> dict[str, Any] | None:
+def _map(settings: dict[str, Any], key: str, errors: Errors) -> dict[str, Any] | None:
     value = settings.get(key)
     if value is None:
         return None
@@ -113,7 +99,7 @@ def _map(settings: dict[str, Any], key: str, errors: _Errors) -> dict[str, Any] 
     return {k: v for k, v in value.items() if v is not None}
 
 
-def _string_map(settings: dict[str, Any], key: str, errors: _Errors) -> dict[str, str]:
+def _string_map(settings: dict[str, Any], key: str, errors: Errors) -> dict[str, str]:
     values = _map(settings, key, errors) or {}
     for name, value in values.items():
         if not isinstance(value, str):
@@ -154,7 +140,7 @@ class CustomConfig:
         task_settings: dict[str, Any],
     ) -> CustomConfig:
         """Elasticsearch's checks of a custom endpoint (task-specific paths when `task_type` is given)."""
-        errors = _Errors()
+        errors = Errors()
         url = _string(settings, "url", errors, _SCOPE, True)
         request = _string(settings, "request", errors, _SCOPE, True)
         headers = _string_map(settings, "headers", errors)
@@ -220,7 +206,7 @@ def substitute(template: str, values: dict[str, str], field_name: str) -> str:
     return _PLACEHOLDER.sub(replace, template)
 
 
-def task_parameters(task_settings: dict[str, Any], errors: _Errors) -> dict[str, Any]:
+def task_parameters(task_settings: dict[str, Any], errors: Errors) -> dict[str, Any]:
     parameters = _map(task_settings, "parameters", errors) or {}
     for name, value in parameters.items():
         if not isinstance(value, _PARAMETER_TYPES):
@@ -231,7 +217,7 @@ def task_parameters(task_settings: dict[str, Any], errors: _Errors) -> dict[str,
     return parameters
 
 
-def _query_parameters(raw: Any, errors: _Errors) -> list[tuple[str, str]]:
+def _query_parameters(raw: Any, errors: Errors) -> list[tuple[str, str]]:
     if raw is None:
         return []
     if not isinstance(raw, list):
@@ -249,7 +235,7 @@ def _query_parameters(raw: Any, errors: _Errors) -> list[tuple[str, str]]:
     return pairs
 
 
-def _response_paths(task_type: TaskType | None, settings: dict[str, Any], errors: _Errors) -> dict[str, str]:
+def _response_paths(task_type: TaskType | None, settings: dict[str, Any], errors: Errors) -> dict[str, str]:
     response = _map(settings, "response", errors)
     if response is None:
         return {}
@@ -287,7 +273,7 @@ def _response_paths(task_type: TaskType | None, settings: dict[str, Any], errors
     return paths
 
 
-def _input_type(raw: Any, errors: _Errors) -> tuple[dict[str, str], str]:
+def _input_type(raw: Any, errors: Errors) -> tuple[dict[str, str], str]:
     if raw is None:
         return {}, ""
     if not isinstance(raw, dict):
@@ -365,7 +351,7 @@ class CustomRuntime(Runtime):
         return parse_failure("custom", self.inference_id, what)
 
     async def _call(self, values: dict[str, Any], task_settings: dict[str, Any]) -> Any:
-        errors = _Errors()
+        errors = Errors()
         parameters = task_parameters(task_settings, errors)
         errors.raise_any()
         url, headers, body = self.config.render(values, {**self.config.parameters, **parameters})

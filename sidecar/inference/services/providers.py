@@ -2,6 +2,9 @@
 
 Each row holds `ServiceSpec`'s fields; `sidecar.inference.services.base` adds them to `SERVICES`.
 Kept apart from `base` so that adding a provider touches only this table and its own module.
+Required and optional keys follow Elasticsearch's inference specification for each service;
+`url` is accepted by every hosted provider (Elasticsearch lacks it for some, e.g. `mistral`, `groq`)
+so that a gateway, a self-hosted compatible server or a test server can stand in.
 """
 
 from __future__ import annotations
@@ -14,6 +17,29 @@ SPARSE, DENSE, RERANK = TaskType.SPARSE_EMBEDDING, TaskType.TEXT_EMBEDDING, Task
 COMPLETION, CHAT = TaskType.COMPLETION, TaskType.CHAT_COMPLETION
 _REMOTE = frozenset({"rate_limit", "timeout"})
 _DENSE = frozenset({"dimensions", "similarity", "max_input_tokens"})
+_API_KEY = frozenset({"api_key"})
+_OPENAI_LIKE = "sidecar.inference.services.openai_compatible:"
+
+
+def _row(
+    runtime: str,
+    task_types: set[TaskType],
+    required: tuple[str, ...],
+    optional: set[str] | frozenset[str] = frozenset(),
+    *,
+    task_settings: set[str] | frozenset[str] = frozenset(),
+    doc: str,
+) -> dict[str, Any]:
+    return {
+        "task_types": frozenset(task_types),
+        "required": required,
+        "optional": _REMOTE | _API_KEY | frozenset(optional),
+        "secrets": _API_KEY,
+        "task_settings": frozenset(task_settings),
+        "doc": doc,
+        "runtime": runtime,
+    }
+
 
 PROVIDER_ROWS: dict[str, dict[str, Any]] = {
     "custom": {
@@ -27,4 +53,63 @@ PROVIDER_ROWS: dict[str, dict[str, Any]] = {
         "doc": "Any JSON-over-HTTP provider, described by a request template and response paths.",
         "runtime": "sidecar.inference.services.custom:CustomRuntime",
     },
+    "mistral": _row(
+        _OPENAI_LIKE + "MistralRuntime",
+        {DENSE, COMPLETION, CHAT},
+        ("api_key", "model"),
+        _DENSE | {"url"},
+        doc="Mistral AI embeddings and chat completions.",
+    ),
+    "deepseek": _row(
+        _OPENAI_LIKE + "DeepSeekRuntime",
+        {COMPLETION, CHAT},
+        ("api_key", "model_id"),
+        {"url"},
+        doc="DeepSeek chat completions.",
+    ),
+    "groq": _row(
+        _OPENAI_LIKE + "GroqRuntime",
+        {CHAT},
+        ("model_id",),
+        {"url"},
+        doc="Groq chat completions (OpenAI-compatible API).",
+    ),
+    "fireworksai": _row(
+        _OPENAI_LIKE + "FireworksAIRuntime",
+        {DENSE, COMPLETION, CHAT},
+        ("api_key", "model_id"),
+        _DENSE | {"url"},
+        task_settings={"user", "headers"},
+        doc="Fireworks AI embeddings and chat completions.",
+    ),
+    "ai21": _row(
+        _OPENAI_LIKE + "AI21Runtime",
+        {COMPLETION, CHAT},
+        ("model_id",),
+        {"url"},
+        doc="AI21 Jamba chat completions.",
+    ),
+    "nvidia": _row(
+        _OPENAI_LIKE + "NvidiaRuntime",
+        {DENSE, COMPLETION, CHAT, RERANK},
+        ("api_key", "model_id"),
+        _DENSE | {"url"},
+        task_settings={"input_type", "truncate"},
+        doc="NVIDIA NIM / API catalog embeddings, reranking and chat completions.",
+    ),
+    "llama": _row(
+        _OPENAI_LIKE + "LlamaRuntime",
+        {DENSE, COMPLETION, CHAT},
+        ("url", "model_id"),
+        _DENSE,
+        doc="Llama Stack servers: embeddings and chat completions.",
+    ),
+    "openshift_ai": _row(
+        _OPENAI_LIKE + "OpenShiftAIRuntime",
+        {DENSE, COMPLETION, CHAT, RERANK},
+        ("api_key", "url"),
+        _DENSE | {"model_id"},
+        task_settings={"return_documents", "top_n"},
+        doc="Red Hat OpenShift AI model servers: embeddings, reranking and chat completions.",
+    ),
 }
