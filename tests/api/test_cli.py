@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -35,3 +36,16 @@ def test_infer_reports_errors_with_their_type(sidecar: SidecarProcess) -> None:
     done = _infer("--url", sidecar.url, "-e", "missing", "x")
     assert done.returncode == 1
     assert "resource_not_found_exception" in done.stderr
+
+
+def test_infer_in_a_fresh_folder_works_on_the_first_call(tmp_path: Path) -> None:
+    """No server, no endpoint store yet: the packaged model loads first (outside the request's time
+    limit), then the answer comes."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SIDECAR_")}
+    done = subprocess.run(
+        [*SIDECAR_CLI, "infer", "--json", "hello world"],
+        capture_output=True, text=True, timeout=600, check=False, cwd=tmp_path, env=env,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["sparse_embedding"][0]["embedding"]
+    assert (tmp_path / ".sidecar" / "endpoints.sqlite3").is_file()
