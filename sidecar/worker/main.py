@@ -117,7 +117,7 @@ async def run_worker(
     paths: Sequence[str | Path],
     settings: Settings,
     *,
-    metrics_host: str = "0.0.0.0",  # noqa: S104 - probes come from the orchestrator, not loopback
+    metrics_host: str = "127.0.0.1",  # pods pass 0.0.0.0 (the Helm chart does)
     metrics_port: int | None = 9108,
 ) -> int:
     """Run until a signal; returns the process exit code (1 when a pipeline failed)."""
