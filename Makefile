@@ -12,7 +12,7 @@ PYTEST_TIMEOUT ?= 2400
 .PHONY: help install run serve test test-unit lint stack-up stack-down stack-status bench bench-inference eval clean
 
 help:  ## list targets
-	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
 install: $(STAMP)  ## create .venv and install the project, pinned by constraints.txt
 
