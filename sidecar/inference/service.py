@@ -52,6 +52,7 @@ class InferenceService:
 
     async def start(self, preload: Iterable[str] = ()) -> None:
         """Load (and warm up) the models of the given endpoints now instead of on first use."""
+        self.aliases.log_table()  # which real model serves each Elasticsearch built-in id
         for inference_id in preload:
             await self._load(self.registry.get(inference_id))
 

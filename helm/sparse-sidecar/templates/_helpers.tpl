@@ -289,6 +289,7 @@ Container environment: SIDECAR_* settings from config, then config.env, then the
 {{- with $cfg.opensearchUrl }}{{ $_ := set $env "SIDECAR_OPENSEARCH_URL" . }}{{ end }}
 {{- with $cfg.registry.index }}{{ $_ := set $env "SIDECAR_REGISTRY_INDEX" . }}{{ end }}
 {{- with $cfg.registry.engineUrl }}{{ $_ := set $env "SIDECAR_REGISTRY_ENGINE_URL" . }}{{ end }}
+{{- with $cfg.modelAliases }}{{ $_ := set $env "SIDECAR_MODEL_ALIASES" (toJson .) }}{{ end }}
 {{- if gt (int (default 0 .c.gpu)) 0 }}{{ $_ := set $env "SIDECAR_DEVICE" "cuda" }}{{ end }}
 {{- if .apiKeys }}{{ $_ := set $env "SIDECAR_API_KEYS_FILE" "/etc/sidecar/auth/api-keys" }}{{ end }}
 {{- range $name, $value := $cfg.env }}{{ $_ := set $env $name $value }}{{ end }}
