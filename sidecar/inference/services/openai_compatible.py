@@ -41,7 +41,13 @@ class OpenAICompatibleRuntime(Runtime):
     ) -> None:
         self.inference_id = inference_id
         self.settings = settings
-        self.url = str(settings["url"]) if settings.get("url") else None
+        url = str(settings["url"]) if settings.get("url") else None
+        # The URL per kind of request: `url` when set, else the provider's default.
+        self.endpoints: dict[str, str | None] = {
+            "embeddings": url or self.embeddings_url,
+            "chat": url or self.chat_url,
+            "rerank": url or self.rerank_url,
+        }
         self.model = str(settings[self.model_key]) if settings.get(self.model_key) else None
         self.caller = caller
         self.headers = {"Authorization": f"Bearer {secrets['api_key']}"} if secrets.get("api_key") else {}
@@ -69,8 +75,8 @@ class OpenAICompatibleRuntime(Runtime):
     def _fail(self, what: str) -> Exception:
         return parse_failure(self.service, self.inference_id, what)
 
-    def _endpoint(self, default: str | None) -> str:
-        url = self.url or default
+    def _endpoint(self, kind: str) -> str:
+        url = self.endpoints[kind]
         if url is None:
             raise StatusError(f"The [{self.service}] service needs [url] in [service_settings]")
         return url
@@ -79,8 +85,8 @@ class OpenAICompatibleRuntime(Runtime):
         extra = task_settings.get("headers") or {}
         return {**self.headers, **{str(k): str(v) for k, v in extra.items()}}
 
-    async def _post(self, default_url: str | None, body: Any, task_settings: dict[str, Any]) -> Any:
-        return await self.caller.post(self._endpoint(default_url), body, self._headers(task_settings))
+    async def _post(self, kind: str, body: Any, task_settings: dict[str, Any]) -> Any:
+        return await self.caller.post(self._endpoint(kind), body, self._headers(task_settings))
 
     # --- embeddings -------------------------------------------------------------------------------
     def embedding_body(
@@ -112,7 +118,7 @@ class OpenAICompatibleRuntime(Runtime):
         for start in range(0, len(texts), self.max_inputs):
             part = texts[start : start + self.max_inputs]
             body = self.embedding_body(part, input_type, task_settings)
-            rows = self.embedding_rows(await self._post(self.embeddings_url, body, task_settings))
+            rows = self.embedding_rows(await self._post("embeddings", body, task_settings))
             if len(rows) != len(part):
                 raise self._fail(f"{len(rows)} embeddings for {len(part)} inputs")
             out.extend(DenseEmbedding(row) for row in rows)
@@ -134,9 +140,7 @@ class OpenAICompatibleRuntime(Runtime):
     async def complete(
         self, texts: list[str], *, task_settings: dict[str, Any], time_limit: float | None
     ) -> list[CompletionResult]:
-        answer = await self._post(
-            self.chat_url, self._completion_body(texts, task_settings, False), task_settings
-        )
+        answer = await self._post("chat", self._completion_body(texts, task_settings, False), task_settings)
         try:
             return [CompletionResult(str(c["message"]["content"])) for c in answer["choices"]]
         except (KeyError, TypeError) as exc:
@@ -146,7 +150,7 @@ class OpenAICompatibleRuntime(Runtime):
         self, texts: list[str], *, task_settings: dict[str, Any]
     ) -> AsyncIterator[str]:
         body = self._completion_body(texts, task_settings, True)
-        events = self.caller.stream_events(self._endpoint(self.chat_url), body, self._headers(task_settings))
+        events = self.caller.stream_events(self._endpoint("chat"), body, self._headers(task_settings))
         async for event in events:
             try:
                 choices = event["choices"]
@@ -168,7 +172,7 @@ class OpenAICompatibleRuntime(Runtime):
         if model:
             body["model"] = model
         body.update({k: request[k] for k in CHAT_FIELDS if request.get(k) is not None})
-        async for event in self.caller.stream_events(self._endpoint(self.chat_url), body, self.headers):
+        async for event in self.caller.stream_events(self._endpoint("chat"), body, self.headers):
             if not isinstance(event, dict) or not isinstance(event.get("choices", []), list):
                 raise self._fail("a streamed chunk is not a chat.completion.chunk object")
             yield unified_chunk(event)
@@ -245,7 +249,7 @@ class NvidiaRuntime(OpenAICompatibleRuntime):
         time_limit: float | None,
     ) -> list[RankedDocument]:
         body = {"model": self.model, "query": {"text": query}, "passages": [{"text": d} for d in documents]}
-        answer = await self._post(self.rerank_url, body, task_settings)
+        answer = await self._post("rerank", body, task_settings)
         try:
             pairs = [(int(r["index"]), float(r["logit"])) for r in answer["rankings"]]
         except (KeyError, TypeError, ValueError) as exc:
@@ -293,7 +297,7 @@ class OpenShiftAIRuntime(OpenAICompatibleRuntime):
         if top:
             body["top_n"] = top
         body["return_documents"] = return_documents
-        answer = await self._post(self.rerank_url, body, task_settings)
+        answer = await self._post("rerank", body, task_settings)
         try:
             pairs = [(int(r["index"]), float(r["relevance_score"])) for r in answer["results"]]
         except (KeyError, TypeError, ValueError) as exc:

@@ -53,6 +53,15 @@ PROVIDER_ROWS: dict[str, dict[str, Any]] = {
         "doc": "Any JSON-over-HTTP provider, described by a request template and response paths.",
         "runtime": "sidecar.inference.services.custom:CustomRuntime",
     },
+    "azureopenai": {
+        "task_types": frozenset({DENSE, COMPLETION, CHAT}),
+        "required": ("resource_name", "deployment_id", "api_version"),
+        "optional": _REMOTE | _DENSE | {"api_key", "entra_id", "url"},
+        "secrets": frozenset({"api_key", "entra_id"}),
+        "task_settings": frozenset({"user", "headers"}),
+        "doc": "Azure OpenAI deployments: embeddings and chat completions (api-key or Entra ID).",
+        "runtime": "sidecar.inference.services.azure_openai:AzureOpenAIRuntime",
+    },
     "mistral": _row(
         _OPENAI_LIKE + "MistralRuntime",
         {DENSE, COMPLETION, CHAT},

@@ -1,0 +1,134 @@
+"""Azure OpenAI against a local server that answers as an Azure OpenAI deployment does."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from sidecar.errors import RemoteServiceError, SettingsValidationError
+from sidecar.inference.service import InferenceService
+
+from .remote_fakes import Recorded, fake_provider
+
+AZURE_429 = {
+    "error": {
+        "code": "429",
+        "message": "Requests to the Embeddings_Create Operation under Azure OpenAI API version 2024-10-21 "
+        "have exceeded call rate limit of your current pricing tier.",
+    }
+}
+
+
+def azure_answer(rec: Recorded) -> tuple[int, Any, dict[str, str]]:
+    if "/embeddings" in rec.path:
+        data = [
+            {"object": "embedding", "index": i, "embedding": [float(i), 0.25]}
+            for i in range(len(rec.body["input"]))
+        ]
+        return 200, {"object": "list", "data": data, "model": "text-embedding-3-small"}, {}
+    message = {"role": "assistant", "content": "hi from azure"}
+    return (
+        200,
+        {"object": "chat.completion", "choices": [{"index": 0, "message": message, "finish_reason": "stop"}]},
+        {},
+    )
+
+
+def settings(url: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "resource_name": "res",
+        "deployment_id": "my-dep",
+        "api_version": "2024-10-21",
+        "url": url,
+        **extra,
+    }
+
+
+async def test_embeddings_at_the_deployment_url_with_api_key_and_429_retry(remote: InferenceService) -> None:
+    with fake_provider(azure_answer) as server:
+        server.script.append((429, AZURE_429, {"retry-after": "0"}))
+        remote.registry.create(
+            "az",
+            "text_embedding",
+            {
+                "service": "azureopenai",
+                "service_settings": settings(server.url, api_key="az-key", dimensions=2),
+                "task_settings": {"user": "u"},
+            },
+        )
+        out = await remote.infer("az", ["a", "b"])
+        assert [r.embedding for r in out.results] == [[0.0, 0.25], [1.0, 0.25]]
+        assert len(server.requests) == 2
+        sent = server.requests[-1]
+        assert sent.path == "/openai/deployments/my-dep/embeddings?api-version=2024-10-21"
+        assert sent.headers["api-key"] == "az-key" and "authorization" not in sent.headers
+        assert sent.body == {"input": ["a", "b"], "dimensions": 2, "user": "u"}
+
+
+async def test_completion_with_entra_id_token(remote: InferenceService) -> None:
+    with fake_provider(azure_answer) as server:
+        remote.registry.create(
+            "az-chat",
+            "completion",
+            {"service": "azureopenai", "service_settings": settings(server.url, entra_id="entra-token")},
+        )
+        out = await remote.infer("az-chat", ["hello"])
+        assert [r.result for r in out.results] == ["hi from azure"]
+        sent = server.requests[0]
+        assert sent.path == "/openai/deployments/my-dep/chat/completions?api-version=2024-10-21"
+        assert sent.headers["authorization"] == "Bearer entra-token"
+        assert sent.body == {"messages": [{"role": "user", "content": "hello"}], "n": 1}
+
+
+async def test_persistent_429_surfaces_azures_message(remote: InferenceService) -> None:
+    with fake_provider(lambda rec: (429, AZURE_429, {})) as server:
+        remote.registry.create(
+            "az",
+            "text_embedding",
+            {"service": "azureopenai", "service_settings": settings(server.url, api_key="k")},
+        )
+        with pytest.raises(RemoteServiceError) as err:
+            await remote.infer("az", ["a"])
+        assert err.value.status == 429 and err.value.retriable
+        assert "have exceeded call rate limit" in err.value.reason
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (
+            {},
+            "Validation Failed: 1: [secret_settings] must have either the [api_key] or the [entra_id] key set;",
+        ),
+        (
+            {"api_key": "k", "entra_id": "e"},
+            "Validation Failed: 1: [secret_settings] must have only one of the [api_key] or the [entra_id] key set;",
+        ),
+    ],
+)
+def test_exactly_one_credential(remote: InferenceService, extra: dict[str, Any], message: str) -> None:
+    with pytest.raises(SettingsValidationError) as err:
+        remote.registry.create(
+            "az",
+            "text_embedding",
+            {"service": "azureopenai", "service_settings": settings("http://x", **extra)},
+        )
+    assert err.value.reason == message
+
+
+def test_required_settings_and_secrets_kept_apart(remote: InferenceService) -> None:
+    with pytest.raises(SettingsValidationError) as err:
+        remote.registry.create(
+            "az",
+            "completion",
+            {"service": "azureopenai", "service_settings": {"api_key": "k", "api_version": "v"}},
+        )
+    assert err.value.reason.startswith(
+        "Validation Failed: 1: [service_settings] does not contain the required setting [resource_name];"
+    )
+    endpoint = remote.registry.create(
+        "az", "completion", {"service": "azureopenai", "service_settings": settings("http://x", entra_id="e")}
+    )
+    assert endpoint.secrets == {"entra_id": "e"}
+    assert "entra_id" not in endpoint.public_dict()["service_settings"]
