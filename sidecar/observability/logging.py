@@ -61,10 +61,10 @@ def configure_logging(level: str = "INFO", *, json_format: bool = True) -> None:
     """Route the root logger (and uvicorn's) to stderr, as JSON lines or readable text: the one log
     set-up of every long-running command (serve, worker, backfill, demo)."""
     handler = logging.StreamHandler(sys.stderr)
-    handler.addFilter(RequestIdFilter())
     if json_format:
-        handler.setFormatter(JsonFormatter())
+        handler.setFormatter(JsonFormatter())  # adds request_id only when a request is being served
     else:
+        handler.addFilter(RequestIdFilter())
         handler.setFormatter(
             logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s")
         )

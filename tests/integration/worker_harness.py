@@ -311,13 +311,13 @@ def free_port() -> int:
 class WorkerProcess:
     """`sidecar worker` as a child process with its own log file and metrics port."""
 
-    def __init__(self, pipeline: Path, workdir: Path, name: str = "worker") -> None:
+    def __init__(self, pipeline: Path, workdir: Path, name: str = "worker", *, json_logs: bool = False) -> None:
         self.pipeline = pipeline
         self.log_path = workdir / f"{name}-{uuid.uuid4().hex[:4]}.log"
         self.port = free_port()
         env = {
             **os.environ,
-            "SIDECAR_LOG_JSON": "false",
+            "SIDECAR_LOG_JSON": str(json_logs).lower(),
             "SIDECAR_LOG_LEVEL": "INFO",
             "SIDECAR_REGISTRY_PATH": str(workdir / "endpoints.sqlite3"),
         }

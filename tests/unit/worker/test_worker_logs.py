@@ -55,3 +55,4 @@ def test_every_worker_log_line_is_json(
     assert records[0]["partitions"] == [0, 1] and records[1]["offset"] == 7
     assert 'bad "value"\non two lines' in records[2]["exception"]
     assert {r["logger"] for r in records} == {"sidecar.worker", "aiokafka"}
+    assert not any("request_id" in r for r in records)  # no request is being served
