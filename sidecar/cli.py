@@ -190,11 +190,12 @@ def demo(
         "pipelines/samples/everyday-science.jsonl"
     ),
     timeout: Annotated[float, typer.Option(help="Seconds to wait for the documents to be indexed.")] = 300.0,
+    config: ConfigOption = None,
 ) -> None:
     """Produce the sample documents to Kafka, run the worker until indexed, print a semantic search."""
     from sidecar.commands.demo import demo_command
 
-    raise typer.Exit(demo_command(pipeline, samples, timeout))
+    raise typer.Exit(demo_command(pipeline, samples, timeout, config))
 
 
 @app.command()
@@ -209,12 +210,13 @@ def search(
     ] = None,
     query_top_k: Annotated[int, typer.Option(help="Sparse query terms kept (0: all).")] = 32,
     as_json: Annotated[bool, typer.Option("--json", help="Print the hits as JSON.")] = False,
+    config: ConfigOption = None,
 ) -> None:
     """Search the index a pipeline fills: sparse, or hybrid with BM25 (and dense)."""
     from sidecar.search.command import search_command
 
     raise typer.Exit(search_command(pipeline, text, k=k, hybrid=hybrid, fusion=fusion, weights=weights,
-                                    query_top_k=query_top_k, as_json=as_json))
+                                    query_top_k=query_top_k, as_json=as_json, settings=_settings(config)))
 
 
 # `sidecar eval` runs an evaluation; `sidecar eval convert` brings a collection into its layout.

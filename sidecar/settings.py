@@ -27,7 +27,9 @@ from pydantic_settings import (
 from sidecar.errors import SettingsValidationError
 
 # The `--config` file's source while `load_settings` builds a Settings (None: no file).
-_file_source: ContextVar[PydanticBaseSettingsSource | None] = ContextVar("sidecar_settings_file", default=None)
+_file_source: ContextVar[PydanticBaseSettingsSource | None] = ContextVar(
+    "sidecar_settings_file", default=None
+)
 
 
 class Settings(BaseSettings):
@@ -95,7 +97,8 @@ class Settings(BaseSettings):
         ),
     )
     probe_remote_on_create: bool = Field(
-        True, description="PUT of a remote endpoint makes one test call to the provider (off: offline setups)."
+        True,
+        description="PUT of a remote endpoint makes one test call to the provider (off: offline setups).",
     )
     preload_endpoints: list[str] = Field(
         default_factory=lambda: [".splade-tiny", ".minilm-l6"],

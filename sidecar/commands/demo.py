@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -21,11 +22,12 @@ from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
+from sidecar.errors import SidecarError
 from sidecar.inference.types import TaskType
 from sidecar.observability.logging import configure_logging
 from sidecar.pipelines.loader import load_pipeline
 from sidecar.pipelines.schema import PipelineConfig
-from sidecar.settings import load_settings
+from sidecar.settings import Settings, load_settings
 from sidecar.sources.kafka import client_options
 from sidecar.worker.main import Worker
 
@@ -99,10 +101,7 @@ async def _caught_up(config: PipelineConfig, targets: dict[TopicPartition, int])
     return all(tp in committed and committed[tp].offset >= end for tp, end in targets.items())
 
 
-async def run_demo(pipeline: Path, lines: list[str], timeout_s: float) -> int:
-    load_stack_env()
-    os.environ.setdefault("SIDECAR_LOG_LEVEL", "WARNING")  # the demo's own lines are the output
-    settings = load_settings()
+async def run_demo(pipeline: Path, lines: list[str], timeout_s: float, settings: Settings) -> int:
     configure_logging(settings.log_level, json_format=settings.log_json)
     config = load_pipeline(pipeline)
     field = config.fields[0]
@@ -141,6 +140,13 @@ async def run_demo(pipeline: Path, lines: list[str], timeout_s: float) -> int:
         await worker.close()
 
 
-def demo_command(pipeline: Path, samples: Path, timeout_s: float) -> int:
+def demo_command(pipeline: Path, samples: Path, timeout_s: float, config: Path | None = None) -> int:
+    load_stack_env()
+    os.environ.setdefault("SIDECAR_LOG_LEVEL", "WARNING")  # the demo's own lines are the output
+    try:
+        settings = load_settings(config)
+    except SidecarError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     lines = [line for line in samples.read_text(encoding="utf-8").splitlines() if line.strip()]
-    return asyncio.run(run_demo(pipeline, lines, timeout_s))
+    return asyncio.run(run_demo(pipeline, lines, timeout_s, settings))

@@ -35,6 +35,8 @@ def run(
     out: Annotated[Path, typer.Option(help="Folder for the JSON results and the chart.")] = Path(
         ".cache/eval/results"
     ),
+    config: Annotated[Path | None, typer.Option(
+        help="Settings file: YAML mapping or .env lines (flags > environment > file).")] = None,
 ) -> None:
     """Index a BEIR dataset into the local engine; nDCG@10 and Recall@100 per method."""
     if ctx.invoked_subcommand is not None:
@@ -64,7 +66,8 @@ def run(
     options = EvalOptions(dataset=dataset, split=split, engine=chosen, url=url, pipeline=pipeline,
                           sparse_endpoint=sparse_endpoint, dense_endpoint=dense_endpoint, doc_top_k=doc_top_k,
                           query_top_k=query_top_k or None, bm25=k1_b, max_length=max_length, dense=dense,
-                          reindex=reindex, sweep=sweep, cache_dir=cache_dir, reference=published)
+                          reindex=reindex, sweep=sweep, cache_dir=cache_dir, reference=published,
+                          config=config)
     raise typer.Exit(eval_command(options, out))
 
 

@@ -68,6 +68,7 @@ class EvalOptions:
     cache_dir: Path = DEFAULT_CACHE_DIR
     weights: Weights = field(default_factory=lambda: dict(DEFAULT_WEIGHTS))
     reference: Reference | None = None  # published rows to show beside ours (`--reference`)
+    config: Path | None = None  # `--config`: a YAML or .env settings file
 
 
 @dataclass
@@ -165,7 +166,7 @@ async def run_eval(options: EvalOptions, progress: Progress | None = None) -> Ev
     dataset = load_dataset(options.dataset, options.split)
     prefix = index_prefix(dataset.name)
     sparse_spec, dense_spec = fields_for(options)
-    settings = load_settings(max_seq_length=options.max_length)
+    settings = load_settings(options.config, max_seq_length=options.max_length)
     max_length = settings.max_seq_length
     doc_top_k = options.doc_top_k
     if doc_top_k is None and sparse_spec.pruning is not None:

@@ -12,6 +12,7 @@ from rich.table import Table
 
 from sidecar.errors import SidecarError
 from sidecar.search.searcher import SearchResult, search
+from sidecar.settings import Settings
 
 SNIPPET = 100
 
@@ -46,11 +47,12 @@ def search_command(
     weights: str | None,
     query_top_k: int,
     as_json: bool,
+    settings: Settings | None = None,
 ) -> int:
     try:
         result = asyncio.run(
             search(pipeline, text, k=k, hybrid=hybrid, fusion=fusion, weights=weights,
-                   query_top_k=query_top_k or None)
+                   query_top_k=query_top_k or None, settings=settings)
         )
     except SidecarError as err:
         Console(stderr=True).print(f"error: {err.es_type}: {err.reason}", markup=False, soft_wrap=True)

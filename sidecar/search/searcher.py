@@ -20,6 +20,7 @@ from sidecar.search import queries
 from sidecar.search.encode import QueryEncoder
 from sidecar.search.engine import EngineClient, Hit
 from sidecar.search.fusion import Fusion, fuse, parse_fusion
+from sidecar.settings import Settings
 
 BM25, SPARSE, DENSE = "bm25", "sparse", "dense"
 DEFAULT_DEPTH = 100  # candidates per method before fusion (also what Recall@100 needs)
@@ -216,6 +217,7 @@ async def search(
     weights: str | Sequence[float] | None = None,
     query_top_k: int | None = queries.DEFAULT_QUERY_TOP_K,
     encoder: QueryEncoder | None = None,
+    settings: Settings | None = None,
 ) -> SearchResult:
     """Search the index a pipeline writes; starts (and stops) an inference service unless given an encoder."""
     from sidecar.search.session import open_encoder
@@ -225,6 +227,6 @@ async def search(
 
         pipeline = load_pipeline(pipeline)
     target = SearchTarget.from_pipeline(pipeline)
-    async with EngineClient.from_sink(pipeline.sink) as client, open_encoder(pipeline, encoder) as enc:
+    async with EngineClient.from_sink(pipeline.sink) as client, open_encoder(pipeline, encoder, settings) as enc:
         searcher = Searcher(target, client, enc, query_top_k=query_top_k)
         return await searcher.search(text, k=k, hybrid=hybrid, fusion=fusion, weights=weights)

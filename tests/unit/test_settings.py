@@ -23,10 +23,19 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     ("name", "text"),
     [
         ("settings.yaml", "port: 9000\nmax_queue: 7\npreload_endpoints: [.splade-tiny]\n"),
-        ("settings.yml", "SIDECAR_PORT: 9000\nSIDECAR_MAX_QUEUE: 7\nSIDECAR_PRELOAD_ENDPOINTS: [.splade-tiny]\n"),
-        ("sidecar.env", 'SIDECAR_PORT=9000\nSIDECAR_MAX_QUEUE=7\nSIDECAR_PRELOAD_ENDPOINTS=[".splade-tiny"]\n'),
+        (
+            "settings.yml",
+            "SIDECAR_PORT: 9000\nSIDECAR_MAX_QUEUE: 7\nSIDECAR_PRELOAD_ENDPOINTS: [.splade-tiny]\n",
+        ),
+        (
+            "sidecar.env",
+            'SIDECAR_PORT=9000\nSIDECAR_MAX_QUEUE=7\nSIDECAR_PRELOAD_ENDPOINTS=[".splade-tiny"]\n',
+        ),
         ("settings.conf", "port: 9000\nmax_queue: 7\npreload_endpoints: [.splade-tiny]\n"),  # YAML by content
-        ("settings", 'export SIDECAR_PORT=9000\nSIDECAR_MAX_QUEUE=7\nSIDECAR_PRELOAD_ENDPOINTS=[".splade-tiny"]\n'),
+        (
+            "settings",
+            'export SIDECAR_PORT=9000\nSIDECAR_MAX_QUEUE=7\nSIDECAR_PRELOAD_ENDPOINTS=[".splade-tiny"]\n',
+        ),
     ],
 )
 def test_a_config_file_in_either_format(tmp_path: Path, name: str, text: str) -> None:
@@ -81,10 +90,27 @@ def test_a_missing_file_is_a_clear_error(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("command", ["serve", "worker -p x.yaml", "setup -p x.yaml", "backfill -p x.yaml",
-                                     "validate", "infer hello"])  # fmt: skip
-def test_every_command_reports_a_bad_config_file_the_same_way(tmp_path: Path, command: str) -> None:
+                                     "validate", "infer hello", "search hello -p x.yaml", "demo"])  # fmt: skip
+def test_every_command_reports_a_bad_config_file_the_same_way(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: str
+) -> None:
+    monkeypatch.chdir(tmp_path)  # no .devstack/env here for `demo` to read
+    monkeypatch.setenv("SIDECAR_LOG_LEVEL", "INFO")  # `demo` only sets it when unset
     path = tmp_path / "bad.yaml"
     path.write_text("colour: blue\n")
     result = CliRunner().invoke(app, [*command.split(), "--config", str(path)])
     assert result.exit_code == 2, result.output
     assert f"error: config file [{path}] has unknown settings ['colour']" in result.output
+
+
+def test_eval_reports_a_bad_config_file_before_any_encoding(tmp_path: Path) -> None:
+    dataset = tmp_path / "tiny"
+    (dataset / "qrels").mkdir(parents=True)
+    (dataset / "corpus.jsonl").write_text('{"_id": "d1", "title": "", "text": "sky"}\n')
+    (dataset / "queries.jsonl").write_text('{"_id": "q1", "text": "sky"}\n')
+    (dataset / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td1\t1\n")
+    path = tmp_path / "bad.yaml"
+    path.write_text("colour: blue\n")
+    result = CliRunner().invoke(app, ["eval", "--dataset", str(dataset), "--config", str(path)])
+    assert result.exit_code == 1, result.output
+    assert f"config file [{path}] has unknown settings ['colour']" in result.output
