@@ -62,6 +62,15 @@ PROVIDER_ROWS: dict[str, dict[str, Any]] = {
         "doc": "Azure OpenAI deployments: embeddings and chat completions (api-key or Entra ID).",
         "runtime": "sidecar.inference.services.azure_openai:AzureOpenAIRuntime",
     },
+    "amazonbedrock": {
+        "task_types": frozenset({DENSE, COMPLETION}),
+        "required": ("access_key", "secret_key", "region", "model"),
+        "optional": _REMOTE | _DENSE | {"provider", "url"},
+        "secrets": frozenset({"access_key", "secret_key"}),
+        "task_settings": frozenset({"max_new_tokens", "temperature", "top_k", "top_p", "truncate"}),
+        "doc": "Amazon Bedrock: Titan and Cohere embeddings, completions through the Converse API (SigV4).",
+        "runtime": "sidecar.inference.services.amazon_bedrock:AmazonBedrockRuntime",
+    },
     "mistral": _row(
         _OPENAI_LIKE + "MistralRuntime",
         {DENSE, COMPLETION, CHAT},

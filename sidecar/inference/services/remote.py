@@ -108,10 +108,17 @@ class RemoteCaller:
             await self._client.aclose()
 
     async def post(
-        self, url: str, body: Any, headers: dict[str, str] | None = None, *, content: str | None = None
+        self,
+        url: str,
+        body: Any,
+        headers: dict[str, str] | None = None,
+        *,
+        content: str | None = None,
+        auth: httpx.Auth | None = None,
     ) -> Any:
-        """POST `body` as JSON, or `content` as it is (a rendered template), and parse the JSON answer."""
-        response = await self._send(url, body, headers, stream=False, content=content)
+        """POST `body` as JSON, or `content` as it is (a rendered template), and parse the JSON answer.
+        `auth` signs each attempt anew (AWS Signature V4 dates expire)."""
+        response = await self._send(url, body, headers, stream=False, content=content, auth=auth)
         try:
             return response.json()
         except ValueError as exc:
@@ -161,6 +168,7 @@ class RemoteCaller:
         *,
         stream: bool,
         content: str | None = None,
+        auth: httpx.Auth | None = None,
     ) -> httpx.Response:
         """A successful response (body unread when streaming), after retries on 429/5xx/transport."""
         last: RemoteServiceError | None = None
@@ -175,7 +183,7 @@ class RemoteCaller:
                     if content is None
                     else self._client.build_request("POST", url, content=content.encode(), headers=headers)
                 )
-                response = await self._client.send(request, stream=stream)
+                response = await self._client.send(request, stream=stream, auth=auth)
             except httpx.TimeoutException as exc:
                 last = RemoteServiceError(self._failure(f"timed out: {exc}"), status=504, retriable=True)
             except (httpx.TransportError, httpx.InvalidURL, UnicodeEncodeError) as exc:

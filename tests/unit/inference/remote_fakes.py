@@ -6,6 +6,8 @@ formats (OpenAI, Cohere, Hugging Face / TEI, Elasticsearch), including their err
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import threading
 from collections.abc import Callable, Iterator
@@ -13,6 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import parse_qsl, quote, urlsplit
 
 Answer = tuple[int, Any, dict[str, str]]
 
@@ -31,6 +34,7 @@ class Recorded:
     path: str
     headers: dict[str, str]
     body: Any
+    raw: bytes = b""
 
 
 @dataclass
@@ -49,7 +53,7 @@ def fake_provider(default: Callable[[Recorded], Answer] | None = None) -> Iterat
         def do_POST(self) -> None:
             raw = self.rfile.read(int(self.headers.get("content-length", 0)))
             rec = Recorded(
-                self.path, {k.lower(): v for k, v in self.headers.items()}, json.loads(raw or b"null")
+                self.path, {k.lower(): v for k, v in self.headers.items()}, json.loads(raw or b"null"), raw
             )
             provider.requests.append(rec)
             if provider.script:
@@ -120,3 +124,36 @@ def tei_answer(rec: Recorded) -> Answer:
         ]
         return 200, sorted(scored, key=lambda r: -r["score"]), {}
     return 404, {"error": f"no route {path}", "error_type": "Not Found"}, {}
+
+
+def sigv4_valid(rec: Recorded, secret_key: str, region: str, service: str) -> bool:
+    """Whether a POST carries a valid AWS Signature Version 4 for these credentials, checked as AWS's
+    documentation describes it (an implementation independent of the one under test)."""
+    auth = rec.headers.get("authorization", "")
+    algorithm, _, fields = auth.partition(" ")
+    parts = dict(p.strip().split("=", 1) for p in fields.split(",")) if fields else {}
+    if algorithm != "AWS4-HMAC-SHA256" or not {"Credential", "SignedHeaders", "Signature"} <= parts.keys():
+        return False
+    _key_id, day, cred_region, cred_service, terminal = parts["Credential"].split("/")
+    if (cred_region, cred_service, terminal) != (region, service, "aws4_request"):
+        return False
+    url = urlsplit(rec.path)
+    # Every service but S3 encodes each (already encoded) path segment once more.
+    path = "/".join(quote(segment, safe="-_.~") for segment in url.path.split("/"))
+    query = "&".join(
+        f"{quote(k, safe='-_.~')}={quote(v, safe='-_.~')}"
+        for k, v in sorted(parse_qsl(url.query, keep_blank_values=True))
+    )
+    signed = parts["SignedHeaders"].split(";")
+    headers = "".join(f"{name}:{' '.join(rec.headers.get(name, '').split())}\n" for name in signed)
+    payload = hashlib.sha256(rec.raw).hexdigest()
+    canonical = "\n".join(["POST", path, query, headers, parts["SignedHeaders"], payload])
+    scope = f"{day}/{region}/{service}/aws4_request"
+    to_sign = "\n".join(
+        ["AWS4-HMAC-SHA256", rec.headers["x-amz-date"], scope, hashlib.sha256(canonical.encode()).hexdigest()]
+    )
+    key = f"AWS4{secret_key}".encode()
+    for part in (day, region, service, "aws4_request"):
+        key = hmac.new(key, part.encode(), hashlib.sha256).digest()
+    expected = hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
+    return hmac.compare_digest(expected, parts["Signature"])
