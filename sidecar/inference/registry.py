@@ -158,12 +158,22 @@ class EndpointRegistry:
         self.store.close()
 
     # --- reads -------------------------------------------------------------------------------------
-    def get(self, inference_id: str, task_type: TaskType | str | None = None) -> Endpoint:
+    def get(
+        self, inference_id: str, task_type: TaskType | str | None = None, *, management: bool = False
+    ) -> Endpoint:
+        """The endpoint; with `task_type`, it must be of that type (`management`: the GET/DELETE
+        APIs' wording of the mismatch, else the perform API's)."""
         endpoint = BUILTIN_ENDPOINTS.get(inference_id) or self.store.load(inference_id)
         if endpoint is None:
             raise not_found(inference_id)
         if task_type is not None:
-            _check_task_type(endpoint, parse_task_type(task_type))
+            wanted = parse_task_type(task_type)
+            if management and wanted != endpoint.task_type:
+                raise StatusError(
+                    f"Requested task type [{wanted}] does not match the inference endpoint's task type "
+                    f"[{endpoint.task_type}]"
+                )
+            _check_task_type(endpoint, wanted)
         return endpoint
 
     def list(self, task_type: TaskType | str | None = None) -> builtins.list[Endpoint]:
@@ -204,23 +214,28 @@ class EndpointRegistry:
         return endpoint
 
     def update(self, inference_id: str, task_type: TaskType | str | None, body: dict[str, Any]) -> Endpoint:
-        current = self.get(inference_id, task_type)
-        if current.builtin:
-            raise StatusError(f"Cannot update inference endpoint [{inference_id}]: it is a reserved endpoint")
         if not isinstance(body, dict):
             raise ParseError("request body must be an object")
-        for key in body:
-            if key not in _UPDATE_KEYS:
-                raise ParseError(f"unknown field [{key}]")
-        wanted = parse_task_type(task_type) if task_type is not None else None
+        if not body:
+            raise StatusError("Request body is empty")
+        unknown = {k: v for k, v in body.items() if k not in _UPDATE_KEYS}
+        if unknown:  # `service` included: an endpoint's service never changes
+            raise StatusError(
+                "Request contained fields which cannot be updated, remove these fields and try again "
+                f"{java_map(unknown)}"
+            )
+        wanted = [parse_task_type(t) for t in (task_type, body.get("task_type")) if t is not None]
+        current = self.get(inference_id)
+        if current.builtin:
+            raise StatusError(f"Cannot update inference endpoint [{inference_id}]: it is a reserved endpoint")
 
         def change(stored: Endpoint) -> Endpoint:
             # `stored` is the latest version (another replica may have changed it since `get`).
-            if wanted is not None:
-                _check_task_type(stored, wanted)
+            if any(t != stored.task_type for t in wanted):
+                raise StatusError("Task type must match the task type of the existing endpoint")
             merged = {
                 "service": stored.service,
-                "task_type": body.get("task_type", str(stored.task_type)),
+                "task_type": str(stored.task_type),
                 "service_settings": {
                     **stored.service_settings,
                     **stored.secrets,
@@ -241,7 +256,7 @@ class EndpointRegistry:
         dry_run: bool = False,
         force: bool = False,
     ) -> dict[str, Any]:
-        endpoint = self.get(inference_id, task_type)
+        endpoint = self.get(inference_id, task_type, management=True)
         if endpoint.builtin:
             raise StatusError(
                 f"[{inference_id}] is a reserved inference endpoint. "
@@ -295,6 +310,17 @@ class EndpointRegistry:
         secret_names = secret_keys(service, settings)
         secrets = {k: settings.pop(k) for k in builtins.list(settings) if k in secret_names}
         return Endpoint(inference_id, task, service, settings, task_settings, chunking, secrets)
+
+
+def java_map(value: Any) -> str:
+    """A map as Elasticsearch's messages print one (Java's `Map.toString`): `{key=value, ...}`."""
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}={java_map(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list):
+        return "[" + ", ".join(java_map(v) for v in value) + "]"
+    if isinstance(value, bool):
+        return str(value).lower()
+    return "null" if value is None else str(value)
 
 
 def creation_warnings(body: Any) -> builtins.list[str]:

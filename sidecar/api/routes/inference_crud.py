@@ -17,6 +17,7 @@ from sidecar.api.deps import registry_of, resolve, service_of
 from sidecar.api.openapi import ERROR_RESPONSES, operation
 from sidecar.api.params import QueryOptions, parse_task_type, query_options
 from sidecar.api.rendering import endpoint_warnings, es_json, warned
+from sidecar.errors import NotFoundError, StatusError
 from sidecar.inference.registry import creation_warnings
 from sidecar.inference.types import TaskType
 
@@ -52,6 +53,37 @@ async def get_services(request: Request, options: Common) -> Response:
 )
 async def get_services_for_task(request: Request, task_type: str, options: Common) -> Response:
     return await _services(request, parse_task_type(task_type), options)
+
+
+# --- region policy ------------------------------------------------------------------------------
+# Elasticsearch's region policies restrict where the Elastic Inference Service runs models. This
+# server has no such service, so no policy is ever configured: GET and DELETE answer as Elasticsearch
+# does then, and PUT says why one cannot be set.
+
+
+def _no_region_policy() -> NotFoundError:
+    return NotFoundError("No region policy is configured for this deployment")
+
+
+@router.get("/_inference/_region_policy", summary="Get the region policy", openapi_extra=operation())
+async def get_region_policy(request: Request, options: Common) -> Response:
+    raise _no_region_policy()
+
+
+@router.delete("/_inference/_region_policy", summary="Delete the region policy", openapi_extra=operation())
+async def delete_region_policy(request: Request, options: Common) -> Response:
+    raise _no_region_policy()
+
+
+@router.put("/_inference/_region_policy", summary="Set the region policy", openapi_extra=operation("force"))
+async def put_region_policy(
+    request: Request, options: Annotated[QueryOptions, Depends(query_options("force"))]
+) -> Response:
+    await read_object(request)
+    raise StatusError(
+        "Region policies restrict the Elastic Inference Service, which this server does not provide; "
+        "no region policy can be set"
+    )
 
 
 # --- update --------------------------------------------------------------------------------------
@@ -106,7 +138,7 @@ async def _get(
     if inference_id in _ALL:
         endpoints = await resolve(registry.list(task_type))
     else:
-        endpoint = await resolve(registry.get(inference_id, task_type))
+        endpoint = await resolve(registry.get(inference_id, task_type, management=True))
         response = es_json(_endpoints_body([endpoint]), options)
         return warned(request, response, endpoint_warnings(request, endpoint))
     return es_json(_endpoints_body(endpoints), options)
@@ -114,6 +146,11 @@ async def _get(
 
 @router.get("/_inference", summary="List all inference endpoints", openapi_extra=operation())
 async def get_all(request: Request, options: Common) -> Response:
+    return await _get(request, None, "_all", options)
+
+
+@router.get("/_inference/", include_in_schema=False)  # Elasticsearch ignores the trailing slash
+async def get_all_slash(request: Request, options: Common) -> Response:
     return await _get(request, None, "_all", options)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator, Callable
@@ -24,7 +25,7 @@ from sidecar.api.openapi import ERROR_RESPONSES, operation
 from sidecar.api.params import QueryOptions, parse_task_type, parse_time, query_options
 from sidecar.api.rendering import endpoint_warnings, es_json, warned
 from sidecar.api.results import completion_chunk, inference_body
-from sidecar.errors import SidecarError, StatusError
+from sidecar.errors import SidecarError, StatusError, TimeoutError_
 from sidecar.inference.types import ChatService, InputType, TaskType
 
 log = logging.getLogger(__name__)
@@ -91,7 +92,9 @@ def _sse(event: str, data: str) -> bytes:
     return f"event: {event}\ndata: {data}\n\n".encode()
 
 
-async def _stream(request: Request, task_type: TaskType | None, inference_id: str) -> Response:
+async def _stream(
+    request: Request, task_type: TaskType | None, inference_id: str, first_within: float | None
+) -> Response:
     if task_type is not None:
         _check_streamable(task_type)
     target = task_type
@@ -104,21 +107,29 @@ async def _stream(request: Request, task_type: TaskType | None, inference_id: st
         if not isinstance(service, ChatService):
             raise StatusError("this server's inference service cannot stream [chat_completion]")
         stream = service.stream_chat(inference_id, chat.provider_request(), task_type=task_type)
-        return await _sse_response(request, stream, json.dumps)
+        return await _sse_response(request, stream, json.dumps, first_within)
     body, _, _ = await _parse(request, task_type, inference_id)
     deltas = service_of(request).stream_completion(
         inference_id, body.inputs(), task_type=task_type, task_settings=body.task_settings
     )
-    return await _sse_response(request, deltas, lambda delta: json.dumps(completion_chunk(delta)))
+    return await _sse_response(
+        request, deltas, lambda delta: json.dumps(completion_chunk(delta)), first_within
+    )
 
 
-async def _sse_response(request: Request, chunks: AsyncIterator[T], render: Callable[[T], str]) -> Response:
+async def _sse_response(
+    request: Request, chunks: AsyncIterator[T], render: Callable[[T], str], first_within: float | None = None
+) -> Response:
     """Server-sent events in Elasticsearch's format: one `message` event per chunk, then `[DONE]`;
-    a failure after the first chunk becomes an `error` event with the usual error body."""
+    a failure after the first chunk becomes an `error` event with the usual error body.
+    `first_within` (the request's `?timeout=`) bounds the wait for the first chunk."""
     # The in-flight slot covers the call up to the first chunk: errors before it still get a proper
     # status, and a stream abandoned by its client holds no slot.
     async with limiter_of(request).slot():
-        first = await anext(chunks, None)
+        try:
+            first = await asyncio.wait_for(anext(chunks, None), first_within)
+        except TimeoutError as exc:
+            raise TimeoutError_(f"Request timed out after [{first_within}s]") from exc
 
     async def events() -> AsyncIterator[bytes]:
         try:
@@ -139,7 +150,7 @@ async def _sse_response(request: Request, chunks: AsyncIterator[T], render: Call
     return StreamingResponse(events(), media_type="text/event-stream")
 
 
-_STREAM_DOC = operation(body=PerformRequest)
+_STREAM_DOC = operation("timeout", body=PerformRequest)
 
 
 @router.post(
@@ -147,10 +158,8 @@ _STREAM_DOC = operation(body=PerformRequest)
     summary="Stream a completion as server-sent events",
     openapi_extra=_STREAM_DOC,
 )
-async def stream(
-    request: Request, inference_id: str, _: Annotated[QueryOptions, Depends(query_options())]
-) -> Response:
-    return await _stream(request, None, inference_id)
+async def stream(request: Request, inference_id: str, options: WithTimeout) -> Response:
+    return await _stream(request, None, inference_id, options.timeout)
 
 
 @router.post(
@@ -158,10 +167,8 @@ async def stream(
     summary="Stream a completion of a task type as server-sent events",
     openapi_extra=_STREAM_DOC,
 )
-async def stream_typed(
-    request: Request, task_type: str, inference_id: str, _: Annotated[QueryOptions, Depends(query_options())]
-) -> Response:
-    return await _stream(request, parse_task_type(task_type), inference_id)
+async def stream_typed(request: Request, task_type: str, inference_id: str, options: WithTimeout) -> Response:
+    return await _stream(request, parse_task_type(task_type), inference_id, options.timeout)
 
 
 # --- perform (declared after `_stream`, whose static segment must win) ---------------------------

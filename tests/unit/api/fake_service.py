@@ -77,7 +77,18 @@ class FakeRegistry:
         self.endpoints[inference_id] = endpoint
         return endpoint
 
-    def get(self, inference_id: str, task_type: TaskType | None = None) -> FakeEndpoint:
+    def prepare_create(
+        self, inference_id: str, task_type: TaskType | None, body: dict[str, Any]
+    ) -> dict[str, Any]:
+        """The real registry validates here and `insert`s after the create-time probe."""
+        return {"inference_id": inference_id, "task_type": task_type, "body": body}
+
+    def insert(self, prepared: dict[str, Any]) -> FakeEndpoint:
+        return self.create(prepared["inference_id"], prepared["task_type"], prepared["body"])
+
+    def get(
+        self, inference_id: str, task_type: TaskType | None = None, *, management: bool = False
+    ) -> FakeEndpoint:
         endpoint = self.endpoints.get(inference_id)
         if endpoint is None:
             raise NotFoundError(f"Inference endpoint not found [{inference_id}]")
@@ -174,6 +185,8 @@ class FakeInferenceService:
         task_type: TaskType | None = None,
         task_settings: dict[str, Any] | None = None,
     ) -> AsyncIterator[str]:
+        if self.delay:
+            await asyncio.sleep(self.delay)
         if self.fail_with is not None:
             raise self.fail_with
         endpoint = self.registry.get(inference_id, task_type)

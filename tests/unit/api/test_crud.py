@@ -210,3 +210,70 @@ async def test_put_refuses_a_provider_that_fails_the_test_call(client: httpx.Asy
     assert "hf-secret" not in refused.text
     assert error["caused_by"]["reason"]  # the provider's answer, named
     assert (await client.get("/_inference/crud-denied")).status_code == 404
+
+
+async def test_task_type_mismatch_messages(client: httpx.AsyncClient) -> None:
+    expected = (
+        "Requested task type [text_embedding] does not match the inference endpoint's task type "
+        "[sparse_embedding]"
+    )
+    for method in ("GET", "DELETE"):
+        response = await client.request(method, f"/_inference/text_embedding/{SPARSE_ID}")
+        assert response.status_code == 400
+        assert response.json()["error"] == {
+            "root_cause": [{"type": "status_exception", "reason": expected}],
+            "type": "status_exception",
+            "reason": expected,
+        }
+
+
+async def test_update_refuses_what_cannot_change(client: httpx.AsyncClient) -> None:
+    assert (await client.put("/_inference/sparse_embedding/crud-upd", json=LOCAL_SPLADE)).status_code == 200
+    try:
+        cases = [
+            (
+                "/_inference/crud-upd/_update",
+                {"service": "openai", "task_settings": {}},
+                "Request contained fields which cannot be updated, remove these fields and try again "
+                "{service=openai}",
+            ),
+            ("/_inference/crud-upd/_update", {}, "Request body is empty"),
+            (
+                "/_inference/text_embedding/crud-upd/_update",
+                {"task_settings": {}},
+                "Task type must match the task type of the existing endpoint",
+            ),
+            (
+                "/_inference/crud-upd/_update",
+                {"task_type": "rerank", "task_settings": {}},
+                "Task type must match the task type of the existing endpoint",
+            ),
+        ]
+        for path, body, reason in cases:
+            response = await client.put(path, json=body)
+            assert response.status_code == 400, (path, body, response.text)
+            assert (response.json()["error"]["type"], response.json()["error"]["reason"]) == (
+                "status_exception",
+                reason,
+            )
+    finally:
+        await client.delete("/_inference/crud-upd")
+
+
+async def test_region_policy_routes_when_none_is_configured(client: httpx.AsyncClient) -> None:
+    for method in ("GET", "DELETE"):
+        response = await client.request(method, "/_inference/_region_policy")
+        assert response.status_code == 404
+        assert response.json()["error"]["type"] == "resource_not_found_exception"
+        assert response.json()["error"]["reason"] == "No region policy is configured for this deployment"
+    refused = await client.put(
+        "/_inference/_region_policy", json={"region_policy": {"allowed_geos": ["us", "eu"]}}
+    )
+    assert refused.status_code == 400
+    assert "Elastic Inference Service" in refused.json()["error"]["reason"]
+
+
+async def test_trailing_slash_lists_like_without(client: httpx.AsyncClient) -> None:
+    slash = await client.get("/_inference/")
+    assert slash.status_code == 200
+    assert slash.json() == (await client.get("/_inference")).json()

@@ -10,7 +10,7 @@ import httpx
 import pytest
 from syrupy.assertion import SnapshotAssertion
 
-from tests.unit.api.conftest import DENSE_ID, RERANK_ID, SPARSE_ID, rounded, top_tokens
+from tests.unit.api.conftest import COMPLETION_ID, DENSE_ID, RERANK_ID, SPARSE_ID, rounded, top_tokens
 
 SKY = "The sky above the port was the color of television, tuned to a dead channel."
 
@@ -98,3 +98,12 @@ async def test_task_settings_reach_the_service(client: httpx.AsyncClient) -> Non
     assert pruned.status_code == 200, pruned.text
     assert len(pruned.json()["sparse_embedding"][0]["embedding"]) == 5
     assert len(plain.json()["sparse_embedding"][0]["embedding"]) > 5
+
+
+async def test_stream_timeout_bounds_the_first_chunk(fake_client: httpx.AsyncClient, fake: Any) -> None:
+    fake.delay = 600.0  # the provider never answers within the request's timeout
+    response = await fake_client.post(
+        f"/_inference/completion/{COMPLETION_ID}/_stream?timeout=50ms", json={"input": "hello"}
+    )
+    assert response.status_code == 408, response.text
+    assert response.json()["error"]["type"] == "elasticsearch_timeout_exception"

@@ -31,7 +31,10 @@ def test_builtins_exist_without_setup(registry: EndpointRegistry) -> None:
     sparse = registry.get(".splade-tiny")
     assert sparse.task_type == TaskType.SPARSE_EMBEDDING
     assert registry.get(".minilm-l6", "text_embedding").service == "elasticsearch"
-    assert {e.inference_id for e in registry.list("rerank")} == {".minilm-l6-rerank"}
+    assert {e.inference_id for e in registry.list("rerank")} == {
+        ".minilm-l6-rerank",
+        ".rerank-v1-elasticsearch",
+    }
     assert sparse.public_dict()["chunking_settings"] == {
         "strategy": "sentence",
         "max_chunk_size": 250,
@@ -55,7 +58,11 @@ def test_create_get_persist_and_hide_secrets(tmp_path: Path, registry: EndpointR
     again = reopened.get("my-openai")
     assert again.secrets == {"api_key": "sk-secret"}
     assert "sk-secret" not in str(again.public_dict())
-    assert [e.inference_id for e in reopened.list("text_embedding")] == [".minilm-l6", "my-openai"]
+    assert [e.inference_id for e in reopened.list("text_embedding")] == [
+        ".minilm-l6",
+        ".multilingual-e5-small-elasticsearch",
+        "my-openai",
+    ]
 
 
 def test_task_type_from_body_and_conflicts(registry: EndpointRegistry) -> None:
@@ -153,7 +160,7 @@ def test_update_merges_and_keeps_secrets(registry: EndpointRegistry) -> None:
     assert registry.get("u").task_settings == {"user": "me"}
     rotated = registry.update("u", "text_embedding", {"service_settings": {"api_key": "sk-new"}})
     assert rotated.secrets == {"api_key": "sk-new"}
-    with pytest.raises(ParseError, match=r"unknown field \[service\]"):
+    with pytest.raises(StatusError, match=r"cannot be updated, .* again \{service=cohere\}"):
         registry.update("u", None, {"service": "cohere"})
     with pytest.raises(StatusError, match="reserved"):
         registry.update(".minilm-l6", None, {"task_settings": {}})
