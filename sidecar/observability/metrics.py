@@ -78,6 +78,11 @@ WORKER_RETRIED = Counter(
     "Retries: `item` (429/5xx bulk items), `request` (whole bulk requests), `inference`, `dead_letter`.",
     ["pipeline", "kind"],
 )
+WORKER_TOMBSTONES = Counter(
+    "sidecar_worker_tombstones_total",
+    "Null-valued messages, by what `errors.on_null` did: delete, ignore or dead_letter.",
+    ["pipeline", "action"],
+)
 WORKER_SKIPPED_UNCHANGED = Counter(
     "sidecar_worker_skipped_unchanged_total", "Vectors reused because the text was unchanged.", ["pipeline"]
 )

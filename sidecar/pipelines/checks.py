@@ -5,7 +5,15 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from sidecar.inference.types import TaskType
-from sidecar.pipelines.schema import DocumentIdFrom, Engine, PipelineConfig, TargetType, Tolerance, Versioning
+from sidecar.pipelines.schema import (
+    DocumentIdFrom,
+    Engine,
+    OnNull,
+    PipelineConfig,
+    TargetType,
+    Tolerance,
+    Versioning,
+)
 
 Loc = tuple[str | int, ...]
 
@@ -132,6 +140,16 @@ def _sink(config: PipelineConfig) -> list[tuple[Loc, str]]:
     errors = config.errors
     if errors.tolerance is Tolerance.NONE and (errors.dead_letter_index or errors.dead_letter_topic):
         problems.append((("errors", "tolerance"), "dead-letter destinations need [tolerance] [all]"))
+    kafka = config.source.kafka
+    if errors.on_null is OnNull.DELETE and (
+        kafka is None or kafka.document_id.from_ is not DocumentIdFrom.KEY or sink.routing is not None
+    ):
+        problems.append(
+            (
+                ("errors", "on_null"),
+                "[delete] needs ids [from: key] and no [sink.routing]: a null value has neither",
+            )
+        )
     for key in ("dead_letter_index",):
         value = getattr(errors, key)
         if value is not None and value != value.lower():

@@ -76,11 +76,16 @@ class BulkItem:
     script: dict[str, Any] | None = None  # `update` only: run this script instead of merging `source`
     replace: tuple[str, ...] = ()  # `update` only: paths replaced whole instead of merged (sparse vectors)
     version: int | None = None  # `index` only: written with version_type=external (see `offset_version`)
+    delete: bool = False  # a tombstone (`errors.on_null: delete`): delete the document, `source` unused
 
     def action(self) -> dict[str, Any]:
         meta: dict[str, Any] = {"_op_type": self.operation.value, "_index": self.index, "_id": self.doc_id}
         if self.routing is not None:
             meta["routing"] = self.routing
+        if self.delete:
+            if self.version is not None:
+                meta.update(version=self.version, version_type="external")
+            return {**meta, "_op_type": "delete"}
         if self.operation is Operation.UPDATE and self.script is not None:
             return {**meta, "script": self.script, "retry_on_conflict": 3}
         if self.operation is Operation.UPDATE and self.replace:
@@ -264,6 +269,8 @@ class BulkSink(abc.ABC):
             return None
         body = next(iter(info.values()), {}) if len(info) == 1 else info
         status = int(body.get("status", 0) or 0)
+        if status == 404 and item.delete:
+            return None  # already absent
         if status == 409 and (item.operation is Operation.CREATE or item.version is not None):
             return None  # already indexed (a redelivery), or a newer version is: nothing to overwrite
         if status in RETRY_ITEM_STATUSES or (status == 409 and item.operation is Operation.UPDATE):

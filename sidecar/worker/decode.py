@@ -15,7 +15,7 @@ from typing import Any
 
 from sidecar.deadletter import DeadLetter
 from sidecar.enrichment import MISSING, get_path
-from sidecar.pipelines.schema import DocumentIdFrom, PipelineConfig
+from sidecar.pipelines.schema import DocumentIdFrom, OnNull, PipelineConfig
 from sidecar.sources.kafka import Message
 
 MAX_ID_BYTES = 512  # Elasticsearch's limit on `_id`
@@ -30,6 +30,7 @@ class Envelope:
     doc_id: str
     source: dict[str, Any]
     routing: str | None
+    delete: bool = False  # a tombstone with `errors.on_null: delete`
 
 
 def _reject_constant(name: str) -> Any:
@@ -83,11 +84,32 @@ def _id_value(value: Any, what: str) -> str | tuple[str, str]:
     return text
 
 
-def decode(message: Message, config: PipelineConfig) -> Envelope | DeadLetter:
+def _key_id(message: Message) -> str | tuple[str, str]:
+    try:
+        key: Any = message.key.decode("utf-8") if message.key is not None else MISSING
+    except UnicodeDecodeError:
+        return ("invalid_document_id", "message key is not UTF-8")
+    return _id_value(key, "message key")
+
+
+def _tombstone(message: Message, config: PipelineConfig) -> Envelope | DeadLetter | None:
+    on_null = config.errors.on_null
+    if on_null is OnNull.IGNORE:
+        return None
+    if on_null is OnNull.DELETE and config.kafka.document_id.from_ is DocumentIdFrom.KEY:
+        doc_id = _key_id(message)
+        if isinstance(doc_id, tuple):
+            return poison(message, *doc_id)
+        return Envelope(message, doc_id, {}, None, delete=True)
+    return poison(message, "tombstone", f"message has a null value; errors.on_null is [{on_null}]")
+
+
+def decode(message: Message, config: PipelineConfig) -> Envelope | DeadLetter | None:
+    """The envelope to index (or delete), the dead letter, or None for a tombstone to ignore."""
     kafka = config.kafka
     raw = message.value
     if raw is None:
-        return poison(message, "tombstone", "message has a null value; deletes are not supported")
+        return _tombstone(message, config)
     if len(raw) > kafka.max_message_bytes:
         return poison(
             message,
@@ -118,11 +140,7 @@ def decode(message: Message, config: PipelineConfig) -> Envelope | DeadLetter:
     if id_config.from_ is DocumentIdFrom.COORDINATES:
         doc_id = f"{message.topic}+{message.partition}+{message.offset}"
     elif id_config.from_ is DocumentIdFrom.KEY:
-        try:
-            key: Any = message.key.decode("utf-8") if message.key is not None else MISSING
-        except UnicodeDecodeError:
-            return poison(message, "invalid_document_id", "message key is not UTF-8")
-        doc_id = _id_value(key, "message key")
+        doc_id = _key_id(message)
     else:
         path = id_config.field or ""
         doc_id = _id_value(get_path(source, path), f"id field [{path}]")

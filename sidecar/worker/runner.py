@@ -297,7 +297,12 @@ class PipelineRunner:
         for message in messages:
             trackers.append(self.partitions.register(message.tp, message.offset))
             decoded = self._decode(message)
-            (letters if isinstance(decoded, DeadLetter) else envelopes).append(decoded)  # type: ignore[arg-type]
+            if message.value is None:
+                metrics.WORKER_TOMBSTONES.labels(self.name, self.config.errors.on_null.value).inc()
+            if isinstance(decoded, DeadLetter):
+                letters.append(decoded)
+            elif decoded is not None:  # None: a tombstone to ignore, acknowledged with the batch
+                envelopes.append(decoded)
         keys = sorted({e.doc_id for e in envelopes})
         done, waits = self._order.register(keys)
         batch = _Batch(messages, trackers, envelopes, letters, keys, done, waits)
@@ -307,7 +312,7 @@ class PipelineRunner:
         self._tasks.add(task)
         task.add_done_callback(self._batch_finished)
 
-    def _decode(self, message: Message) -> Envelope | DeadLetter:
+    def _decode(self, message: Message) -> Envelope | DeadLetter | None:
         try:
             return decode(message, self.config)
         except Exception as exc:  # a record the decoder did not foresee is still only that record's fault
@@ -330,7 +335,8 @@ class PipelineRunner:
         try:
             letters = list(batch.letters)
             index = resolve_index(self.config.sink.index)
-            docs = await self._enrich_each(batch.envelopes, index)
+            enriched = iter(await self._enrich_each([e for e in batch.envelopes if not e.delete], index))
+            docs = [{} if e.delete else next(enriched) for e in batch.envelopes]
             items: list[BulkItem] = []
             owners: list[list[Envelope]] = []
             slot: dict[str, int] = {}
@@ -351,15 +357,17 @@ class PipelineRunner:
                             envelope.routing,
                             replace=self._replace,
                             version=self._version(envelope),
+                            delete=envelope.delete,
                         )
                     )
                     owners.append([envelope])
                     continue
                 item = items[pos]
-                if operation is Operation.UPDATE:
+                if operation is Operation.UPDATE and not (item.delete or envelope.delete):
                     item.source = _merge(item.source, doc, set(self._replace))
-                else:
+                else:  # a whole document, a delete, or a partial one upserted after a delete
                     item.source = doc
+                item.delete = envelope.delete
                 item.routing = envelope.routing
                 item.version = self._version(envelope)
                 owners[pos].append(envelope)

@@ -98,3 +98,15 @@ def test_surrogate_pairs_and_escaped_backslashes_are_valid_text() -> None:
     env = decode(message(value), pipeline())
     assert isinstance(env, Envelope) and env.source["title"] == "smile \U0001f600"
     assert env.source["path"] == "c:\\udc00"
+
+
+def test_tombstones_follow_on_null() -> None:
+    letter = decode(message(None), pipeline())
+    assert (
+        isinstance(letter, DeadLetter) and letter.error_type == "tombstone" and "dead_letter" in letter.reason
+    )
+    assert decode(message(None), pipeline(errors={"on_null": "ignore"})) is None
+    env = decode(message(None, key=b"doc-1"), pipeline(errors={"on_null": "delete"}))
+    assert isinstance(env, Envelope) and env.delete and env.doc_id == "doc-1"
+    keyless = decode(message(None, key=None), pipeline(errors={"on_null": "delete"}))
+    assert isinstance(keyless, DeadLetter) and keyless.error_type == "missing_document_id"

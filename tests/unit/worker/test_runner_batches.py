@@ -151,3 +151,30 @@ async def test_an_unforeseen_failure_of_one_record_dead_letters_only_that_record
     assert letters["docs+0+3"]["type"] == "index_failed" and letters["docs+0+3"]["stage"] == "index"
     assert sorted(a["_id"] for a in sink.actions if a["_index"] == "docs") == ["k1", "k4"]
     assert runner.partitions.trackers[TopicPartition("docs", 0)].committable() == 5
+
+
+async def test_tombstones_delete_or_are_ignored_as_configured(service: FakeService) -> None:
+    sink = RecordingSink(answers={"gone": 404})
+    runner = PipelineRunner(pipeline(errors={"on_null": "delete"}), service, service, sink=sink)
+    tombstone = Message("docs", 0, 2, b"k1", None)
+    await run_batch(
+        runner,
+        [
+            message(0, "k1", {"title": "first"}),
+            message(1, "k2", {"title": "kept"}),
+            tombstone,  # the last word on k1 within the batch: one delete, nothing indexed for k1
+            Message("docs", 0, 3, b"gone", None),  # already absent (404): acknowledged
+        ],
+    )
+    actions = {a["_id"]: a for a in sink.actions}
+    delete = actions["k1"]
+    assert (delete["_op_type"], delete["_index"], delete["_id"]) == ("delete", "docs", "k1")
+    assert "_source" not in delete
+    assert actions["gone"]["_op_type"] == "delete" and actions["k2"]["_op_type"] == "index"
+    assert not any(a["_index"] == "unit-dead-letter" for a in sink.actions)
+    assert runner.partitions.trackers[TopicPartition("docs", 0)].committable() == 4
+
+    ignoring = PipelineRunner(pipeline(errors={"on_null": "ignore"}), service, service, sink=RecordingSink())
+    await run_batch(ignoring, [tombstone])
+    assert ignoring.sink.actions == []  # type: ignore[attr-defined]
+    assert ignoring.partitions.trackers[TopicPartition("docs", 0)].committable() == 3
