@@ -1,28 +1,42 @@
 """Token-budget dynamic batching: many concurrent callers, few large, well-packed model batches.
 
-    caller --encode(texts)--> tokenizer thread --items--> pending queue --batch--> model thread(s)
-                                                                                    |
-    caller <----- futures resolved on the caller's event loop <---------------------+
+    caller --encode(texts)--> tokenize (in place, or tok-* thread) --items--> pending queue
+    pending --cut (model thread when idle; batch-* thread ahead while all model threads are busy)-->
+    model thread(s): backend.infer only --raw output--> post-* thread: backend.decode
+    caller <----- futures resolved on the caller's event loop <------------------+
 
-- Texts are tokenized on a dedicated tokenizer thread while the model thread runs the previous
-  batch, so tokenization overlaps the forward pass and never blocks the event loop. Small requests
-  (a few sentences: tens of microseconds of Rust) are tokenized in place: a thread hop costs more.
+The model thread only runs the model (`Backend.infer`, through `call`: on CPU the process's one
+torch thread). Everything else happens on other threads, overlapping the forward pass:
+
+- Texts are tokenized before they are queued, on a dedicated tokenizer thread (or, for small
+  requests of a few sentences, in place on the caller's event loop: tens of microseconds of Rust,
+  less than a thread hop), so tokenization overlaps the running batch and never blocks the loop.
+- Results are turned into Python objects (`Backend.decode`: tensor -> token map or vector) on a
+  post-processing thread, while the model thread already runs the next batch.
 - A batch is cut by a token budget (padded tokens = texts x longest) and a text count. It is
   built around the oldest waiting text (no starvation) from its neighbours in length order, so
-  padding stays small under load.
+  padding stays small under load. An idle model thread cuts its own batch. While every model
+  thread is busy, the batcher thread cuts the next batch ahead as soon as the queue holds a full
+  one (it cannot grow any more), so under load the model goes from one batch straight to the next;
+  a batch that could still grow is left to fill until a model thread is free (cutting it early, as
+  a fixed one-ahead pipeline does, would only make it smaller).
 - The model thread waits at most `max_wait_s` for a batch to fill, and only while traffic is
   concurrent (the last batch held several texts, or more texts are being tokenized): a lone
   caller's text runs at once instead of waiting for company that is not coming.
 - The queue is bounded by text count: past it `encode` raises `OverloadedError` (HTTP 429).
-- Texts whose caller went away (cancelled future) are dropped before they reach the model.
+- Texts whose caller went away (cancelled future) are dropped before they reach the model, also
+  from a batch cut ahead.
 - A failing batch is split in halves until the failing text is isolated, so one bad text never
   fails the others, and the model thread keeps serving.
+- Each request records its tokenize, queue and inference (model + decode) time in the
+  `sidecar_inference_request_*_seconds` histograms.
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -32,6 +46,8 @@ from typing import Any, Protocol
 
 from sidecar.errors import InferenceFailedError, OverloadedError, SidecarError, TimeoutError_
 from sidecar.observability import metrics
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -43,13 +59,20 @@ class Encoded:
 
 
 class Backend(Protocol):
-    """What the engine needs from a model: tokenize, run one batch, warm up."""
+    """What the engine needs from a model: tokenize, run one batch, decode its output, warm up."""
 
     name: str
 
     def tokenize(self, texts: list[str]) -> list[Encoded]: ...
 
-    def forward(self, batch: list[Encoded]) -> list[Any]: ...
+    def infer(self, batch: list[Encoded]) -> Any:
+        """The model work of one batch (runs through the engine's `call`), in a compact raw form."""
+        ...
+
+    def decode(self, batch: list[Encoded], raw: Any) -> list[Any]:
+        """`infer`'s output as one result per text, in batch order (runs on another thread: no
+        torch calls here)."""
+        ...
 
     def warmup(self) -> None: ...
 
@@ -73,6 +96,8 @@ class _Item:
     loop: asyncio.AbstractEventLoop
     seq: int
     enqueued: float = field(default_factory=time.perf_counter)
+    started: float = 0.0  # its batch entered the model
+    finished: float = 0.0  # its result was decoded
 
     @property
     def length(self) -> int:
@@ -84,7 +109,7 @@ def call_here(fn: Callable[..., Any], *args: Any) -> Any:
 
 
 class BatchingEngine:
-    """`call` runs the backend's model work (warm-up and forward); the default runs it on the
+    """`call` runs the backend's model work (warm-up and `infer`); the default runs it on the
     model thread itself, CPU engines pass `run_on_torch_thread` to share one OpenMP team."""
 
     def __init__(
@@ -99,14 +124,17 @@ class BatchingEngine:
         self._call = call
         self.limits = limits
         self.replicas = max(1, replicas)
-        self._cond = threading.Condition()
+        self._cond = threading.Condition()  # one condition for callers, batcher and model threads
         self._pending: list[_Item] = []
-        self._reserved = 0  # texts admitted (tokenizing, queued or running), guarded by _cond
-        self._running = 0  # texts inside a forward pass, guarded by _cond
+        self._ready: list[list[_Item]] = []  # batches cut ahead, waiting for a model thread
+        self._reserved = 0  # texts admitted (tokenizing, queued, cut, running or decoding), guarded by _cond
+        self._running = 0  # texts cut into a batch and not yet answered, guarded by _cond
+        self._busy = 0  # model threads inside a batch, guarded by _cond
         self._last_batch = 0  # size of the batch cut last: >1 means callers arrive concurrently
         self._seq = itertools.count()
         self._threads: list[threading.Thread] = []
         self._tokenizer = ThreadPoolExecutor(1, thread_name_prefix=f"tok-{backend.name}")
+        self._post = ThreadPoolExecutor(1, thread_name_prefix=f"post-{backend.name}")
         self._closed = False
         self._label = backend.name
 
@@ -116,21 +144,27 @@ class BatchingEngine:
         if warmup:
             self._call(self.backend.warmup)
         for i in range(self.replicas):
-            thread = threading.Thread(target=self._run, name=f"model-{self._label}-{i}", daemon=True)
-            thread.start()
-            self._threads.append(thread)
+            self._spawn(self._run, f"model-{self._label}-{i}")
+        self._spawn(self._cut_ahead, f"batch-{self._label}")
+
+    def _spawn(self, target: Callable[[], None], name: str) -> None:
+        thread = threading.Thread(target=target, name=name, daemon=True)
+        thread.start()
+        self._threads.append(thread)
 
     def close(self) -> None:
         """Stop the model threads; texts still queued fail with a retriable error."""
         with self._cond:
             self._closed = True
-            leftovers, self._pending = self._pending, []
+            leftovers = self._pending + [item for batch in self._ready for item in batch]
+            self._pending, self._ready = [], []
             self._cond.notify_all()
         for item in leftovers:
             _resolve(item, error=OverloadedError("inference engine is shutting down"))
         for thread in self._threads:
             thread.join(timeout=10)
         self._tokenizer.shutdown(wait=False, cancel_futures=True)
+        self._post.shutdown(wait=False)  # batches already decoding still answer their callers
 
     @property
     def queue_depth(self) -> int:
@@ -146,20 +180,26 @@ class BatchingEngine:
         loop = asyncio.get_running_loop()
         futures: list[asyncio.Future[Any]] = []
         try:
+            began = time.perf_counter()
             if sum(map(len, texts)) <= INLINE_TOKENIZE_CHARS:
                 encoded = self.backend.tokenize(texts)
             else:
                 encoded = await loop.run_in_executor(self._tokenizer, self.backend.tokenize, texts)
+            metrics.INFERENCE_REQUEST_TOKENIZE_SECONDS.labels(self._label).observe(
+                time.perf_counter() - began
+            )
             futures = [loop.create_future() for _ in encoded]
             items = [_Item(e, f, loop, next(self._seq)) for e, f in zip(encoded, futures, strict=True)]
             with self._cond:
                 if self._closed:
                     raise OverloadedError("inference engine is shutting down")
                 self._pending.extend(items)
-                admitted = 0  # from now on the model thread releases each item
-                self._cond.notify()
+                admitted = 0  # from now on the engine's threads release each item
+                self._cond.notify_all()  # the batcher and the model threads share the condition
             gathered = asyncio.gather(*futures)
-            return await (asyncio.wait_for(gathered, time_limit) if time_limit else gathered)
+            results = await (asyncio.wait_for(gathered, time_limit) if time_limit else gathered)
+            self._observe_stages(items)
+            return results
         except TimeoutError as exc:
             raise TimeoutError_(f"inference did not finish within [{time_limit}s]") from exc
         except SidecarError:
@@ -167,11 +207,21 @@ class BatchingEngine:
         except Exception as exc:  # tokenizer crash: keep the cause
             raise InferenceFailedError(f"tokenization failed: {exc}") from exc
         finally:
-            for fut in futures:  # caller gone or failed: let the model thread drop the rest
+            for fut in futures:  # caller gone or failed: let the engine drop the rest
                 if not fut.done():
                     fut.cancel()
             if admitted:
                 self._release(admitted)
+
+    def _observe_stages(self, items: list[_Item]) -> None:
+        """A request's queue and inference times are its slowest text's (texts may span batches)."""
+        label = self._label
+        metrics.INFERENCE_REQUEST_QUEUE_SECONDS.labels(label).observe(
+            max(i.started - i.enqueued for i in items)
+        )
+        metrics.INFERENCE_REQUEST_INFERENCE_SECONDS.labels(label).observe(
+            max(i.finished - i.started for i in items)
+        )
 
     def _admit(self, count: int) -> None:
         with self._cond:
@@ -192,6 +242,26 @@ class BatchingEngine:
                 self._running -= count
         metrics.INFERENCE_QUEUE_DEPTH.labels(self._label).set(self._reserved)
 
+    # --- batcher thread: cuts the next batch while the model runs ----------------------------------
+    def _cut_ahead(self) -> None:
+        with self._cond:
+            while not self._closed:
+                if self._busy >= self.replicas and not self._ready and self._pending_full():
+                    self._drop_cancelled()
+                    if self._pending_full():
+                        self._ready.append(self._take_batch())
+                        self._cond.notify_all()
+                        continue
+                self._cond.wait()
+
+    def _pending_full(self) -> bool:
+        """Whether the queue already holds a full batch (caller holds `_cond`)."""
+        limits = self.limits
+        return (
+            len(self._pending) >= limits.max_batch_requests
+            or sum(i.length for i in self._pending) >= limits.max_batch_tokens
+        )
+
     # --- model thread ------------------------------------------------------------------------------
     def _run(self) -> None:
         while True:
@@ -200,12 +270,18 @@ class BatchingEngine:
                 return
             now = time.perf_counter()
             for item in batch:
+                item.started = now
                 metrics.INFERENCE_QUEUE_SECONDS.labels(self._label).observe(now - item.enqueued)
             metrics.INFERENCE_BATCH_SIZE.labels(self._label).observe(len(batch))
             metrics.INFERENCE_BATCH_TOKENS.labels(self._label).observe(
                 len(batch) * max(i.length for i in batch)
             )
-            self._run_batch(batch)
+            try:
+                self._run_batch(batch)
+            finally:
+                with self._cond:
+                    self._busy -= 1
+                    self._cond.notify_all()
             metrics.INFERENCE_BATCH_SECONDS.labels(self._label).observe(time.perf_counter() - now)
 
     def _next_batch(self) -> list[_Item] | None:
@@ -214,19 +290,25 @@ class BatchingEngine:
             while True:
                 if self._closed:
                     return None
+                if self._ready:
+                    batch = self._live(self._ready.pop(0))
+                    if batch:
+                        return self._claim(batch)
+                    continue
                 self._drop_cancelled()
                 if self._pending:
-                    oldest = self._pending[0]
-                    waited = time.perf_counter() - oldest.enqueued
-                    full = (
-                        len(self._pending) >= limits.max_batch_requests
-                        or sum(i.length for i in self._pending) >= limits.max_batch_tokens
-                    )
-                    if full or waited >= limits.max_wait_s or not self._company_expected():
-                        return self._take_batch()
+                    waited = time.perf_counter() - self._pending[0].enqueued
+                    if self._pending_full() or waited >= limits.max_wait_s or not self._company_expected():
+                        return self._claim(self._take_batch())
                     self._cond.wait(limits.max_wait_s - waited)
                 else:
                     self._cond.wait()
+
+    def _claim(self, batch: list[_Item]) -> list[_Item]:
+        """This model thread is now busy: the batcher may cut the next batch (caller holds `_cond`)."""
+        self._busy += 1
+        self._cond.notify_all()
+        return batch
 
     def _company_expected(self) -> bool:
         """Whether waiting can fill the batch: traffic was concurrent a batch ago, or admitted texts
@@ -240,6 +322,14 @@ class BatchingEngine:
         if dropped:
             self._pending = kept
             self._reserved -= dropped
+
+    def _live(self, batch: list[_Item]) -> list[_Item]:
+        """A batch cut ahead without the texts whose caller left meanwhile (caller holds `_cond`)."""
+        kept = [i for i in batch if not i.future.done()]
+        dropped = len(batch) - len(kept)
+        self._reserved -= dropped
+        self._running -= dropped
+        return kept
 
     def _take_batch(self) -> list[_Item]:
         """The oldest item plus its nearest neighbours by length, within the budget."""
@@ -272,7 +362,7 @@ class BatchingEngine:
 
     def _run_batch(self, batch: list[_Item]) -> None:
         try:
-            results = self._call(self.backend.forward, [i.encoded for i in batch])
+            raw = self._call(self.backend.infer, [i.encoded for i in batch])
         except Exception as exc:
             if len(batch) == 1:
                 self._release(1, ran=True)
@@ -282,13 +372,33 @@ class BatchingEngine:
             self._run_batch(batch[:half])
             self._run_batch(batch[half:])
             return
+        try:
+            self._post.submit(self._finish, batch, raw)
+        except RuntimeError:  # closing: the post-processing thread is gone
+            self._finish(batch, raw)
+
+    # --- post-processing thread --------------------------------------------------------------------
+    def _finish(self, batch: list[_Item], raw: Any) -> None:
+        """Decode one batch's raw output and answer its callers."""
+        try:
+            results = self.backend.decode([i.encoded for i in batch], raw)
+            pairs = list(zip(batch, results, strict=True))
+        except Exception as exc:  # a decoder bug, not one text's fault: every text gets the cause
+            log.exception("decoding a batch of [%s] failed", self._label)
+            self._release(len(batch), ran=True)
+            for item in batch:
+                _resolve(item, error=_wrap(exc))
+            return
+        done = time.perf_counter()
+        for item in batch:
+            item.finished = done
         self._release(len(batch), ran=True)  # before callers wake, so their next call finds the capacity
         by_loop: dict[asyncio.AbstractEventLoop, list[tuple[_Item, Any]]] = {}
-        for item, result in zip(batch, results, strict=True):
+        for item, result in pairs:
             by_loop.setdefault(item.loop, []).append((item, result))
-        for loop, pairs in by_loop.items():
+        for loop, loop_pairs in by_loop.items():
             try:
-                loop.call_soon_threadsafe(_set_results, pairs)
+                loop.call_soon_threadsafe(_set_results, loop_pairs)
             except RuntimeError:  # the caller's loop is closed: nobody is waiting
                 pass
 

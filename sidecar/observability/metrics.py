@@ -33,6 +33,25 @@ INFERENCE_QUEUE_SECONDS = Histogram(
 INFERENCE_BATCH_SECONDS = Histogram(
     "sidecar_inference_batch_seconds", "Time one model batch took to run.", ["model"], buckets=_TIME_BUCKETS
 )
+# Per request (one `BatchingEngine.encode` call), by stage; queue and inference are its slowest text's.
+INFERENCE_REQUEST_TOKENIZE_SECONDS = Histogram(
+    "sidecar_inference_request_tokenize_seconds",
+    "Time to tokenize one request's texts.",
+    ["model"],
+    buckets=_TIME_BUCKETS,
+)
+INFERENCE_REQUEST_QUEUE_SECONDS = Histogram(
+    "sidecar_inference_request_queue_seconds",
+    "Time a request's texts waited, once tokenized, until their batch entered the model.",
+    ["model"],
+    buckets=_TIME_BUCKETS,
+)
+INFERENCE_REQUEST_INFERENCE_SECONDS = Histogram(
+    "sidecar_inference_request_inference_seconds",
+    "Time from a request's batch entering the model to its results being decoded (forward pass and post-processing).",
+    ["model"],
+    buckets=_TIME_BUCKETS,
+)
 INFERENCE_REQUESTS = Counter(
     "sidecar_inference_requests_total", "Inference requests served.", ["inference_id", "task_type"]
 )

@@ -75,9 +75,17 @@ class DenseBackend:
             mean = summed / weights.sum(dim=1).float().clamp(min=1e-9)
             return torch.nn.functional.normalize(mean, p=2, dim=1).cpu()
 
+    def infer(self, batch: list[Encoded]) -> Any:
+        """The model work: [batch, dims] unit vectors as a CPU array."""
+        return self.embed(batch).numpy()
+
+    def decode(self, batch: list[Encoded], raw: Any) -> list[DenseEmbedding]:
+        """`infer`'s array as lists of floats: plain numpy, so it runs off the torch thread."""
+        return [DenseEmbedding(v, e.truncated) for v, e in zip(raw.tolist(), batch, strict=True)]
+
     def forward(self, batch: list[Encoded]) -> list[DenseEmbedding]:
-        vectors = self.embed(batch).tolist()
-        return [DenseEmbedding(v, e.truncated) for v, e in zip(vectors, batch, strict=True)]
+        """`infer` then `decode` on the calling thread."""
+        return self.decode(batch, self.infer(batch))
 
 
 def to_bytes(vector: list[float]) -> list[int]:

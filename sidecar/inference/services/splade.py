@@ -205,23 +205,34 @@ class SpladeBackend:
                 logits = torch.nn.functional.linear(states[lo:hi, start : start + step], weight)
                 torch.maximum(rows, logits.amax(dim=1), out=rows)
 
-    def forward(self, batch: list[Encoded]) -> list[SparseEmbedding]:
+    def infer(self, batch: list[Encoded]) -> tuple[Any, Any, Any]:
+        """The model work: the batch's non-zero weights as CPU arrays (vocabulary ids, weights,
+        count per text, in row-major order): only these leave the device."""
         torch = self._torch
         weights = self.pooled(batch)
         rows, cols = torch.nonzero(weights, as_tuple=True)
-        values = weights[rows, cols].tolist()
-        counts = torch.bincount(rows, minlength=len(batch)).tolist()
-        cols_list = cols.tolist()
+        values = weights[rows, cols]
+        counts = torch.bincount(rows, minlength=len(batch))
+        return cols.cpu().numpy(), values.cpu().numpy(), counts.cpu().numpy()
+
+    def decode(self, batch: list[Encoded], raw: tuple[Any, Any, Any]) -> list[SparseEmbedding]:
+        """`infer`'s arrays as token maps: plain numpy and Python, so it runs off the torch thread."""
+        cols, values, counts = raw
+        cols_list, values_list = cols.tolist(), values.tolist()
         vocab = self.vocab
         results = []
         pos = 0
-        for enc, count in zip(batch, counts, strict=True):
+        for enc, count in zip(batch, counts.tolist(), strict=True):
             end = pos + count
-            embedding = {vocab[c]: v for c, v in zip(cols_list[pos:end], values[pos:end], strict=True)}
+            embedding = {vocab[c]: v for c, v in zip(cols_list[pos:end], values_list[pos:end], strict=True)}
             embedding.pop("", None)
             results.append(SparseEmbedding(embedding=embedding, is_truncated=enc.truncated))
             pos = end
         return results
+
+    def forward(self, batch: list[Encoded]) -> list[SparseEmbedding]:
+        """`infer` then `decode` on the calling thread."""
+        return self.decode(batch, self.infer(batch))
 
 
 def _vocab_block(positions: int) -> int:

@@ -11,29 +11,42 @@ from sidecar.inference.batching import BatchingEngine, BatchLimits, Encoded
 
 
 class FakeBackend:
-    """Tokens = words; result = the text's words reversed. 'boom' fails; a gate can hold a batch."""
+    """Tokens = words; result = (word count, truncated). 'boom' fails; a gate can hold a batch.
+    Records the threads of the model work (`threads`), of decoding and of tokenizing."""
 
     name = "fake"
 
     def __init__(self) -> None:
         self.batches: list[list[int]] = []
         self.threads: set[str] = set()
+        self.decode_threads: set[str] = set()
+        self.tokenized: list[str] = []
         self.gate = threading.Event()
         self.gate.set()
+        self.in_model = threading.Event()  # set while a batch is inside `infer`
 
     def tokenize(self, texts: list[str]) -> list[Encoded]:
+        self.tokenized.extend(texts)
         return [Encoded([hash(w) for w in t.split()] or [0], truncated=len(t.split()) > 8) for t in texts]
 
     def warmup(self) -> None:
-        self.forward(self.tokenize(["warm"]))
+        self.decode([], self.infer([]))
 
-    def forward(self, batch: list[Encoded]) -> list[Any]:
-        self.gate.wait(5)
+    def infer(self, batch: list[Encoded]) -> list[Any]:
+        self.in_model.set()
+        try:
+            self.gate.wait(5)
+        finally:
+            self.in_model.clear()
         self.threads.add(threading.current_thread().name)
         self.batches.append([len(e.ids) for e in batch])
         if any(e.ids[0] == hash("boom") for e in batch):
             raise RuntimeError("kaboom")
         return [(len(e.ids), e.truncated) for e in batch]
+
+    def decode(self, batch: list[Encoded], raw: list[Any]) -> list[Any]:
+        self.decode_threads.add(threading.current_thread().name)
+        return raw
 
 
 def make(limits: BatchLimits) -> tuple[BatchingEngine, FakeBackend]:
@@ -203,3 +216,121 @@ def test_mmap_threshold_is_pinned_unless_the_operator_chose(monkeypatch: pytest.
     assert fix_mmap_threshold() is True  # glibc (Debian) here
     monkeypatch.setenv("MALLOC_MMAP_THRESHOLD_", "65536")
     assert fix_mmap_threshold() is False
+
+
+# --- the pipeline: the model thread only runs the model -------------------------------------------
+async def wait_in_model(backend: FakeBackend) -> None:
+    assert await asyncio.to_thread(backend.in_model.wait, 5), "no batch reached the model"
+
+
+async def test_next_requests_are_tokenized_while_the_model_runs() -> None:
+    engine, backend = make(BatchLimits(max_wait_s=0.001))
+    backend.gate.clear()
+    try:
+        first = asyncio.ensure_future(engine.encode(["first"]))
+        await wait_in_model(backend)
+        long_text = "word " * 1000  # over the in-place limit: the tokenizer thread takes it
+        later = [asyncio.ensure_future(engine.encode([t])) for t in ("short one", long_text)]
+        for _ in range(500):  # both get tokenized while "first" still holds the model
+            if len(backend.tokenized) == 3:
+                break
+            await asyncio.sleep(0.01)
+        assert sorted(backend.tokenized) == sorted(["first", "short one", long_text])
+        assert backend.in_model.is_set() and backend.batches == []
+        backend.gate.set()
+        assert await first == [(1, False)]
+        assert [await t for t in later] == [[(2, False)], [(1000, True)]]
+    finally:
+        backend.gate.set()
+        engine.close()
+
+
+async def test_a_full_batch_is_cut_ahead_while_the_model_runs() -> None:
+    engine, backend = make(BatchLimits(max_batch_requests=2, max_wait_s=0.001))
+    backend.gate.clear()
+    try:
+        first = asyncio.ensure_future(engine.encode(["first"]))
+        await wait_in_model(backend)
+        second = asyncio.ensure_future(engine.encode(["two words", "two more", "three more words"]))
+
+        def cut_ahead() -> bool:
+            with engine._cond:
+                return engine._cond.wait_for(lambda: bool(engine._ready), timeout=5)
+
+        assert await asyncio.to_thread(cut_ahead)
+        with engine._cond:  # the full pair is ready while the model still runs; the rest waits
+            assert [[i.length for i in b] for b in engine._ready] == [[2, 2]]
+            assert [i.length for i in engine._pending] == [3]
+        assert backend.in_model.is_set() and backend.batches == []
+        backend.gate.set()
+        await asyncio.gather(first, second)
+        assert backend.batches == [[1], [2, 2], [3]]
+    finally:
+        backend.gate.set()
+        engine.close()
+
+
+async def test_decoding_runs_off_the_model_thread() -> None:
+    from sidecar.inference.torch_thread import run_on_torch_thread
+
+    backend = FakeBackend()
+    engine = BatchingEngine(backend, BatchLimits(), call=run_on_torch_thread)
+    engine.start(warmup=True)
+    backend.threads.clear()
+    backend.decode_threads.clear()
+    try:
+        assert await engine.encode(["one two", "three"]) == [(2, False), (1, False)]
+        assert {name.split("_")[0] for name in backend.threads} == {"torch-cpu"}
+        assert {name.split("_")[0] for name in backend.decode_threads} == {"post-fake"}
+    finally:
+        engine.close()
+
+
+async def test_a_failing_decoder_fails_its_batch_with_a_typed_error_and_the_engine_keeps_serving() -> None:
+    engine, backend = make(BatchLimits(max_wait_s=0.001))
+    real_decode = backend.decode
+
+    def broken(batch: list[Encoded], raw: list[Any]) -> list[Any]:
+        raise ValueError("bad output")
+
+    backend.decode = broken  # type: ignore[method-assign]
+    try:
+        with pytest.raises(InferenceFailedError, match="bad output"):
+            await engine.encode(["one", "two three"])
+        backend.decode = real_decode  # type: ignore[method-assign]
+        assert await engine.encode(["again"]) == [(1, False)]
+        assert engine.queue_depth == 0
+    finally:
+        engine.close()
+
+
+async def test_each_request_records_tokenize_queue_and_inference_times() -> None:
+    from prometheus_client import REGISTRY, generate_latest
+
+    backend = FakeBackend()
+    backend.name = "fake-stages"
+    engine = BatchingEngine(backend, BatchLimits(max_wait_s=0.001))
+    engine.start(warmup=False)
+    stages = ("tokenize", "queue", "inference")
+
+    def counts() -> list[float]:
+        return [
+            REGISTRY.get_sample_value(
+                f"sidecar_inference_request_{s}_seconds_count", {"model": "fake-stages"}
+            )
+            or 0
+            for s in stages
+        ]
+
+    try:
+        before = counts()
+        await engine.encode(["one", "two words", "long " * 600])  # three texts, one request
+        assert counts() == [n + 1 for n in before]
+        with pytest.raises(OverloadedError):
+            await engine.encode(["x"] * 5000)  # refused at admission: no stage ran
+        assert counts() == [n + 1 for n in before]
+        exposed = generate_latest(REGISTRY).decode()
+        for stage in stages:
+            assert f'sidecar_inference_request_{stage}_seconds_count{{model="fake-stages"}}' in exposed
+    finally:
+        engine.close()
