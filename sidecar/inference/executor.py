@@ -2,8 +2,9 @@
 
 Loading happens off the event loop (seconds for real models; on CPU on the process's one torch
 thread), guarded by one lock per model so concurrent first requests load it once. Sizes and waits come from `Settings`, with defaults per
-device: a 2-core CPU wants moderate batches, a GPU wants large ones and two replicas so Python-side
-work of one batch overlaps the other's forward pass.
+device: a 2-core CPU wants moderate batches, a GPU wants large ones and two replicas so the
+host-side part of one batch's `infer` (padding, copying inputs and results) overlaps the other's
+forward pass; decoding already runs on the engine's post-processing thread.
 """
 
 from __future__ import annotations

@@ -1,4 +1,6 @@
 """Every CPU torch call of the process (model load, warm-up, forward passes) runs on ONE thread.
+Only torch work belongs here: backends hand it compact numpy arrays, and turning those into
+Python objects (`Backend.decode`) runs on the batching engine's post-processing thread.
 
 PyTorch's Linux wheels use GNU OpenMP, which keeps a team of worker threads for each thread that
 ever ran a parallel region. Once the process holds more OpenMP threads than cores, libgomp stops
