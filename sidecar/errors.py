@@ -165,3 +165,10 @@ class RoutingError(SidecarError):
     status = 400
     es_type = "illegal_argument_exception"
     short_form = True
+
+
+class RequestTimeoutError(SidecarError):
+    """A client too slow to send its request; the connection is closed after the answer."""
+
+    status = 408
+    es_type = "receive_timeout_transport_exception"

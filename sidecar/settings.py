@@ -62,6 +62,20 @@ class Settings(BaseSettings):
         512, description="Inference HTTP requests served at once; more are refused with 429."
     )
     shutdown_grace_s: int = Field(30, description="On SIGTERM, how long in-flight HTTP requests may finish.")
+    http_header_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        description="A connection must send a request's headers within this time (else 408, closed).",
+    )
+    http_body_timeout_s: float = Field(
+        60.0, gt=0, description="Longest a request may wait in all for its body to arrive (else 408)."
+    )
+    http_keep_alive_s: int = Field(
+        15, gt=0, description="Idle keep-alive connections are closed after this time."
+    )
+    http_max_connections: int = Field(
+        1000, gt=0, description="Open connections at most (lowered below the open-file limit); more get 503."
+    )
 
     # Endpoint registry
     registry_path: Path = Field(Path(".sidecar/endpoints.sqlite3"), description="SQLite endpoint store.")

@@ -1,7 +1,7 @@
 """The ASGI application: routers, middleware, error handlers and the inference service's lifetime.
 
     request -> EsCompatMiddleware (headers, request id, access log, metrics, last-resort errors)
-            -> AuthMiddleware (optional API keys) -> DecompressMiddleware (gzip bodies)
+            -> BodyTimeoutMiddleware (408 for slow bodies) -> AuthMiddleware (optional API keys) -> DecompressMiddleware (gzip bodies)
             -> BodyLimitMiddleware (413, inflated bytes)
             -> router (one module per concern) -> handler -> InferenceService
 
@@ -29,6 +29,7 @@ from starlette.routing import Match
 from sidecar.api import es_errors, openapi
 from sidecar.api.auth import Authenticator, AuthMiddleware, load_keys
 from sidecar.api.compression import DecompressMiddleware
+from sidecar.api.connections import BodyTimeoutMiddleware
 from sidecar.api.limits import BodyLimitMiddleware, InFlightLimiter
 from sidecar.api.middleware import EsCompatMiddleware
 from sidecar.api.rendering import EsJSONResponse
@@ -173,6 +174,7 @@ def create_app(settings: Settings | None = None, *, service: Any = None) -> Fast
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(DecompressMiddleware)  # outside the body limit: it counts inflated bytes
     app.add_middleware(AuthMiddleware, authenticator=Authenticator(load_keys(settings)))
+    app.add_middleware(BodyTimeoutMiddleware, timeout_s=settings.http_body_timeout_s)
     app.add_middleware(EsCompatMiddleware)
     return app
 

@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from sidecar import redact
-from sidecar.errors import AuthenticationError, SidecarError
+from sidecar.errors import AuthenticationError, RequestTimeoutError, SidecarError
 
 log = logging.getLogger(__name__)
 
@@ -40,9 +40,11 @@ def error_body(err: SidecarError) -> dict[str, Any]:
 
 
 def error_headers(err: SidecarError) -> dict[str, str]:
-    """Headers that must accompany the error response (401 -> WWW-Authenticate)."""
+    """Headers that must accompany the error response (401: WWW-Authenticate; 408: Connection: close)."""
     if isinstance(err, AuthenticationError):
         return {"WWW-Authenticate": ", ".join(WWW_AUTHENTICATE)}
+    if isinstance(err, RequestTimeoutError):  # the rest of a slow body is not worth waiting for
+        return {"Connection": "close"}
     return {}
 
 
