@@ -35,7 +35,7 @@ class FakeBackend:
     def infer(self, batch: list[Encoded]) -> list[Any]:
         self.in_model.set()
         try:
-            self.gate.wait(5)
+            self.gate.wait(30)  # a safety net only: tests open the gate themselves
         finally:
             self.in_model.clear()
         self.threads.add(threading.current_thread().name)
@@ -231,7 +231,7 @@ async def test_next_requests_are_tokenized_while_the_model_runs() -> None:
         await wait_in_model(backend)
         long_text = "word " * 1000  # over the in-place limit: the tokenizer thread takes it
         later = [asyncio.ensure_future(engine.encode([t])) for t in ("short one", long_text)]
-        for _ in range(500):  # both get tokenized while "first" still holds the model
+        for _ in range(3000):  # both get tokenized while "first" still holds the model
             if len(backend.tokenized) == 3:
                 break
             await asyncio.sleep(0.01)
