@@ -277,3 +277,15 @@ async def test_trailing_slash_lists_like_without(client: httpx.AsyncClient) -> N
     slash = await client.get("/_inference/")
     assert slash.status_code == 200
     assert slash.json() == (await client.get("/_inference")).json()
+
+
+async def test_recursive_chunking_endpoint(client: httpx.AsyncClient) -> None:
+    chunking = {"strategy": "recursive", "max_chunk_size": 20, "separators": ["\n\n", "\n"]}
+    body = {**LOCAL_SPLADE, "chunking_settings": chunking}
+    created = await client.put("/_inference/sparse_embedding/crud-recursive", json=body)
+    assert created.status_code == 200, created.text
+    assert created.json()["chunking_settings"] == {**chunking, "strategy": "recursive"}
+    long_text = "\n\n".join(f"The port section {i} " + "sky " * 15 for i in range(4))
+    answer = await client.post("/_inference/crud-recursive", json={"input": long_text})
+    assert answer.json()["sparse_embedding"][0]["embedding"]["port"] > 0
+    assert (await client.delete("/_inference/crud-recursive")).status_code == 200
