@@ -41,6 +41,22 @@ if TYPE_CHECKING:
 __all__ = ["BUILTIN_ENDPOINTS", "Endpoint", "EndpointRegistry", "EndpointStore", "with_task_settings"]
 
 ID_PATTERN = re.compile(r"[a-z0-9](?:[a-z0-9_\-.]*[a-z0-9])?")
+# Elasticsearch stores an endpoint as the document `model_<id>`, and document ids are limited to
+# 512 bytes: a longer inference id fails that document's validation.
+_DOC_ID_PREFIX = "model_"
+MAX_DOC_ID_BYTES = 512
+
+
+def check_id_length(inference_id: str) -> None:
+    doc_id = _DOC_ID_PREFIX + inference_id
+    size = len(doc_id.encode())
+    if size > MAX_DOC_ID_BYTES:
+        raise RequestValidationError(
+            f"Validation Failed: 1: id [{doc_id}] is too long, must be no longer than "
+            f"{MAX_DOC_ID_BYTES} bytes but was: {size};"
+        )
+
+
 CHUNKED_TASKS = (TaskType.SPARSE_EMBEDDING, TaskType.TEXT_EMBEDDING)
 ELSER_SERVICE = "elser"
 _CREATE_KEYS = {"service", "service_settings", "task_settings", "chunking_settings", "task_type"}
@@ -202,6 +218,7 @@ class EndpointRegistry:
                 "alphanumeric (a-z and 0-9), hyphens, underscores or dots; "
                 "must start and end with alphanumeric;"
             )
+        check_id_length(inference_id)
         endpoint = self._build(inference_id, task_type, body)
         if inference_id in BUILTIN_ENDPOINTS or self.store.load(inference_id) is not None:
             raise already_exists(inference_id)

@@ -120,3 +120,39 @@ async def test_a_transport_error_quoting_the_key_is_redacted(caplog: pytest.LogC
     assert SECRET not in raised.value.reason and "<redacted>" in raised.value.reason
     assert raised.value.__cause__ is None and raised.value.__context__ is None
     assert SECRET not in caplog.text
+
+
+async def test_an_inference_id_longer_than_a_document_id_is_refused(client: httpx.AsyncClient) -> None:
+    # Elasticsearch stores the endpoint as the document `model_<id>`; document ids are limited to
+    # 512 bytes, so a longer id fails that document's validation (400).
+    body = {"service": "elasticsearch", "service_settings": {"model_id": ".splade_tiny"}}
+    longest = "a" * (512 - len("model_"))
+    too_long = "a" * 10_000
+    response = await client.put(f"/_inference/sparse_embedding/{too_long}", json=body)
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert error["type"] == "action_request_validation_exception"
+    assert error["reason"].endswith("is too long, must be no longer than 512 bytes but was: 10006;")
+    response = await client.put(f"/_inference/sparse_embedding/{longest}", json=body)
+    assert response.status_code == 200, response.text
+    assert (await client.delete(f"/_inference/{longest}")).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        (f"/_inference/sparse_embedding/{SPARSE_ID}", {"input": []}, "input"),
+        (f"/_sidecar/hugging_face/{SPARSE_ID}", {"inputs": []}, "inputs"),
+        (f"/_sidecar/custom/{SPARSE_ID}", {"input": []}, "inputs"),
+    ],
+)
+async def test_an_empty_input_list_is_a_validation_error(
+    client: httpx.AsyncClient, path: str, body: dict[str, list[str]], field: str
+) -> None:
+    response = await client.post(path, json=body)
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["type"] == "action_request_validation_exception"
+    assert (
+        response.json()["error"]["reason"]
+        == f"Validation Failed: 1: Field [{field}] cannot be an empty array;"
+    )
