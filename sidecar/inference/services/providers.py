@@ -71,6 +71,24 @@ PROVIDER_ROWS: dict[str, dict[str, Any]] = {
         "doc": "Amazon Bedrock: Titan and Cohere embeddings, completions through the Converse API (SigV4).",
         "runtime": "sidecar.inference.services.amazon_bedrock:AmazonBedrockRuntime",
     },
+    "googlevertexai": {
+        "task_types": frozenset({DENSE, RERANK, COMPLETION}),
+        "required": ("service_account_json",),
+        "optional": _REMOTE | _DENSE | {"project_id", "location", "model_id", "max_batch_size"},
+        "secrets": frozenset({"service_account_json"}),
+        "task_settings": frozenset(
+            {"auto_truncate", "input_type", "top_n", "return_documents", "thinking_config", "max_tokens"}
+        ),
+        "doc": "Google Vertex AI embeddings, Gemini completions and the ranking API (service-account key).",
+        "runtime": "sidecar.inference.services.google:GoogleVertexAIRuntime",
+    },
+    "googleaistudio": _row(
+        "sidecar.inference.services.google:GoogleAIStudioRuntime",
+        {DENSE, COMPLETION},
+        ("api_key", "model_id"),
+        _DENSE,
+        doc="Google AI Studio (Gemini API) embeddings and completions.",
+    ),
     "mistral": _row(
         _OPENAI_LIKE + "MistralRuntime",
         {DENSE, COMPLETION, CHAT},

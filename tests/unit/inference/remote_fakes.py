@@ -45,6 +45,14 @@ class FakeProvider:
     default: Callable[[Recorded], Answer] | None = None
 
 
+def _body(raw: bytes) -> Any:
+    """JSON, or a form (`application/x-www-form-urlencoded`, as OAuth token requests are)."""
+    try:
+        return json.loads(raw or b"null")
+    except ValueError:
+        return dict(parse_qsl(raw.decode()))
+
+
 @contextmanager
 def fake_provider(default: Callable[[Recorded], Answer] | None = None) -> Iterator[FakeProvider]:
     provider = FakeProvider(url="")
@@ -52,9 +60,7 @@ def fake_provider(default: Callable[[Recorded], Answer] | None = None) -> Iterat
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
             raw = self.rfile.read(int(self.headers.get("content-length", 0)))
-            rec = Recorded(
-                self.path, {k.lower(): v for k, v in self.headers.items()}, json.loads(raw or b"null"), raw
-            )
+            rec = Recorded(self.path, {k.lower(): v for k, v in self.headers.items()}, _body(raw), raw)
             provider.requests.append(rec)
             if provider.script:
                 status, body, headers = provider.script.pop(0)

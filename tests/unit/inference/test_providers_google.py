@@ -1,0 +1,280 @@
+"""Google Vertex AI (service-account tokens) and Google AI Studio against a local server that plays
+Google's OAuth token endpoint (checking the signed JWT assertion) and the documented APIs."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+from sidecar.errors import RemoteServiceError, SettingsValidationError
+from sidecar.inference.service import InferenceService
+from sidecar.inference.services.google import GoogleAIStudioRuntime, GoogleVertexAIRuntime
+from sidecar.inference.types import InputType
+
+from .remote_fakes import FakeProvider, Recorded, fake_provider
+
+KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+PEM = KEY.private_bytes(
+    serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+).decode()
+EMAIL = "sidecar@my-project.iam.gserviceaccount.com"
+TOKEN = "ya29.test-token"
+UNAUTHENTICATED = {
+    "error": {
+        "code": 401,
+        "message": "Request had invalid authentication credentials.",
+        "status": "UNAUTHENTICATED",
+    }
+}
+EXHAUSTED = {
+    "error": {
+        "code": 429,
+        "message": "Quota exceeded for aiplatform.googleapis.com/online_prediction_requests_per_base_model",
+        "status": "RESOURCE_EXHAUSTED",
+    }
+}
+
+
+def _b64(part: str) -> bytes:
+    return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
+
+
+def jwt_claims(assertion: str) -> dict[str, Any] | None:
+    """The claims of an RS256 JWT signed by KEY, or None when the signature does not verify."""
+    header, claims, signature = assertion.split(".")
+    try:
+        KEY.public_key().verify(
+            _b64(signature), f"{header}.{claims}".encode(), padding.PKCS1v15(), hashes.SHA256()
+        )
+    except Exception:
+        return None
+    return dict(json.loads(_b64(claims)))
+
+
+def google(rec: Recorded) -> tuple[int, Any, dict[str, str]]:
+    if rec.path == "/token":
+        claims = jwt_claims(rec.body.get("assertion", ""))
+        ok = (
+            rec.body.get("grant_type") == "urn:ietf:params:oauth:grant-type:jwt-bearer"
+            and claims is not None
+            and claims["iss"] == EMAIL
+            and claims["aud"] == "https://oauth2.googleapis.com/token"  # Google's documented audience
+            and claims["scope"] == "https://www.googleapis.com/auth/cloud-platform"
+        )
+        if not ok:
+            return 400, {"error": "invalid_grant", "error_description": "Invalid JWT Signature."}, {}
+        return 200, {"access_token": TOKEN, "expires_in": 3599, "token_type": "Bearer"}, {}
+    if (
+        rec.headers.get("authorization") != f"Bearer {TOKEN}"
+        and rec.headers.get("x-goog-api-key") != "ai-key"
+    ):
+        return 401, UNAUTHENTICATED, {}
+    if rec.path.endswith(":predict"):
+        predictions = [
+            {"embeddings": {"values": [float(len(i["content"])), 0.5], "statistics": {"token_count": 1}}}
+            for i in rec.body["instances"]
+        ]
+        return 200, {"predictions": predictions}, {}
+    if rec.path.endswith(":batchEmbedContents"):
+        return (
+            200,
+            {
+                "embeddings": [
+                    {"values": [float(len(r["content"]["parts"][0]["text"]))]} for r in rec.body["requests"]
+                ]
+            },
+            {},
+        )
+    if rec.path.endswith(":generateContent"):
+        text = " / ".join(c["parts"][0]["text"] for c in rec.body["contents"])
+        candidate = {
+            "content": {"role": "model", "parts": [{"text": "Gemini: "}, {"text": text}]},
+            "finishReason": "STOP",
+        }
+        return 200, {"candidates": [candidate], "usageMetadata": {"totalTokenCount": 5}}, {}
+    if rec.path.endswith(":rank"):
+        records = [{"id": r["id"], "score": 1.0 / (1 + len(r["content"]))} for r in rec.body["records"]]
+        return 200, {"records": sorted(records, key=lambda r: -float(r["score"]))[: rec.body.get("topN")]}, {}
+    return 404, {"error": {"code": 404, "message": "Not found", "status": "NOT_FOUND"}}, {}
+
+
+@pytest.fixture
+def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeProvider]:
+    with fake_provider(google) as fake:
+        monkeypatch.setattr(GoogleVertexAIRuntime, "vertex_host", fake.url)
+        monkeypatch.setattr(GoogleVertexAIRuntime, "ranking_host", fake.url)
+        monkeypatch.setattr(GoogleAIStudioRuntime, "host", fake.url)
+        yield fake
+
+
+def account(token_uri: str) -> str:
+    return json.dumps(
+        {
+            "type": "service_account",
+            "project_id": "my-project",
+            "private_key_id": "k1",
+            "private_key": PEM,
+            "client_email": EMAIL,
+            "client_id": "1",
+            "token_uri": token_uri,
+        }
+    )
+
+
+def vertex(server: FakeProvider, **settings: Any) -> dict[str, Any]:
+    return {
+        "service": "googlevertexai",
+        "service_settings": {
+            "service_account_json": account(f"{server.url}/token"),
+            "project_id": "my-project",
+            **settings,
+        },
+    }
+
+
+async def test_vertex_embeddings_with_one_token_for_many_calls_and_quota_retry(
+    remote: InferenceService, server: FakeProvider
+) -> None:
+    body = vertex(server, location="us-central1", model_id="text-embedding-005")
+    body["task_settings"] = {"auto_truncate": True}
+    remote.registry.create("vx", "text_embedding", body)
+    out = await remote.infer("vx", ["ab", "c"], input_type=InputType.INGEST)
+    assert [r.embedding for r in out.results] == [[2.0, 0.5], [1.0, 0.5]]
+    server.script.append((429, EXHAUSTED, {}))
+    await remote.infer("vx", ["x"])
+    paths = [r.path for r in server.requests]
+    predict = (
+        "/v1/projects/my-project/locations/us-central1/publishers/google/models/text-embedding-005:predict"
+    )
+    assert paths == ["/token", predict, predict, predict]  # one token; the 429 retried
+    assert server.requests[1].body == {
+        "instances": [
+            {"content": "ab", "task_type": "RETRIEVAL_DOCUMENT"},
+            {"content": "c", "task_type": "RETRIEVAL_DOCUMENT"},
+        ],
+        "parameters": {"autoTruncate": True},
+    }
+
+
+async def test_vertex_completion_and_rerank(remote: InferenceService, server: FakeProvider) -> None:
+    remote.registry.create(
+        "vx-c", "completion", vertex(server, location="europe-west4", model_id="gemini-2.0-flash")
+    )
+    out = await remote.infer("vx-c", ["hi"])
+    assert [r.result for r in out.results] == ["Gemini: hi"]
+    assert server.requests[-1].body == {"contents": [{"role": "user", "parts": [{"text": "hi"}]}]}
+    assert server.requests[-1].path.endswith(
+        "/locations/europe-west4/publishers/google/models/gemini-2.0-flash:generateContent"
+    )
+
+    remote.registry.create("vx-r", "rerank", vertex(server, model_id="semantic-ranker-512@latest"))
+    docs = ["a long document", "short", "mid doc"]
+    ranked = await remote.infer("vx-r", docs, query="q", top_n=2, return_documents=True)
+    assert [(r.index, r.text) for r in ranked.results] == [(1, "short"), (2, "mid doc")]
+    sent = server.requests[-1]
+    assert sent.path == "/v1/projects/my-project/locations/global/rankingConfigs/default_ranking_config:rank"
+    assert sent.body == {
+        "model": "semantic-ranker-512@latest",
+        "query": "q",
+        "records": [
+            {"id": "0", "content": docs[0]},
+            {"id": "1", "content": docs[1]},
+            {"id": "2", "content": docs[2]},
+        ],
+        "topN": 2,
+        "ignoreRecordDetailsInResponse": False,
+    }
+
+
+async def test_a_key_the_token_endpoint_refuses_is_a_clear_error(
+    remote: InferenceService, server: FakeProvider
+) -> None:
+    other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    info = json.loads(account(f"{server.url}/token"))
+    info["private_key"] = other.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    remote.registry.create(
+        "vx",
+        "completion",
+        {
+            "service": "googlevertexai",
+            "service_settings": {
+                "service_account_json": json.dumps(info),
+                "project_id": "p",
+                "location": "l",
+                "model_id": "m",
+            },
+        },
+    )
+    with pytest.raises(RemoteServiceError) as err:
+        await remote.infer("vx", ["x"])
+    assert err.value.status == 401
+    assert (
+        "Failed to get an access token for the [googlevertexai] service for inference entity id [vx]"
+        in err.value.reason
+    )
+    assert "invalid_grant" in err.value.reason
+
+
+def test_vertex_settings_are_checked(remote: InferenceService, server: FakeProvider) -> None:
+    with pytest.raises(SettingsValidationError) as err:
+        remote.registry.create("x", "text_embedding", vertex(server, model_id="m"))
+    assert (
+        err.value.reason
+        == "Validation Failed: 1: [service_settings] does not contain the required setting [location];"
+    )
+    with pytest.raises(SettingsValidationError) as err:
+        remote.registry.create(
+            "x",
+            "rerank",
+            {
+                "service": "googlevertexai",
+                "service_settings": {"service_account_json": "{", "project_id": "p"},
+            },
+        )
+    assert err.value.reason.startswith(
+        "Validation Failed: 1: [secret_settings] [service_account_json] is not valid JSON"
+    )
+    endpoint = remote.registry.create("ok", "rerank", vertex(server))
+    assert "service_account_json" not in endpoint.public_dict()["service_settings"]
+
+
+async def test_ai_studio_embeddings_and_completion_with_api_key(
+    remote: InferenceService, server: FakeProvider
+) -> None:
+    remote.registry.create(
+        "gs",
+        "text_embedding",
+        {
+            "service": "googleaistudio",
+            "service_settings": {"api_key": "ai-key", "model_id": "text-embedding-004"},
+        },
+    )
+    out = await remote.infer("gs", ["abc", "d"], input_type=InputType.SEARCH)
+    assert [r.embedding for r in out.results] == [[3.0], [1.0]]
+    sent = server.requests[-1]
+    assert sent.path == "/v1beta/models/text-embedding-004:batchEmbedContents"
+    assert sent.headers["x-goog-api-key"] == "ai-key"
+    assert sent.body["requests"][0] == {
+        "model": "models/text-embedding-004",
+        "content": {"parts": [{"text": "abc"}]},
+        "taskType": "RETRIEVAL_QUERY",
+    }
+    remote.registry.create(
+        "gs-c",
+        "completion",
+        {
+            "service": "googleaistudio",
+            "service_settings": {"api_key": "wrong", "model_id": "gemini-2.0-flash"},
+        },
+    )
+    with pytest.raises(RemoteServiceError) as err:
+        await remote.infer("gs-c", ["x"])
+    assert err.value.reason.endswith("Error message: [Request had invalid authentication credentials.]")
