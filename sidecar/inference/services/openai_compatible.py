@@ -51,6 +51,7 @@ class OpenAICompatibleRuntime(Runtime):
         self.model = str(settings[self.model_key]) if settings.get(self.model_key) else None
         self.caller = caller
         self.headers = {"Authorization": f"Bearer {secrets['api_key']}"} if secrets.get("api_key") else {}
+        self.element_type = "float"  # of the embeddings: `float`, `byte` or `bit`
 
     async def aclose(self) -> None:
         await self.caller.aclose()
@@ -99,10 +100,11 @@ class OpenAICompatibleRuntime(Runtime):
             body["user"] = task_settings["user"]
         return body
 
-    def embedding_rows(self, answer: Any) -> list[list[float]]:
+    def embedding_rows(self, answer: Any) -> list[list[float]] | list[list[int]]:
         try:
             data = sorted(answer["data"], key=lambda d: d["index"])
-            return [[float(x) for x in d["embedding"]] for d in data]
+            cast = float if self.element_type == "float" else int
+            return [[cast(x) for x in d["embedding"]] for d in data]
         except (KeyError, TypeError, ValueError) as exc:
             raise self._fail(f"missing {exc}") from exc
 
@@ -122,7 +124,7 @@ class OpenAICompatibleRuntime(Runtime):
             if len(rows) != len(part):
                 raise self._fail(f"{len(rows)} embeddings for {len(part)} inputs")
             out.extend(DenseEmbedding(row) for row in rows)
-        return out, "float"
+        return out, self.element_type
 
     # --- completion -------------------------------------------------------------------------------
     def _completion_body(
@@ -254,7 +256,7 @@ class NvidiaRuntime(OpenAICompatibleRuntime):
             pairs = [(int(r["index"]), float(r["logit"])) for r in answer["rankings"]]
         except (KeyError, TypeError, ValueError) as exc:
             raise self._fail(f"missing {exc}") from exc
-        return _ranked(self, pairs, documents, top_n, return_documents)
+        return ranked_documents(self, pairs, documents, top_n, return_documents)
 
 
 class LlamaRuntime(OpenAICompatibleRuntime):
@@ -302,10 +304,10 @@ class OpenShiftAIRuntime(OpenAICompatibleRuntime):
             pairs = [(int(r["index"]), float(r["relevance_score"])) for r in answer["results"]]
         except (KeyError, TypeError, ValueError) as exc:
             raise self._fail(f"missing {exc}") from exc
-        return _ranked(self, pairs, documents, top, return_documents)
+        return ranked_documents(self, pairs, documents, top, return_documents)
 
 
-def _ranked(
+def ranked_documents(
     runtime: OpenAICompatibleRuntime,
     pairs: list[tuple[int, float]],
     documents: list[str],

@@ -89,6 +89,22 @@ PROVIDER_ROWS: dict[str, dict[str, Any]] = {
         _DENSE,
         doc="Google AI Studio (Gemini API) embeddings and completions.",
     ),
+    "voyageai": _row(
+        "sidecar.inference.services.embedding_providers:VoyageAIRuntime",
+        {DENSE, RERANK},
+        ("api_key", "model_id"),
+        _DENSE | {"embedding_type", "url"},
+        task_settings={"input_type", "return_documents", "top_k", "truncation"},
+        doc="Voyage AI embeddings (float, int8, bit) and reranking.",
+    ),
+    "jinaai": _row(
+        "sidecar.inference.services.embedding_providers:JinaAIRuntime",
+        {DENSE, RERANK},
+        ("api_key", "model_id"),
+        _DENSE | {"embedding_type", "multimodal_model", "url"},
+        task_settings={"input_type", "late_chunking", "return_documents", "top_n"},
+        doc="Jina AI embeddings (float, bit) and reranking.",
+    ),
     "mistral": _row(
         _OPENAI_LIKE + "MistralRuntime",
         {DENSE, COMPLETION, CHAT},

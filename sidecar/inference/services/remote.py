@@ -81,6 +81,8 @@ def provider_message(response: httpx.Response) -> str:
             return error
         if "message" in body:  # Cohere {"message": "..."}
             return str(body["message"])
+        if "detail" in body:  # Voyage AI, Jina AI, RFC 9457 problem details {"detail": "..."}
+            return str(body["detail"])
     return str(body)[:500]
 
 
