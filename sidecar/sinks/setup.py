@@ -131,10 +131,12 @@ def template_name(config: PipelineConfig) -> str:
 
 def template_body(index: str, mappings: dict[str, Any], settings: dict[str, Any]) -> dict[str, Any]:
     """An index template giving indices named `index` (every day's index, for date math) the mapping."""
-    pattern = f"{static_prefix(index)}*" if is_date_math(index) else index
+    dated = is_date_math(index)
     return {
-        "index_patterns": [pattern],
-        "priority": 200,
+        "index_patterns": [f"{static_prefix(index)}*" if dated else index],
+        # An exact name outranks a prefix pattern (`docs-dlq` inside `docs-*`): the engine refuses
+        # two overlapping templates of equal priority.
+        "priority": 200 if dated else 201,
         "template": {"mappings": mappings, **({"settings": settings} if settings else {})},
     }
 

@@ -7,7 +7,10 @@
   `es_rejected_execution_exception` item and are *not* forwarded, so a worker that failed to retry
   would lose the document; the other items of the same bulk go to the engine.
 - `acked`: every document id (or dead-letter id) the engine acknowledged, recorded before the answer
-  reaches the worker, so a committed offset can be checked against it.
+  reaches the worker, so a committed offset can be checked against it; `conflicted`: the ids the
+  engine answered with a 409 (a version conflict).
+- `hold()` / `release()`: bulk requests are held, neither forwarded nor answered, until released;
+  then they reach the engine late, as a slow or paused writer's would (`held` counts them).
 """
 
 from __future__ import annotations
@@ -34,6 +37,10 @@ class FaultProxy:
         self.reject_first: dict[str, int] = {}
         self.injected = 0
         self.hung = 0
+        self.held = 0
+        self.conflicted: set[str] = set()
+        self._released = asyncio.Event()
+        self._released.set()
         self._client = httpx.AsyncClient(base_url=self.upstream, timeout=120)
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
@@ -71,6 +78,12 @@ class FaultProxy:
         self.mode = "pass"
         self._passing.set()
 
+    def hold(self) -> None:
+        self._released.clear()
+
+    def release(self) -> None:
+        self._released.set()
+
     # --- one connection ----------------------------------------------------------------------------
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._writers.add(writer)
@@ -103,6 +116,9 @@ class FaultProxy:
     ) -> tuple[int, list[tuple[str, str]], bytes]:
         send = [(k, v) for k, v in headers if k.lower() not in HOP_BY_HOP]
         is_bulk = method in ("POST", "PUT") and target.split("?", 1)[0].endswith("/_bulk")
+        if is_bulk and not self._released.is_set():
+            self.held += 1
+            await self._released.wait()
         injected: dict[int, dict[str, Any]] = {}
         if is_bulk:
             body, injected = self._take_rejections(body)
@@ -163,6 +179,8 @@ class FaultProxy:
             status = int(result.get("status", 0))
             if 200 <= status < 300 or (status == 409 and op == "create"):
                 self.acked.add(str(result.get("_id")))
+            if status == 409:
+                self.conflicted.add(str(result.get("_id")))
 
 
 async def _read_request(reader: asyncio.StreamReader) -> tuple[str, str, list[tuple[str, str]], bytes] | None:

@@ -63,7 +63,11 @@ async def test_setup_creates_template_index_and_dead_letter_mappings(
             [str(SIDECAR), "setup", "--pipeline", str(pipeline)], capture_output=True, text=True, timeout=120
         )
         assert done.returncode == 0, done.stderr
-        assert f"put index template [sidecar-it-{names.tag}]" in done.stdout
+        assert f"put index template [sidecar-it-{names.tag}] for [{names.index}-*]" in done.stdout
+        # The dead-letter index `wt-<tag>-dlq` lies inside `wt-<tag>-*`: its own template still goes in.
+        assert (
+            f"put index template [sidecar-it-{names.tag}-dead-letter] for [{names.dlq_index}]" in done.stdout
+        )
         template = (await client.client.get(f"/_index_template/sidecar-it-{names.tag}")).json()
         body = template["index_templates"][0]["index_template"]
         assert body["index_patterns"] == [f"{names.index}-*"]

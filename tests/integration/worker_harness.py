@@ -216,8 +216,17 @@ class Engine:
     async def close(self) -> None:
         try:
             await self.delete(*self._owned)
+            await self.delete_templates(*self._owned)
         finally:
             await self.client.aclose()
+
+    async def delete_templates(self, *indices: str) -> None:
+        """Delete the index templates `sidecar setup` installed for these indices (and nothing else)."""
+        answer = (await self.client.get("/_index_template/sidecar-*")).json()
+        for template in answer.get("index_templates", []):
+            patterns = template["index_template"]["index_patterns"]
+            if all(p in indices or p.rstrip("*").rstrip("-") in indices for p in patterns):
+                await self.client.delete(f"/_index_template/{template['name']}")
 
 
 async def wait_for(

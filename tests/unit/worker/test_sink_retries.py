@@ -303,6 +303,8 @@ def test_template_patterns_and_field_types() -> None:
         "properties": {"ml": {"properties": {"tokens": {"type": "rank_features"}}}, "h": {"type": "keyword"}}
     }
     assert field_types(mappings) == {"ml.tokens": "rank_features", "h": "keyword"}
-    assert template_body("docs", mappings, {})["index_patterns"] == ["docs"]
+    exact = template_body("docs", mappings, {})
+    assert exact["index_patterns"] == ["docs"]
     dated = template_body("<docs-{now/d}>", mappings, {"index": {"knn": True}})
     assert dated["index_patterns"] == ["docs-*"] and dated["template"]["settings"] == {"index": {"knn": True}}
+    assert exact["priority"] > dated["priority"]  # `docs-dlq` may sit inside `docs-*`: the exact name wins
