@@ -82,12 +82,13 @@ class OpenAICompatibleRuntime(Runtime):
             raise StatusError(f"The [{self.service}] service needs [url] in [service_settings]")
         return url
 
-    def _headers(self, task_settings: dict[str, Any]) -> dict[str, str]:
+    async def _headers(self, task_settings: dict[str, Any]) -> dict[str, str]:
+        """Auth and the task settings' extra `headers` (async: some providers fetch tokens)."""
         extra = task_settings.get("headers") or {}
         return {**self.headers, **{str(k): str(v) for k, v in extra.items()}}
 
     async def _post(self, kind: str, body: Any, task_settings: dict[str, Any]) -> Any:
-        return await self.caller.post(self._endpoint(kind), body, self._headers(task_settings))
+        return await self.caller.post(self._endpoint(kind), body, await self._headers(task_settings))
 
     # --- embeddings -------------------------------------------------------------------------------
     def embedding_body(
@@ -127,7 +128,7 @@ class OpenAICompatibleRuntime(Runtime):
         return out, self.element_type
 
     # --- completion -------------------------------------------------------------------------------
-    def _completion_body(
+    def completion_body(
         self, texts: list[str], task_settings: dict[str, Any], stream: bool
     ) -> dict[str, Any]:
         body: dict[str, Any] = {"messages": [{"role": "user", "content": t} for t in texts], "n": 1}
@@ -142,7 +143,7 @@ class OpenAICompatibleRuntime(Runtime):
     async def complete(
         self, texts: list[str], *, task_settings: dict[str, Any], time_limit: float | None
     ) -> list[CompletionResult]:
-        answer = await self._post("chat", self._completion_body(texts, task_settings, False), task_settings)
+        answer = await self._post("chat", self.completion_body(texts, task_settings, False), task_settings)
         try:
             return [CompletionResult(str(c["message"]["content"])) for c in answer["choices"]]
         except (KeyError, TypeError) as exc:
@@ -151,8 +152,8 @@ class OpenAICompatibleRuntime(Runtime):
     async def stream_completion(
         self, texts: list[str], *, task_settings: dict[str, Any]
     ) -> AsyncIterator[str]:
-        body = self._completion_body(texts, task_settings, True)
-        events = self.caller.stream_events(self._endpoint("chat"), body, self._headers(task_settings))
+        body = self.completion_body(texts, task_settings, True)
+        events = self.caller.stream_events(self._endpoint("chat"), body, await self._headers(task_settings))
         async for event in events:
             try:
                 choices = event["choices"]
@@ -163,7 +164,7 @@ class OpenAICompatibleRuntime(Runtime):
                 if content:
                     yield str(content)
 
-    async def stream_chat(self, request: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+    def chat_body(self, request: dict[str, Any]) -> dict[str, Any]:
         body: dict[str, Any] = {
             "messages": request["messages"],
             "n": 1,
@@ -174,7 +175,11 @@ class OpenAICompatibleRuntime(Runtime):
         if model:
             body["model"] = model
         body.update({k: request[k] for k in CHAT_FIELDS if request.get(k) is not None})
-        async for event in self.caller.stream_events(self._endpoint("chat"), body, self.headers):
+        return body
+
+    async def stream_chat(self, request: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+        body = self.chat_body(request)
+        async for event in self.caller.stream_events(self._endpoint("chat"), body, await self._headers({})):
             if not isinstance(event, dict) or not isinstance(event.get("choices", []), list):
                 raise self._fail("a streamed chunk is not a chat.completion.chunk object")
             yield unified_chunk(event)

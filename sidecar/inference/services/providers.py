@@ -105,6 +105,14 @@ PROVIDER_ROWS: dict[str, dict[str, Any]] = {
         task_settings={"input_type", "late_chunking", "return_documents", "top_n"},
         doc="Jina AI embeddings (float, bit) and reranking.",
     ),
+    "watsonxai": _row(
+        "sidecar.inference.services.watsonx:WatsonxRuntime",
+        {DENSE, RERANK, COMPLETION, CHAT},
+        ("api_key", "api_version", "model_id", "project_id", "url"),
+        _DENSE,
+        task_settings={"truncate_input_tokens", "return_documents", "top_n"},
+        doc="IBM watsonx.ai embeddings, reranking and chat (IBM Cloud IAM tokens).",
+    ),
     "mistral": _row(
         _OPENAI_LIKE + "MistralRuntime",
         {DENSE, COMPLETION, CHAT},

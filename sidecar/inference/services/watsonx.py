@@ -1,0 +1,145 @@
+"""IBM watsonx.ai: an IBM Cloud API key exchanged for IAM bearer tokens, then the text APIs.
+
+Token: `POST https://iam.cloud.ibm.com/identity/token` with the form
+`grant_type=urn:ibm:params:oauth:grant-type:apikey&apikey=<api_key>`, answered by
+`{"access_token", "expires_in", ...}`; reused until a minute before it expires.
+Requests go to `{url}/ml/v1/text/{embeddings | rerank | chat}?version={api_version}`:
+- embeddings `{"inputs", "model_id", "project_id"}` -> `{"results": [{"embedding"}]}`;
+- rerank `{"model_id", "query", "inputs": [{"text"}], "project_id", "parameters": {"truncate_input_tokens"?,
+  "return_options": {"inputs"?, "top_n"?}}}` -> `{"results": [{"index", "score"}]}`;
+- chat (completion, chat_completion) in OpenAI's format with `project_id` and `model_id`.
+Errors: `{"errors": [{"code", "message"}], "status_code"}`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any, ClassVar
+from urllib.parse import quote
+
+import httpx
+
+from sidecar.errors import RemoteServiceError
+from sidecar.inference.services.openai_compatible import OpenAICompatibleRuntime, ranked_documents
+from sidecar.inference.services.remote import RemoteCaller
+from sidecar.inference.services.validation import Errors
+from sidecar.inference.types import InputType, RankedDocument
+
+
+class WatsonxRuntime(OpenAICompatibleRuntime):
+    service = "watsonxai"
+    iam_url: ClassVar[str] = "https://iam.cloud.ibm.com/identity/token"
+
+    def __init__(
+        self, inference_id: str, settings: dict[str, Any], secrets: dict[str, Any], caller: RemoteCaller
+    ) -> None:
+        super().__init__(inference_id, settings, {}, caller)
+        base = str(settings["url"]).rstrip("/")
+        version = f"?version={quote(str(settings['api_version']), safe='')}"
+        self.endpoints = {
+            kind: f"{base}/ml/v1/text/{kind}{version}" for kind in ("embeddings", "rerank", "chat")
+        }
+        self.project = str(settings["project_id"])
+        self.api_key = str(secrets["api_key"])
+        self._token: tuple[str, float] | None = None  # (token, monotonic expiry)
+        self._lock = asyncio.Lock()
+
+    @classmethod
+    def check_task_settings(cls, task_settings: dict[str, Any], errors: Errors) -> None:
+        errors.positive_int(task_settings, "truncate_input_tokens", "task_settings")
+
+    async def _headers(self, task_settings: dict[str, Any]) -> dict[str, str]:
+        return {"Authorization": f"Bearer {await self._bearer()}"}
+
+    async def _bearer(self) -> str:
+        async with self._lock:
+            if self._token is None or time.monotonic() >= self._token[1]:
+                self._token = await self._fetch_token()
+            return self._token[0]
+
+    async def _fetch_token(self) -> tuple[str, float]:
+        form = {"grant_type": "urn:ibm:params:oauth:grant-type:apikey", "apikey": self.api_key}
+        try:
+            async with httpx.AsyncClient(timeout=self.caller.policy.timeout_s) as client:
+                response = await client.post(
+                    self.iam_url, data=form, headers={"Accept": "application/json"}
+                )
+        except httpx.HTTPError as exc:
+            raise RemoteServiceError(
+                self._token_failure(f"could not connect: {exc}"), status=502, retriable=True
+            ) from exc
+        if response.status_code >= 400:
+            raise RemoteServiceError(
+                self._token_failure(
+                    f"status [{response.status_code}]. Error message: [{response.reason_phrase}]"
+                ),
+                status=response.status_code if response.status_code < 500 else 502,
+                retriable=response.status_code >= 500 or response.status_code == 429,
+            )
+        try:
+            body = response.json()
+            token, lifetime = str(body["access_token"]), float(body.get("expires_in", 3600))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise self._fail(f"the IAM token answer has no access_token: {exc}") from exc
+        return token, time.monotonic() + max(lifetime - 60.0, 0.0)
+
+    def _token_failure(self, what: str) -> str:
+        return f"Failed to generate a Bearer Token for inference entity id [{self.inference_id}]: {what}"
+
+    def embedding_body(
+        self, texts: list[str], input_type: InputType | None, task_settings: dict[str, Any]
+    ) -> dict[str, Any]:
+        return {"inputs": texts, "model_id": self.model, "project_id": self.project}
+
+    def embedding_rows(self, answer: Any) -> list[list[float]] | list[list[int]]:
+        try:
+            return [[float(x) for x in r["embedding"]] for r in answer["results"]]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise self._fail(f"missing {exc}") from exc
+
+    def completion_body(
+        self, texts: list[str], task_settings: dict[str, Any], stream: bool
+    ) -> dict[str, Any]:
+        body = super().completion_body(texts, task_settings, stream)
+        body.pop("model", None)
+        body.pop("n", None)
+        return {"project_id": self.project, "model_id": self.model, **body}
+
+    def chat_body(self, request: dict[str, Any]) -> dict[str, Any]:
+        body = super().chat_body(request)
+        model = body.pop("model", None)
+        body.pop("n", None)
+        body.pop("stream_options", None)
+        return {"project_id": self.project, "model_id": model, **body}
+
+    async def rerank(
+        self,
+        query: str,
+        documents: list[str],
+        *,
+        top_n: int | None,
+        return_documents: bool,
+        task_settings: dict[str, Any],
+        time_limit: float | None,
+    ) -> list[RankedDocument]:
+        options: dict[str, Any] = {"inputs": return_documents}
+        top = top_n or task_settings.get("top_n")
+        if top:
+            options["top_n"] = top
+        parameters: dict[str, Any] = {"return_options": options}
+        if task_settings.get("truncate_input_tokens"):
+            parameters = {"truncate_input_tokens": task_settings["truncate_input_tokens"], **parameters}
+        body = {
+            "model_id": self.model,
+            "query": query,
+            "inputs": [{"text": d} for d in documents],
+            "project_id": self.project,
+            "parameters": parameters,
+        }
+        answer = await self._post("rerank", body, task_settings)
+        try:
+            pairs = [(int(r["index"]), float(r["score"])) for r in answer["results"]]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise self._fail(f"missing {exc}") from exc
+        return ranked_documents(self, pairs, documents, top, return_documents)
