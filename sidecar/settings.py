@@ -102,6 +102,13 @@ class Settings(BaseSettings):
     max_seq_length: int = Field(512, description="Model input length in tokens; longer input is truncated.")
     torch_threads: int | None = Field(None, description="CPU threads for torch; default = cores.")
     warmup: bool = Field(True, description="Run a warm-up batch when a model loads.")
+    model_dirs: Annotated[list[Path], NoDecode] = Field(
+        default_factory=list,
+        description=(
+            "Directories (comma-separated) a local `model_id` path may name; other paths are refused. "
+            "Packaged models, hub ids and the Hugging Face cache are always allowed."
+        ),
+    )
     model_aliases: dict[str, str] = Field(
         default_factory=dict,
         description=(
@@ -144,7 +151,7 @@ class Settings(BaseSettings):
     )
     hook_upstream_timeout_s: float = Field(120.0, description="Timeout of one forwarded request.")
 
-    @field_validator("hook_pipelines", mode="before")
+    @field_validator("hook_pipelines", "model_dirs", mode="before")
     @classmethod
     def _comma_separated(cls, value: object) -> object:
         if isinstance(value, str):

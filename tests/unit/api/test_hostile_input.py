@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.unit.api.conftest import DENSE_ID, RERANK_ID, SPARSE_ID
+from tests.unit.api.conftest import DENSE_ID, RERANK_ID, SPARSE_ID, ClientFactory
 
 JSON = {"content-type": "application/json"}
 ESCAPED = b'"\\udc00"'  # a lone surrogate escape: valid JSON syntax, not valid text
@@ -156,3 +157,56 @@ async def test_an_empty_input_list_is_a_validation_error(
         response.json()["error"]["reason"]
         == f"Validation Failed: 1: Field [{field}] cannot be an empty array;"
     )
+
+
+@pytest.mark.parametrize(
+    "model_id", ["/etc/passwd", "/etc", "/no/such/dir", "../models", "package:cognition/../.."]
+)
+async def test_local_model_paths_outside_the_model_directories_are_refused_alike(
+    client: httpx.AsyncClient, model_id: str
+) -> None:
+    # One answer whether the path exists, is a file or a folder: the API is no file-system probe.
+    body = {"service": "elasticsearch", "service_settings": {"model_id": model_id}}
+    response = await client.put("/_inference/sparse_embedding/hostile-path", json=body)
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert error["type"] == "validation_exception"
+    assert error["reason"] == (
+        f"Validation Failed: 1: [service_settings] model_id [{model_id}] is not a packaged model, a hub id "
+        "or a directory under the configured model directories (SIDECAR_MODEL_DIRS);"
+    )
+
+
+async def test_a_sparse_vocabulary_file_outside_the_model_directories_is_refused(
+    client: httpx.AsyncClient,
+) -> None:
+    # A vocabulary names tokens in answers: /etc/passwd would come back line by line.
+    settings = {"url": "http://127.0.0.1:9/embed", "vocab": "/etc/passwd"}
+    body = {"service": "hugging_face", "service_settings": settings}
+    response = await client.put("/_inference/sparse_embedding/hostile-vocab", json=body)
+    assert response.status_code == 400, response.text
+    assert "model_id [/etc/passwd] is not a packaged model" in response.json()["error"]["reason"]
+
+
+async def test_a_local_model_under_the_model_directories_is_served(open_client: ClientFactory) -> None:
+    from sidecar.inference.models import resolve_model_path
+
+    folder = Path(resolve_model_path(".splade_tiny"))
+    body = {"service": "elasticsearch", "service_settings": {"model_id": str(folder)}}
+    async with open_client(model_dirs=[folder.parent]) as allowed:
+        response = await allowed.put("/_inference/sparse_embedding/from-a-folder", json=body)
+        assert response.status_code == 200, response.text
+        answer = await allowed.post("/_inference/from-a-folder", json={"input": "red fox"})
+        assert answer.status_code == 200 and answer.json()["sparse_embedding"][0]["embedding"]
+    async with open_client() as default:
+        response = await default.put("/_inference/sparse_embedding/from-a-folder", json=body)
+        assert response.status_code == 400, response.text
+
+
+def test_model_directories_are_read_comma_separated(monkeypatch: pytest.MonkeyPatch) -> None:
+    from sidecar.settings import load_settings
+
+    monkeypatch.setenv("SIDECAR_MODEL_DIRS", "/srv/models, /opt/models")
+    assert load_settings().model_dirs == [Path("/srv/models"), Path("/opt/models")]
+    monkeypatch.delenv("SIDECAR_MODEL_DIRS")
+    assert load_settings().model_dirs == []

@@ -144,8 +144,9 @@ async def test_e5_prefixes_when_the_alias_names_a_real_e5_model(
 
 
 async def test_probe_on_create_fills_dimensions_and_refuses_unloadable_models(
-    service: InferenceService, tmp_path: Path
+    service: InferenceService, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(service.settings, "model_dirs", [tmp_path])  # local folders must be allowed
     registry = service.registry
     dense = registry.prepare_create(
         "probe-e5",

@@ -1,6 +1,7 @@
 """The local SPLADE / dense / rerank services with the real packaged tiny models."""
 
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -164,8 +165,12 @@ async def test_rerank_needs_a_query_and_ids_must_exist(service: InferenceService
         await service.infer(".splade-tiny", ["a"], task_settings={"colour": 1})
 
 
-async def test_model_that_fails_to_load_is_a_typed_error(service: InferenceService) -> None:
+async def test_model_that_fails_to_load_is_a_typed_error(
+    service: InferenceService, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from sidecar.errors import ModelNotReadyError
+
+    monkeypatch.setattr(service.settings, "model_dirs", [Path("/nonexistent")])  # local folders allowed
 
     service.registry.create(
         "broken",
