@@ -6,11 +6,11 @@ the client sent until an enrichment decides otherwise, so passed-through documen
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
+from sidecar import jsontext
 from sidecar.errors import IllegalArgumentError, RequestValidationError
 from sidecar.hook.ndjson import Line, Oversized
 
@@ -34,9 +34,9 @@ def _malformed(line_no: int, detail: str) -> IllegalArgumentError:
 
 
 def parse_action(line: bytes, line_no: int) -> tuple[str, dict[str, Any]]:
-    try:
-        action = json.loads(line)
-    except (ValueError, UnicodeDecodeError):
+    try:  # deep nesting and invalid text are refused here, not met later as a 500
+        action = jsontext.loads(line)
+    except ValueError:
         raise _malformed(line_no, "expected START_OBJECT but found invalid JSON") from None
     if not isinstance(action, dict) or len(action) != 1:
         raise _malformed(line_no, "expected an object with exactly one action")

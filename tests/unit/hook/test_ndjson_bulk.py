@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sidecar.errors import IllegalArgumentError, RequestValidationError
-from sidecar.hook.bulk import BulkOp, read_operations
+from sidecar.hook.bulk import BulkOp, parse_action, read_operations
 from sidecar.hook.ndjson import Line, Oversized, split_lines
 
 
@@ -96,11 +96,19 @@ async def test_an_oversized_document_is_marked_not_fatal() -> None:
         (ndjson({"upsert": {"_index": "i"}}), "but found [upsert]"),
         (ndjson({"index": "i"}), "expected START_OBJECT after [index]"),
         (ndjson({"index": {"_index": "i"}}), "has no source line"),
+        ('{"index": {"_index": "i", "_id": "\\udc00"}}\n{}\n', "found invalid JSON"),  # lone surrogate
     ],
+    ids=["not_json", "two_actions", "unknown_action", "not_an_object", "no_source", "surrogate"],
 )
 async def test_malformed_structure_fails_the_request(text: str, message: str) -> None:
     with pytest.raises(IllegalArgumentError, match=message.replace("[", r"\[").replace("]", r"\]")):
         await ops(text)
+
+
+def test_a_deeply_nested_action_line_is_malformed_not_a_crash() -> None:
+    line = b'{"index": ' + b'{"x": ' * 5000 + b"1" + b"}" * 5001
+    with pytest.raises(IllegalArgumentError, match="found invalid JSON"):
+        parse_action(line, 1)
 
 
 async def test_an_action_without_index_fails_validation() -> None:
