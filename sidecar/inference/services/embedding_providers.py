@@ -78,7 +78,7 @@ class _EmbedAndRerank(OpenAICompatibleRuntime):
             pairs = [(int(r["index"]), float(r["relevance_score"])) for r in results]
         except (KeyError, TypeError, ValueError) as exc:
             raise self._fail(f"missing {exc}") from exc
-        return ranked_documents(self, pairs, documents, top, return_documents)
+        return ranked_documents(self._fail, pairs, documents, top, return_documents)
 
 
 class VoyageAIRuntime(_EmbedAndRerank):

@@ -30,6 +30,7 @@ from typing import Any, ClassVar
 
 from sidecar.errors import RemoteServiceError, SettingsValidationError
 from sidecar.inference.services.base import RERANK, Runtime
+from sidecar.inference.services.openai_compatible import ranked_documents
 from sidecar.inference.services.remote import RemoteCaller, parse_failure
 from sidecar.inference.services.validation import SIMILARITIES, Errors
 from sidecar.inference.types import CompletionResult, DenseEmbedding, InputType, RankedDocument, TaskType
@@ -246,10 +247,7 @@ class GoogleVertexAIRuntime(_Google):
             pairs = [(int(r["id"]), float(r.get("score", 0.0))) for r in answer["records"]]
         except (KeyError, TypeError, ValueError) as exc:
             raise self._fail(f"missing {exc}") from exc
-        if any(not 0 <= i < len(documents) for i, _ in pairs):
-            raise self._fail("a ranked record id is not one of the documents")
-        ranked = [RankedDocument(i, s, documents[i] if return_documents else None) for i, s in pairs]
-        return sorted(ranked, key=lambda r: -r.relevance_score)
+        return ranked_documents(self._fail, pairs, documents, None, return_documents)
 
 
 class GoogleAIStudioRuntime(_Google):

@@ -16,7 +16,7 @@ format.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any, ClassVar
 
 from sidecar.errors import StatusError
@@ -261,7 +261,7 @@ class NvidiaRuntime(OpenAICompatibleRuntime):
             pairs = [(int(r["index"]), float(r["logit"])) for r in answer["rankings"]]
         except (KeyError, TypeError, ValueError) as exc:
             raise self._fail(f"missing {exc}") from exc
-        return ranked_documents(self, pairs, documents, top_n, return_documents)
+        return ranked_documents(self._fail, pairs, documents, top_n, return_documents)
 
 
 class LlamaRuntime(OpenAICompatibleRuntime):
@@ -309,11 +309,11 @@ class OpenShiftAIRuntime(OpenAICompatibleRuntime):
             pairs = [(int(r["index"]), float(r["relevance_score"])) for r in answer["results"]]
         except (KeyError, TypeError, ValueError) as exc:
             raise self._fail(f"missing {exc}") from exc
-        return ranked_documents(self, pairs, documents, top, return_documents)
+        return ranked_documents(self._fail, pairs, documents, top, return_documents)
 
 
 def ranked_documents(
-    runtime: OpenAICompatibleRuntime,
+    fail: Callable[[str], Exception],
     pairs: list[tuple[int, float]],
     documents: list[str],
     top_n: int | None,
@@ -322,7 +322,7 @@ def ranked_documents(
     """(index, score) pairs as ranked documents, best first, checked against the inputs."""
     for index, _ in pairs:
         if not 0 <= index < len(documents):
-            raise runtime._fail(f"ranked index [{index}] is not one of the [{len(documents)}] documents")
+            raise fail(f"ranked index [{index}] is not one of the [{len(documents)}] documents")
     ranked = [RankedDocument(i, s, documents[i] if return_documents else None) for i, s in pairs]
     ranked.sort(key=lambda r: -r.relevance_score)
     return ranked[:top_n] if top_n else ranked

@@ -113,6 +113,14 @@ PROVIDER_ROWS: dict[str, dict[str, Any]] = {
         task_settings={"truncate_input_tokens", "return_documents", "top_n"},
         doc="IBM watsonx.ai embeddings, reranking and chat (IBM Cloud IAM tokens).",
     ),
+    "alibabacloud-ai-search": _row(
+        "sidecar.inference.services.alibaba:AlibabaCloudSearchRuntime",
+        {SPARSE, DENSE, RERANK, COMPLETION},
+        ("api_key", "host", "service_id", "workspace"),
+        _DENSE | {"http_schema"},
+        task_settings={"input_type", "return_token", "parameters", "top_n"},
+        doc="AlibabaCloud AI Search: dense and sparse embeddings, reranking, text generation.",
+    ),
     "mistral": _row(
         _OPENAI_LIKE + "MistralRuntime",
         {DENSE, COMPLETION, CHAT},

@@ -62,9 +62,7 @@ class WatsonxRuntime(OpenAICompatibleRuntime):
         form = {"grant_type": "urn:ibm:params:oauth:grant-type:apikey", "apikey": self.api_key}
         try:
             async with httpx.AsyncClient(timeout=self.caller.policy.timeout_s) as client:
-                response = await client.post(
-                    self.iam_url, data=form, headers={"Accept": "application/json"}
-                )
+                response = await client.post(self.iam_url, data=form, headers={"Accept": "application/json"})
         except httpx.HTTPError as exc:
             raise RemoteServiceError(
                 self._token_failure(f"could not connect: {exc}"), status=502, retriable=True
@@ -142,4 +140,4 @@ class WatsonxRuntime(OpenAICompatibleRuntime):
             pairs = [(int(r["index"]), float(r["score"])) for r in answer["results"]]
         except (KeyError, TypeError, ValueError) as exc:
             raise self._fail(f"missing {exc}") from exc
-        return ranked_documents(self, pairs, documents, top, return_documents)
+        return ranked_documents(self._fail, pairs, documents, top, return_documents)
