@@ -121,6 +121,14 @@ PROVIDER_ROWS: dict[str, dict[str, Any]] = {
         task_settings={"input_type", "return_token", "parameters", "top_n"},
         doc="AlibabaCloud AI Search: dense and sparse embeddings, reranking, text generation.",
     ),
+    "contextualai": _row(
+        "sidecar.inference.services.contextual_ai:ContextualAIRuntime",
+        {RERANK},
+        ("api_key", "model_id"),
+        {"url"},
+        task_settings={"instruction", "top_k", "top_n", "return_documents"},
+        doc="Contextual AI instruction-following reranker.",
+    ),
     "mistral": _row(
         _OPENAI_LIKE + "MistralRuntime",
         {DENSE, COMPLETION, CHAT},

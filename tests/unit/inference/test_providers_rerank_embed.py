@@ -1,4 +1,4 @@
-"""Voyage AI and Jina AI against a local server that answers in their documented formats."""
+"""Voyage AI, Jina AI and Contextual AI against a local server that answers in their documented formats."""
 
 from __future__ import annotations
 
@@ -170,3 +170,38 @@ def test_embedding_type_is_checked(remote: InferenceService) -> None:
         "Validation Failed: 1: [service_settings] Invalid value [int8] received. [embedding_type] must be one of "
         "[float, bit, binary];"
     )
+
+
+async def test_contextual_ai_rerank_with_instruction(remote: InferenceService) -> None:
+    def contextual(rec: Recorded) -> tuple[int, Any, dict[str, str]]:
+        docs = rec.body["documents"]
+        results = [{"index": i, "relevance_score": 1.0 - i / 10} for i in range(len(docs))][
+            : rec.body.get("top_n")
+        ]
+        return 200, {"results": results}, {}
+
+    with fake_provider(contextual) as server:
+        remote.registry.create(
+            "ctx",
+            "rerank",
+            {
+                "service": "contextualai",
+                "service_settings": {
+                    "api_key": "ctx-key",
+                    "model_id": "ctxl-rerank-v2-instruct-multilingual",
+                    "url": f"{server.url}/v1/rerank",
+                },
+                "task_settings": {"instruction": "Prefer recent documents", "top_k": 2},
+            },
+        )
+        out = await remote.infer("ctx", ["a", "b", "c"], query="q", return_documents=True)
+        assert [(r.index, r.text) for r in out.results] == [(0, "a"), (1, "b")]
+        sent = server.requests[0]
+        assert sent.headers["authorization"] == "Bearer ctx-key"
+        assert sent.body == {
+            "query": "q",
+            "documents": ["a", "b", "c"],
+            "model": "ctxl-rerank-v2-instruct-multilingual",
+            "top_n": 2,
+            "instruction": "Prefer recent documents",
+        }
