@@ -129,6 +129,14 @@ PROVIDER_ROWS: dict[str, dict[str, Any]] = {
         task_settings={"instruction", "top_k", "top_n", "return_documents"},
         doc="Contextual AI instruction-following reranker.",
     ),
+    "anthropic": _row(
+        "sidecar.inference.services.anthropic:AnthropicRuntime",
+        {COMPLETION},
+        ("api_key", "model_id"),
+        {"url"},
+        task_settings={"max_tokens", "temperature", "top_p", "top_k"},
+        doc="Anthropic Messages API completions (max_tokens task setting required).",
+    ),
     "mistral": _row(
         _OPENAI_LIKE + "MistralRuntime",
         {DENSE, COMPLETION, CHAT},

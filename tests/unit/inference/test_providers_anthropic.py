@@ -1,0 +1,81 @@
+"""Anthropic's Messages API against a local server in its documented format."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from sidecar.errors import RemoteServiceError, SettingsValidationError
+from sidecar.inference.service import InferenceService
+
+from .remote_fakes import Recorded, fake_provider
+
+OVERLOADED = {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}
+
+
+def messages(rec: Recorded) -> tuple[int, Any, dict[str, str]]:
+    if rec.headers.get("x-api-key") != "sk-ant" or rec.headers.get("anthropic-version") != "2023-06-01":
+        return (
+            401,
+            {"type": "error", "error": {"type": "authentication_error", "message": "invalid x-api-key"}},
+            {},
+        )
+    text = " / ".join(m["content"] for m in rec.body["messages"])
+    content = [{"type": "text", "text": "Claude: "}, {"type": "text", "text": text}]
+    return (
+        200,
+        {
+            "id": "msg_1",
+            "type": "message",
+            "role": "assistant",
+            "content": content,
+            "stop_reason": "end_turn",
+        },
+        {},
+    )
+
+
+def create(remote: InferenceService, url: str, api_key: str = "sk-ant", **task_settings: Any) -> None:
+    remote.registry.create(
+        "claude",
+        "completion",
+        {
+            "service": "anthropic",
+            "service_settings": {"api_key": api_key, "model_id": "claude-3-5-haiku-latest", "url": url},
+            "task_settings": task_settings,
+        },
+    )
+
+
+async def test_completion_with_overload_retried(remote: InferenceService) -> None:
+    with fake_provider(messages) as server:
+        server.script.append((529, OVERLOADED, {}))
+        create(remote, f"{server.url}/v1/messages", max_tokens=128, temperature=0.3)
+        out = await remote.infer("claude", ["hi"])
+        assert [r.result for r in out.results] == ["Claude: hi"]
+        assert len(server.requests) == 2
+        assert server.requests[-1].body == {
+            "model": "claude-3-5-haiku-latest",
+            "max_tokens": 128,
+            "messages": [{"role": "user", "content": "hi"}],
+            "temperature": 0.3,
+        }
+
+
+async def test_authentication_error_is_the_reason(remote: InferenceService) -> None:
+    with fake_provider(messages) as server:
+        create(remote, server.url, api_key="wrong", max_tokens=8)
+        with pytest.raises(RemoteServiceError) as err:
+            await remote.infer("claude", ["hi"])
+        assert err.value.status == 401
+        assert err.value.reason.endswith("Error message: [invalid x-api-key]")
+
+
+def test_max_tokens_is_required(remote: InferenceService) -> None:
+    with pytest.raises(SettingsValidationError) as err:
+        create(remote, "http://x")
+    assert (
+        err.value.reason
+        == "Validation Failed: 1: [task_settings] does not contain the required setting [max_tokens];"
+    )
