@@ -14,6 +14,8 @@ import time
 from contextvars import ContextVar
 from typing import Any
 
+from sidecar import redact
+
 request_id_var: ContextVar[str | None] = ContextVar("sidecar_request_id", default=None)
 
 # Attributes every LogRecord has; anything else was passed through `extra=` and is logged as a field.
@@ -39,8 +41,21 @@ class JsonFormatter(logging.Formatter):
             if key not in _STANDARD_ATTRS and key != "request_id":
                 entry[key] = value
         if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
+            entry["exception"] = record.exc_text or self.formatException(record.exc_info)
         return json.dumps(entry, default=str, ensure_ascii=False)
+
+
+class RedactFilter(logging.Filter):
+    """No log line carries a URL's user and password, whoever logged it (`sidecar.redact`)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        clean = redact.url(message)
+        if clean != message:
+            record.msg, record.args = clean, None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = redact.url(logging.Formatter().formatException(record.exc_info))
+        return True
 
 
 class RequestIdFilter(logging.Filter):
@@ -61,6 +76,7 @@ def configure_logging(level: str = "INFO", *, json_format: bool = True) -> None:
     """Route the root logger (and uvicorn's) to stderr, as JSON lines or readable text: the one log
     set-up of every long-running command (serve, worker, backfill, demo)."""
     handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(RedactFilter())
     if json_format:
         handler.setFormatter(JsonFormatter())  # adds request_id only when a request is being served
     else:

@@ -124,3 +124,25 @@ def test_configure_logging_emits_json_lines(capsys: pytest.CaptureFixture[str]) 
         root.handlers[:] = saved_handlers
         root.setLevel(saved_level)
         logging.getLogger("uvicorn.access").disabled = False
+
+
+def test_no_log_line_carries_url_credentials(capsys: pytest.CaptureFixture[str]) -> None:
+    root = logging.getLogger()
+    saved_handlers, saved_level = root.handlers[:], root.level
+    try:
+        for json_format in (True, False):
+            configure_logging("INFO", json_format=json_format)
+            log = logging.getLogger("any.library")
+            log.info("connecting to %s", "http://admin:hunter2-pw@engine:9200/x")
+            try:
+                raise ConnectionError("refused by https://admin:hunter2-pw@engine:9200")
+            except ConnectionError:
+                log.exception("failed")
+            err = capsys.readouterr().err
+            assert "hunter2-pw" not in err
+            assert "http://<redacted>@engine:9200/x" in err and "https://<redacted>@engine:9200" in err
+            assert "ConnectionError" in err
+    finally:
+        root.handlers[:] = saved_handlers
+        root.setLevel(saved_level)
+        logging.getLogger("uvicorn.access").disabled = False
