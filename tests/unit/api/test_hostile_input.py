@@ -210,3 +210,27 @@ def test_model_directories_are_read_comma_separated(monkeypatch: pytest.MonkeyPa
     assert load_settings().model_dirs == [Path("/srv/models"), Path("/opt/models")]
     monkeypatch.delenv("SIDECAR_MODEL_DIRS")
     assert load_settings().model_dirs == []
+
+
+@pytest.mark.parametrize(
+    ("url", "headers"),
+    [
+        ("http://127.0.0.1:9/embed", {"Authorization": f"Bearer {SECRET}é"}),
+        ("http://[::1/embed", {}),
+        ("file:///etc/passwd", {}),
+    ],
+    ids=["non_ascii_key", "malformed_url", "file_url"],
+)
+async def test_endpoints_stored_before_the_put_checks_fail_with_502_not_500(
+    url: str, headers: dict[str, str]
+) -> None:
+    from sidecar.errors import RemoteServiceError
+    from sidecar.inference.services.remote import RemoteCaller, RetryPolicy
+
+    caller = RemoteCaller("hugging_face", "old", requests_per_minute=0, policy=RetryPolicy(max_retries=0))
+    try:
+        with pytest.raises(RemoteServiceError) as raised:
+            await caller.post(url, {"inputs": ["a"]}, headers)
+    finally:
+        await caller.aclose()
+    assert raised.value.status == 502 and SECRET not in raised.value.reason
