@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from sidecar import jsontext
 from sidecar.api.media import is_json_body_type
-from sidecar.errors import MissingBodyError, ParseError, RequestValidationError, SidecarError
+from sidecar.errors import MissingBodyError, ParseError, RequestValidationError, SidecarError, StatusError
 from sidecar.inference.types import InputType, TaskType
 
 M = TypeVar("M", bound=BaseModel)
@@ -38,8 +38,16 @@ class _Strict(BaseModel):
 class PerformRequest(_Strict):
     """`POST /_inference/...`: what Elasticsearch's perform-inference API accepts."""
 
-    input: str | list[str] | None = Field(None, description="A text or a list of texts.")
-    query: str | None = Field(None, description="The query (rerank only).")
+    input: str | list[str | dict[str, Any]] | dict[str, Any] | None = Field(
+        None,
+        description=(
+            'A text, a list of texts, or content objects: `{"content": {"type": "text", "value": ...}}` '
+            '(embedding) or `{"type": "text", "value": ...}` (rerank); only text content is served.'
+        ),
+    )
+    query: str | dict[str, Any] | None = Field(
+        None, description="The query (rerank only): a text or text object."
+    )
     input_type: str | None = Field(None, description="ingest | search | classification | clustering.")
     task_settings: dict[str, Any] | None = Field(None, description="Per-request task settings.")
     top_n: int | None = Field(None, description="Rerank: how many documents to return.")
@@ -47,9 +55,48 @@ class PerformRequest(_Strict):
     timeout: str | None = Field(None, description="How long to wait (Elasticsearch time value).")
 
     def inputs(self) -> list[str]:
+        """The input texts, content objects reduced to their text (non-text content: a 400)."""
         if self.input is None:
             return []
-        return [self.input] if isinstance(self.input, str) else list(self.input)
+        items = self.input if isinstance(self.input, list) else [self.input]
+        return [_text_of(item, f"input[{i}]") for i, item in enumerate(items)]
+
+    def query_text(self) -> str | None:
+        return None if self.query is None else _text_of(self.query, "query")
+
+
+_CONTENT_KEYS = {"type", "format", "value"}
+
+
+def _text_of(item: Any, where: str) -> str:
+    """A text input: a string, Elasticsearch's `{"content": {...}}` embedding item, or a
+    `RerankInputObject` `{"type", "format", "value"}`. This server's models read text only."""
+    if isinstance(item, str):
+        return item
+    if isinstance(item, dict) and set(item) == {"content"}:
+        content = item["content"]
+        if isinstance(content, list):
+            if len(content) != 1:
+                raise StatusError(
+                    f"[{where}] has a content object with [{len(content)}] items; this server's models "
+                    "embed one text item per content object"
+                )
+            content = content[0]
+        return _text_of(content, f"{where}.content")
+    if not isinstance(item, dict) or "type" not in item or "value" not in item or set(item) - _CONTENT_KEYS:
+        raise ParseError(
+            f"[{where}] must be a string or a content object with [type] and [value] (and optional [format])"
+        )
+    kind, value, form = item["type"], item["value"], item.get("format", "text")
+    if kind != "text":
+        raise StatusError(
+            f"[{where}] has content of type [{kind}]; this server's models accept only [text] content"
+        )
+    if form != "text" or not isinstance(value, str):
+        raise ParseError(
+            f"[{where}] text content must have a string [value] and format [text], found [{form}]"
+        )
+    return value
 
 
 class ChatMessage(BaseModel):
@@ -61,10 +108,27 @@ class ChatMessage(BaseModel):
     content: str | list[dict[str, Any]] | None = Field(None, description="Text, or content parts.")
     tool_call_id: str | None = Field(None, description="For `tool` messages: the call answered.")
     tool_calls: list[dict[str, Any]] | None = Field(None, description="Tool calls an assistant made.")
+    reasoning: str | None = Field(
+        None, description="An assistant's reasoning, as plain text (not forwarded)."
+    )
+    reasoning_details: list[dict[str, Any]] | None = Field(
+        None, description="An assistant's structured reasoning details (not forwarded)."
+    )
+
+
+class Reasoning(BaseModel):
+    """Elasticsearch's `reasoning` options of a chat request (its `elastic` service reads them)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    effort: Literal["xhigh", "high", "medium", "low", "minimal", "none"] | None = None
+    enabled: bool | None = None
+    exclude: bool | None = None
+    summary: Literal["auto", "concise", "detailed"] | None = None
 
 
 class ChatCompletionRequest(BaseModel):
-    """`POST /_inference/chat_completion/{id}/_stream`: Elasticsearch's unified chat request."""
+    """`POST /_inference/chat_completion/{id}[/_stream]`: Elasticsearch's unified chat request."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -76,9 +140,17 @@ class ChatCompletionRequest(BaseModel):
     tool_choice: str | dict[str, Any] | None = Field(None, description="none | auto | required | a tool.")
     tools: list[dict[str, Any]] | None = Field(None, description="Functions the model may call.")
     top_p: float | None = Field(None, ge=0, le=1, description="Nucleus sampling mass.")
+    reasoning: Reasoning | None = Field(
+        None, description="Reasoning options: validated, not forwarded (no service here takes them)."
+    )
 
     def provider_request(self) -> dict[str, Any]:
-        return self.model_dump(exclude_none=True)
+        """The request for the provider: reasoning options and past reasoning are Elasticsearch's
+        `elastic`-service fields, which the OpenAI-format providers here do not accept."""
+        return self.model_dump(
+            exclude_none=True,
+            exclude={"reasoning": True, "messages": {"__all__": {"reasoning", "reasoning_details"}}},
+        )
 
 
 class HuggingFaceRequest(_Strict):
@@ -190,11 +262,15 @@ def validate_perform(body: PerformRequest, task_type: TaskType | None) -> InputT
             raise fail(f"Field [return_documents] cannot be specified for task type [{task_type}]")
         if body.top_n is not None:
             raise fail(f"Field [top_n] cannot be specified for task type [{task_type}]")
-    if task_type in (TaskType.TEXT_EMBEDDING, TaskType.SPARSE_EMBEDDING) and body.query is not None:
+    if task_type in _EMBEDDING_TASKS and body.query is not None:
         raise fail(f"Field [query] cannot be specified for task type [{task_type}]")
-    if task_type is not None and task_type is not TaskType.TEXT_EMBEDDING and input_type is not None:
+    if task_type is not None and task_type not in _INPUT_TYPE_TASKS and input_type is not None:
         raise fail(f"Field [input_type] cannot be specified for task type [{task_type}]")
     return input_type
+
+
+_EMBEDDING_TASKS = (TaskType.TEXT_EMBEDDING, TaskType.SPARSE_EMBEDDING, TaskType.EMBEDDING)
+_INPUT_TYPE_TASKS = (TaskType.TEXT_EMBEDDING, TaskType.EMBEDDING)
 
 
 def _parse_input_type(raw: str | None) -> InputType | None:

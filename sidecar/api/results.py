@@ -22,14 +22,16 @@ from sidecar.inference.types import (
 )
 
 _DENSE_KEYS = {"float": "text_embedding", "byte": "text_embedding_bytes", "bit": "text_embedding_bits"}
+_EMBEDDING_KEYS = {"float": "embeddings", "byte": "embeddings_bytes", "bit": "embeddings_bits"}
 
 
 def inference_body(output: InferenceOutput) -> dict[str, Any]:
     task = TaskType(output.task_type)
     if task is TaskType.SPARSE_EMBEDDING:
         return {"sparse_embedding": [_sparse(r) for r in output.results]}
-    if task is TaskType.TEXT_EMBEDDING:
-        key = _DENSE_KEYS.get(output.embedding_type, "text_embedding")
+    if task in (TaskType.TEXT_EMBEDDING, TaskType.EMBEDDING):
+        keys = _DENSE_KEYS if task is TaskType.TEXT_EMBEDDING else _EMBEDDING_KEYS
+        key = keys.get(output.embedding_type, keys["float"])
         return {key: [{"embedding": list(_dense(r).embedding)} for r in output.results]}
     if task is TaskType.RERANK:
         return {"rerank": [_ranked(r) for r in output.results]}
@@ -55,6 +57,49 @@ def custom_body(output: InferenceOutput) -> dict[str, Any]:
             entries.append({"is_truncated": sparse.is_truncated, "embedding": tokens})
         return {"sparse_embedding": entries}
     return inference_body(output)
+
+
+def chat_completion_body(chunks: list[dict[str, Any]]) -> dict[str, Any]:
+    """One `chat.completion` object from unified chat chunks (the non-streaming answer): contents,
+    reasoning and tool-call arguments concatenated per choice, the last finish reason and usage."""
+    body: dict[str, Any] = {"id": None, "choices": [], "model": None, "object": "chat.completion"}
+    choices: dict[int, dict[str, Any]] = {}
+    calls: dict[int, dict[int, dict[str, Any]]] = {}
+    for chunk in chunks:
+        for key in ("id", "model", "created"):
+            if chunk.get(key) is not None and body.get(key) is None:
+                body[key] = chunk[key]
+        if chunk.get("usage"):
+            body["usage"] = chunk["usage"]
+        for choice in chunk.get("choices") or []:
+            index = int(choice.get("index", 0))
+            entry = choices.setdefault(
+                index,
+                {"finish_reason": None, "index": index, "message": {"content": None, "role": "assistant"}},
+            )
+            message, delta = entry["message"], choice.get("delta") or {}
+            if delta.get("role"):
+                message["role"] = delta["role"]
+            for key in ("content", "reasoning", "refusal"):
+                if isinstance(delta.get(key), str):
+                    message[key] = (message.get(key) or "") + delta[key]
+            for call in delta.get("tool_calls") or []:
+                merged = calls.setdefault(index, {}).setdefault(
+                    int(call.get("index", 0)), {"function": {"arguments": "", "name": None}}
+                )
+                for key in ("id", "type"):
+                    if call.get(key):
+                        merged[key] = call[key]
+                function = call.get("function") or {}
+                if function.get("name"):
+                    merged["function"]["name"] = function["name"]
+                merged["function"]["arguments"] += function.get("arguments") or ""
+            if choice.get("finish_reason"):
+                entry["finish_reason"] = choice["finish_reason"]
+    for index, by_position in calls.items():
+        choices[index]["message"]["tool_calls"] = [by_position[i] for i in sorted(by_position)]
+    body["choices"] = [choices[i] for i in sorted(choices)]
+    return body
 
 
 def completion_chunk(delta: str) -> dict[str, Any]:

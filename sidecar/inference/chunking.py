@@ -119,10 +119,12 @@ def _recursive_settings(raw: dict[str, Any]) -> ChunkingSettings:
         errors.append(
             f"Recursive chunking settings can not have the following settings: [{', '.join(invalid)}]"
         )
-    size = raw.get("max_chunk_size")
+    size, valid_size = raw.get("max_chunk_size"), 0
     if size is None:
         errors.append("[chunking_settings] does not contain the required setting [max_chunk_size]")
-    elif not _is_int(size) or size < RECURSIVE_MIN_SIZE:
+    elif _is_int(size) and size >= RECURSIVE_MIN_SIZE:
+        valid_size = int(size)
+    else:
         errors.append(
             f"[chunking_settings] Invalid value [{size}]. [max_chunk_size] must be a greater than or equal "
             f"to [{RECURSIVE_MIN_SIZE}]"
@@ -155,8 +157,7 @@ def _recursive_settings(raw: dict[str, Any]) -> ChunkingSettings:
                     errors.append(f"[chunking_settings] separator [{separator}] is not a valid regex: {exc}")
             chosen = tuple(separators)
     _fail(errors)
-    assert _is_int(size)  # noqa: S101 - _fail raised otherwise
-    return ChunkingSettings("recursive", int(size), 0, 0, chosen)
+    return ChunkingSettings("recursive", valid_size, 0, 0, chosen)
 
 
 DEFAULT_CHUNKING = ChunkingSettings()

@@ -57,7 +57,7 @@ def check_id_length(inference_id: str) -> None:
         )
 
 
-CHUNKED_TASKS = (TaskType.SPARSE_EMBEDDING, TaskType.TEXT_EMBEDDING)
+CHUNKED_TASKS = (TaskType.SPARSE_EMBEDDING, TaskType.TEXT_EMBEDDING, TaskType.EMBEDDING)
 ELSER_SERVICE = "elser"
 _CREATE_KEYS = {"service", "service_settings", "task_settings", "chunking_settings", "task_type"}
 _UPDATE_KEYS = {"service_settings", "task_settings", "chunking_settings", "task_type"}

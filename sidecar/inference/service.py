@@ -31,6 +31,7 @@ from sidecar.settings import Settings
 
 DEFAULT_TIMEOUT_S = 30.0
 T = TypeVar("T")
+_DENSE_TASKS = (TaskType.TEXT_EMBEDDING, TaskType.EMBEDDING)
 # Similarity Elasticsearch fills in for a dense endpoint that names none.
 _DEFAULT_SIMILARITY = {"openai": "dot_product"}
 _RATE_LIMITS = {"hugging_face": 3000.0, "openai": 3000.0, "cohere": 10000.0, "elasticsearch": 240000.0}
@@ -124,7 +125,7 @@ class InferenceService:
         finally:
             if not local:
                 await runtime.aclose()
-        if endpoint.task_type != TaskType.TEXT_EMBEDDING or measured is None:
+        if endpoint.task_type not in _DENSE_TASKS or measured is None:
             return endpoint
         settings = dict(endpoint.service_settings)
         configured = settings.get("dimensions")
@@ -227,7 +228,7 @@ class InferenceService:
             fail(f"Field [query] cannot be provided for task type [{task}]")
         if top_n is not None or return_documents is not None:
             fail(f"Fields [top_n] and [return_documents] cannot be provided for task type [{task}]")
-        if input_type is not None and task != TaskType.TEXT_EMBEDDING:
+        if input_type is not None and task not in (TaskType.TEXT_EMBEDDING, TaskType.EMBEDDING):
             fail(f"Field [input_type] cannot be provided for task type [{task}]")
 
     async def infer(
@@ -298,7 +299,7 @@ class InferenceService:
                     SparseEmbedding(clean_features(r.embedding, pruning), r.is_truncated) for r in results
                 ]
             return InferenceOutput(task, list(results))
-        if task == TaskType.TEXT_EMBEDDING:
+        if task in (TaskType.TEXT_EMBEDDING, TaskType.EMBEDDING):
             vectors, kind = await runtime.dense(
                 inputs, input_type=input_type, task_settings=ts, time_limit=time_limit
             )
@@ -369,7 +370,7 @@ class InferenceService:
 async def _probe_call(runtime: Runtime, task: TaskType) -> int | None:
     """One call with a short text, as Elasticsearch's validation does; a dense vector's length."""
     text = ["how big"]
-    if task == TaskType.TEXT_EMBEDDING:
+    if task in _DENSE_TASKS:
         vectors, _ = await runtime.dense(text, input_type=None, task_settings={}, time_limit=None)
         return len(vectors[0].embedding) if vectors else None
     if task == TaskType.SPARSE_EMBEDDING:

@@ -15,6 +15,7 @@ from typing import Any, Protocol, runtime_checkable
 class TaskType(StrEnum):
     SPARSE_EMBEDDING = "sparse_embedding"
     TEXT_EMBEDDING = "text_embedding"
+    EMBEDDING = "embedding"  # 9.4+: dense vectors under `embeddings` (text content only here)
     RERANK = "rerank"
     COMPLETION = "completion"
     CHAT_COMPLETION = "chat_completion"

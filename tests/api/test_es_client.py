@@ -383,3 +383,20 @@ def test_preconfigured_endpoints_answer(
     assert answer[method]
     with pytest.raises(BadRequestError, match="reserved inference endpoint"):
         es.inference.delete(inference_id=inference_id)
+
+
+def test_embedding_task_type_and_region_policy(es: Elasticsearch) -> None:
+    created = es.inference.put(
+        task_type="embedding",
+        inference_id="client-embedding",
+        inference_config={"service": "elasticsearch", "service_settings": {"model_id": ".minilm_l6"}},
+    )
+    assert created["task_type"] == "embedding"
+    answer = es.inference.inference(
+        task_type="embedding", inference_id="client-embedding", input=["The first text", "The second text"]
+    )
+    assert [len(e["embedding"]) for e in answer["embeddings"]] == [384, 384]
+    es.inference.delete(inference_id="client-embedding")
+    with pytest.raises(NotFoundError) as caught:
+        es.perform_request("GET", "/_inference/_region_policy")
+    assert caught.value.body["error"]["reason"] == "No region policy is configured for this deployment"

@@ -24,8 +24,9 @@ from sidecar.api.limits import check_inputs
 from sidecar.api.openapi import ERROR_RESPONSES, operation
 from sidecar.api.params import QueryOptions, parse_task_type, parse_time, query_options
 from sidecar.api.rendering import endpoint_warnings, es_json, warned
-from sidecar.api.results import completion_chunk, inference_body
+from sidecar.api.results import chat_completion_body, completion_chunk, inference_body
 from sidecar.errors import SidecarError, StatusError, TimeoutError_
+from sidecar.inference.service import DEFAULT_TIMEOUT_S
 from sidecar.inference.types import ChatService, InputType, TaskType
 
 log = logging.getLogger(__name__)
@@ -58,6 +59,9 @@ async def _parse(
 async def _perform(
     request: Request, task_type: TaskType | None, inference_id: str, options: QueryOptions
 ) -> Response:
+    target = task_type or TaskType((await resolve(registry_of(request).get(inference_id, None))).task_type)
+    if target == TaskType.CHAT_COMPLETION:
+        return await _chat(request, task_type, inference_id, options)
     body, input_type, _ = await _parse(request, task_type, inference_id)
     timeout = parse_time("timeout", body.timeout) if body.timeout is not None else options.timeout
     async with limiter_of(request).slot():
@@ -65,7 +69,7 @@ async def _perform(
             inference_id,
             body.inputs(),
             task_type=task_type,
-            query=body.query,
+            query=body.query_text(),
             input_type=input_type,
             task_settings=body.task_settings,
             top_n=body.top_n,
@@ -74,6 +78,31 @@ async def _perform(
         )
     endpoint = await resolve(registry_of(request).get(inference_id, None))
     return warned(request, es_json(inference_body(output), options), endpoint_warnings(request, endpoint))
+
+
+async def _chat(
+    request: Request, task_type: TaskType | None, inference_id: str, options: QueryOptions
+) -> Response:
+    """Non-streaming `chat_completion`: the unified request, answered with one `chat.completion`
+    object (Elasticsearch 9.x), assembled from the provider's stream."""
+    chat = parse_model(ChatCompletionRequest, await read_json(request), _PARSER)
+    service = service_of(request)
+    if not isinstance(service, ChatService):
+        raise StatusError("this server's inference service cannot serve [chat_completion]")
+    limit = options.timeout if options.timeout is not None else DEFAULT_TIMEOUT_S
+    async with limiter_of(request).slot():
+        try:
+            chunks = await asyncio.wait_for(
+                _collect(service.stream_chat(inference_id, chat.provider_request(), task_type=task_type)),
+                limit,
+            )
+        except TimeoutError as exc:
+            raise TimeoutError_(f"Request timed out after [{limit}s]") from exc
+    return es_json(chat_completion_body(chunks), options)
+
+
+async def _collect(chunks: AsyncIterator[T]) -> list[T]:
+    return [chunk async for chunk in chunks]
 
 
 # --- streaming -----------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from sidecar.api.rendering import es_json
 router = APIRouter(tags=["cluster"])
 
 # The Elasticsearch release whose inference API each compatibility major speaks.
-ES_VERSION_FOR_MAJOR = {8: "8.19.0", 9: "9.1.0"}
+ES_VERSION_FOR_MAJOR = {8: "8.19.0", 9: "9.4.0"}  # 9.4: the `embedding` task type
 CLUSTER_NAME = "sparse-sidecar"
 
 

@@ -101,7 +101,7 @@ class ServiceSpec:
 _REMOTE = frozenset({"rate_limit", "timeout"})
 LOCAL_ELASTICSEARCH = ServiceSpec(
     "elasticsearch",
-    frozenset({SPARSE, DENSE, RERANK}),
+    frozenset({SPARSE, DENSE, RERANK, TaskType.EMBEDDING}),
     ("model_id",),
     frozenset(
         {

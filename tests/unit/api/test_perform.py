@@ -107,3 +107,80 @@ async def test_stream_timeout_bounds_the_first_chunk(fake_client: httpx.AsyncCli
     )
     assert response.status_code == 408, response.text
     assert response.json()["error"]["type"] == "elasticsearch_timeout_exception"
+
+
+async def test_embedding_task_type(client: httpx.AsyncClient) -> None:
+    body = {"service": "elasticsearch", "service_settings": {"model_id": ".minilm_l6"}}
+    created = await client.put("/_inference/embedding/perform-embedding", json=body)
+    assert created.status_code == 200, created.text
+    assert created.json()["task_type"] == "embedding"
+    assert created.json()["service_settings"]["dimensions"] == 384
+    try:
+        texts = ["The first text", "The second text"]  # Elasticsearch's text-only example
+        plain = await client.post("/_inference/embedding/perform-embedding", json={"input": texts})
+        assert plain.status_code == 200, plain.text
+        assert [len(e["embedding"]) for e in plain.json()["embeddings"]] == [384, 384]
+        objects = [{"content": {"type": "text", "value": t}} for t in texts[:1]] + [
+            {"content": [{"type": "text", "format": "text", "value": texts[1]}]}
+        ]
+        same = await client.post(
+            "/_inference/embedding/perform-embedding", json={"input": objects, "input_type": "INGEST"}
+        )
+        assert same.status_code == 200, same.text
+        for got, want in zip(same.json()["embeddings"], plain.json()["embeddings"], strict=True):
+            assert got["embedding"] == pytest.approx(want["embedding"], abs=1e-6)
+        image = {"content": {"type": "image", "format": "base64", "value": "data:image/jpeg;base64,AAAA"}}
+        refused = await client.post("/_inference/embedding/perform-embedding", json={"input": [image]})
+        assert refused.status_code == 400
+        assert refused.json()["error"]["reason"] == (
+            "[input[0].content] has content of type [image]; this server's models accept only [text] content"
+        )
+        mismatch = await client.post("/_inference/embedding/.minilm-l6", json={"input": "x"})
+        assert mismatch.status_code == 400
+    finally:
+        await client.delete("/_inference/perform-embedding")
+
+
+async def test_rerank_input_objects(client: httpx.AsyncClient) -> None:
+    documents = ["a recipe for lemon cake", "the sky over the port"]
+    as_objects = {
+        "query": {"type": "text", "value": "port sky"},
+        "input": [{"type": "text", "format": "text", "value": d} for d in documents],
+    }
+    ranked = await client.post(f"/_inference/rerank/{RERANK_ID}", json=as_objects)
+    assert ranked.status_code == 200, ranked.text
+    assert [r["index"] for r in ranked.json()["rerank"]] == [1, 0]
+    image = {**as_objects, "input": [{"type": "image", "format": "base64", "value": "AAAA"}]}
+    refused = await client.post(f"/_inference/rerank/{RERANK_ID}", json=image)
+    assert refused.status_code == 400
+    assert "content of type [image]" in refused.json()["error"]["reason"]
+
+
+async def test_chat_completion_without_streaming(open_client: Any) -> None:
+    from tests.unit.api.test_remote_completion import _put
+    from tests.unit.inference.remote_fakes import EventStream, fake_provider
+    from tests.unit.inference.test_openai_completion import STREAM
+
+    with fake_provider() as server:
+        async with open_client() as client:
+            await _put(client, server, "chat_completion", "chat-plain")
+            server.script.append((200, EventStream(STREAM), {}))
+            request = {
+                "messages": [{"role": "user", "content": "Say hello"}],
+                "reasoning": {"effort": "low", "summary": "concise"},
+            }
+            answer = await client.post("/_inference/chat_completion/chat-plain", json=request)
+            assert answer.status_code == 200, answer.text
+            body = answer.json()
+            assert body["object"] == "chat.completion" and body["id"]
+            assert body["choices"] == [
+                {"finish_reason": "stop", "index": 0, "message": {"content": "Hello", "role": "assistant"}}
+            ]
+            assert body["usage"] == {"prompt_tokens": 7, "completion_tokens": 2, "total_tokens": 9}
+            assert "reasoning" not in server.requests[0].body  # validated, not forwarded
+            bad = await client.post(
+                "/_inference/chat_completion/chat-plain",
+                json={**request, "reasoning": {"effort": "enormous"}},
+            )
+            assert bad.status_code == 400
+        assert len(server.requests) == 1

@@ -86,9 +86,9 @@ async def test_chat_completion_stream_in_unified_format(open_client: ClientFacto
             assert chunks[-1]["usage"] == {"prompt_tokens": 7, "completion_tokens": 2, "total_tokens": 9}
             assert server.requests[0].body["max_completion_tokens"] == 16
 
-            # Elasticsearch's rules: chat_completion streams only, with `messages`.
+            # Elasticsearch's rules: chat_completion takes `messages` (streamed or not), never `input`.
             plain = await client.post("/_inference/chat_completion/chat", json={"input": "hi"})
-            assert plain.status_code == 400 and "only supports streaming" in plain.text
+            assert plain.status_code == 400 and "unknown field [input]" in plain.text
             wrong = await client.post("/_inference/chat/_stream", json={"input": "hi"})
             assert wrong.status_code == 400
             assert wrong.json()["error"]["type"] == "x_content_parse_exception"
