@@ -44,7 +44,7 @@ class TargetWriter:
         self.configured_index = configured_index  # as configured: date math stays unresolved
         self.template = template
         self.backoff = backoff
-        self.pause = pause  # +1 while a batch waits for the target, -1 when it stops waiting
+        self.pause = pause  # +1 when a batch starts waiting for the target, -1 when it is done
         self.mappings: dict[str, Any] | None = None
         self.settings: dict[str, Any] = {}
         self.expected: dict[str, str] = {}
@@ -60,27 +60,31 @@ class TargetWriter:
         answers came back."""
         index = items[0].index if items else ""
         attempt = 0
-        while True:
-            result = await self.sink.write(items)
-            problem = await self._check(index, result)
-            if problem is None:
-                if attempt:
-                    log.info("pipeline [%s]: index [%s] is right again; batch written", self.pipeline, index)
-                    self.problem = None
-                return result
-            attempt += 1
-            if problem != self.problem:
-                log.error("pipeline [%s] pauses: %s", self.pipeline, problem)
-            self.problem = problem
-            self.pause(1)
-            try:
+        try:
+            while True:
+                result = await self.sink.write(items)
+                problem = await self._check(index, result)
+                if problem is None:
+                    if attempt:
+                        log.info(
+                            "pipeline [%s]: index [%s] is right again; batch written", self.pipeline, index
+                        )
+                        self.problem = None
+                    return result
+                if not attempt:
+                    self.pause(1)  # held until this batch is written: no flapping between attempts
+                attempt += 1
+                if problem != self.problem:
+                    log.error("pipeline [%s] pauses: %s", self.pipeline, problem)
+                self.problem = problem
                 delay = backoff_delay(attempt, self.backoff.initial_ms / 1000, self.backoff.max_ms / 1000)
                 await asyncio.sleep(delay)
                 await self._repair(index)
-            finally:
+                for item in items:
+                    item.attempts = 0
+        finally:
+            if attempt:
                 self.pause(-1)
-            for item in items:
-                item.attempts = 0
 
     async def _check(self, index: str, result: BulkResult) -> str | None:
         if self.mappings is None or not result.outcomes:

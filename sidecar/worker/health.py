@@ -1,7 +1,8 @@
 """A small HTTP server beside the worker: liveness, readiness and Prometheus metrics.
 
     GET /_sidecar/health/live   200 while every pipeline's poll loop turns (503 when one is stuck)
-    GET /_sidecar/health/ready  200 when every pipeline started and its engine answers (503 otherwise)
+    GET /_sidecar/health/ready  200 when every pipeline started, its engine answers and its target
+                                index and dead letters can be written (503 otherwise)
     GET /metrics                the Prometheus text format of every `sidecar_*` metric
 
 Plain asyncio: the worker must not pull in a web framework for three read-only routes.

@@ -107,7 +107,11 @@ class Worker:
     def ready(self) -> tuple[bool, dict[str, Any]]:
         states = [r.health() for r in self.runners]
         ok = bool(states) and all(
-            s["started"] and s["engine_reachable"] and not s["fatal"] and not s["dead_letter_failing"]
+            s["started"]
+            and s["engine_reachable"]
+            and not s["fatal"]
+            and not s["dead_letter_failing"]
+            and not s["target_problem"]
             for s in states
         )
         return ok and not self._stop.is_set(), {"pipelines": states}

@@ -119,6 +119,8 @@ async def test_a_wrongly_mapped_target_pauses_the_pipeline_until_it_is_fixed(
                 "field [ml.tokens]" in state["target_problem"] and "rank_features" in state["target_problem"]
             )
             assert "target" in state["pause_reasons"]
+            ready = await worker.get("/_sidecar/health/ready")
+            assert ready is not None and ready.status_code == 503
             assert await worker.metric("sidecar_worker_paused", reason="target") == 1
             # Nothing written meanwhile is acknowledged, nothing dead-lettered.
             assert await committed_offsets(kafka_bootstrap, names.group) == committed
@@ -129,6 +131,7 @@ async def test_a_wrongly_mapped_target_pauses_the_pipeline_until_it_is_fixed(
             assert (await client.client.delete(f"/{names.index}")).status_code == 200
             await wait_for(lambda: caught_up(kafka_bootstrap, names), 300, "the held documents")
             assert (await health(worker))["target_problem"] is None
+            await worker.wait_ready(30)
             assert await worker.metric("sidecar_worker_paused", reason="target") == 0
             assert await worker.metric("sidecar_worker_dead_lettered_total") == 0
             assert worker.terminate() == 0, worker.log_tail()
