@@ -43,7 +43,7 @@ lint: install  ## ruff + mypy
 	$(BIN)/ruff check sidecar tests devstack benchmarks
 	$(BIN)/mypy
 
-test-unit: install  ## unit tests only: no server, no stack, no download (tests/unit)
+test-unit: install  ## unit tests (tests/unit): no local stack, no sidecar process, no download
 	$(BIN)/pytest tests/unit -q -m "not integration"
 
 test: install lint  ## the whole suite: lint, unit, integration on the real local stack
