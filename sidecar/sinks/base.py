@@ -75,7 +75,7 @@ class BulkItem:
     upsert: bool = True  # `update` only: create a missing document (the backfill must not)
     script: dict[str, Any] | None = None  # `update` only: run this script instead of merging `source`
     replace: tuple[str, ...] = ()  # `update` only: paths replaced whole instead of merged (sparse vectors)
-    version: int | None = None  # `index` only: written with version_type=external (see `offset_version`)
+    version: int | None = None  # `index` and delete: sent with version_type=external (`offset_version`)
     delete: bool = False  # a tombstone (`errors.on_null: delete`): delete the document, `source` unused
 
     def action(self) -> dict[str, Any]:
