@@ -3,6 +3,7 @@ E5 prefixes and the probe at create time."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pytest
@@ -175,3 +176,20 @@ async def test_probe_on_create_fills_dimensions_and_refuses_unloadable_models(
     with pytest.raises(StatusError, match=r"Could not load model \[.*not-a-model\]") as caught:
         await service.probe(missing)
     assert caught.value.status == 400
+
+
+async def test_startup_log_names_the_model_behind_each_alias(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="sidecar.inference.aliases")
+    settings = Settings(
+        registry_path=tmp_path / "r.sqlite3", model_aliases={".rerank-v1": "/models/reranker"}
+    )
+    svc = InferenceService.from_settings(settings)
+    try:
+        await svc.start(preload=[])
+    finally:
+        await svc.close()
+    assert ".elser_model_2 -> .splade_tiny (embedded stand-in)" in caplog.text
+    assert ".multilingual-e5-small -> .minilm_l6 (embedded stand-in)" in caplog.text
+    assert ".rerank-v1 -> /models/reranker\n" in caplog.text  # the operator's model: no stand-in
