@@ -131,6 +131,9 @@ def backfill(
     ] = None,
     summary_json: Annotated[Path | None, typer.Option(help="Also write the summary here.")] = None,
     metrics_port: Annotated[int | None, typer.Option(help="Serve /metrics on this port.")] = None,
+    metrics_host: Annotated[
+        str, typer.Option(help="Bind address of the metrics server (0.0.0.0 in a pod).")
+    ] = "127.0.0.1",
     config: ConfigOption = None,
 ) -> None:
     """Enrich documents already in the index: resumable (checkpoints), sliceable, throttled."""
@@ -151,7 +154,7 @@ def backfill(
         raise typer.BadParameter(str(exc)) from None
     raise typer.Exit(backfill_command(CommandOptions(
         pipeline, options, checkpoint_file=checkpoint_file, checkpoint_index=checkpoint_index,
-        summary_json=summary_json, metrics_port=metrics_port, config=config,
+        summary_json=summary_json, metrics_port=metrics_port, metrics_host=metrics_host, config=config,
     )))  # fmt: skip
 
 

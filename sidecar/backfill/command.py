@@ -49,6 +49,7 @@ class CommandOptions:
     checkpoint_index: str = CHECKPOINT_INDEX
     summary_json: Path | None = None
     metrics_port: int | None = None
+    metrics_host: str = "127.0.0.1"  # pods pass 0.0.0.0 so Prometheus can scrape them
     config: Path | None = None
 
 
@@ -183,9 +184,7 @@ async def _main(options: CommandOptions, settings: Settings) -> BackfillResult:
     if options.metrics_port is not None:
         from sidecar.worker.health import HealthServer
 
-        # Prometheus scrapes the pod's address (the Helm chart's metrics port), not loopback.
-        host = "0.0.0.0"  # noqa: S104
-        server = HealthServer(host, options.metrics_port, live=lambda: (True, {}), ready=lambda: (True, {}))
+        server = HealthServer(options.metrics_host, options.metrics_port, live=lambda: (True, {}), ready=lambda: (True, {}))
         await server.start()
     try:
         return await run_backfill(options, settings, stop)
