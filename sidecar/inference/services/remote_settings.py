@@ -18,6 +18,9 @@ from sidecar import redact
 from sidecar.errors import SettingsValidationError
 
 SCHEMES = ("http", "https")
+# Secrets that travel in a request header as they are; others are signing keys or documents
+# (`secret_key`, `service_account_json` may hold newlines) and are checked by their service.
+HEADER_SECRETS = frozenset({"api_key", "entra_id", "access_key"})
 
 
 def url_problem(value: Any) -> str | None:
@@ -56,7 +59,7 @@ def check_remote_settings(service_settings: dict[str, Any], secrets: Iterable[st
             if why is not None:
                 shown = redact.url(str(value))
                 problems.append(f"[service_settings] Invalid url [{shown}] received for field [{key}]: {why}")
-    for key in sorted(secrets):
+    for key in sorted(HEADER_SECRETS & set(secrets)):
         why = secret_problem(service_settings.get(key))
         if why is not None:
             problems.append(f"[service_settings] Invalid value for field [{key}]: {why}")
