@@ -33,12 +33,23 @@ def _uncommented(text: str) -> str:
     return _TOKENS.sub(lambda m: m.group(0) if m.group(0).startswith('"') else " ", text)
 
 
-def loads(raw: bytes | str, *, object_pairs_hook: PairsHook | None = None) -> Any:
-    """The JSON value of `raw`; `ValueError` for invalid JSON, invalid text or too deep nesting."""
-    return parse(raw, object_pairs_hook=object_pairs_hook)[0]
+def loads(
+    raw: bytes | str,
+    *,
+    object_pairs_hook: PairsHook | None = None,
+    parse_constant: Callable[[str], Any] | None = None,
+) -> Any:
+    """The JSON value of `raw`; `ValueError` for invalid JSON, invalid text or too deep nesting.
+    `parse_constant` is `json.loads`'s (called for NaN and Infinity)."""
+    return parse(raw, object_pairs_hook=object_pairs_hook, parse_constant=parse_constant)[0]
 
 
-def parse(raw: bytes | str, *, object_pairs_hook: PairsHook | None = None) -> tuple[Any, bool]:
+def parse(
+    raw: bytes | str,
+    *,
+    object_pairs_hook: PairsHook | None = None,
+    parse_constant: Callable[[str], Any] | None = None,
+) -> tuple[Any, bool]:
     """Like `loads`; second, whether the text needed leniency (it holds comments)."""
     if isinstance(raw, bytes):
         try:
@@ -52,11 +63,13 @@ def parse(raw: bytes | str, *, object_pairs_hook: PairsHook | None = None) -> tu
     lenient = False
     try:
         try:
-            value = json.loads(text, object_pairs_hook=object_pairs_hook)
+            value = json.loads(text, object_pairs_hook=object_pairs_hook, parse_constant=parse_constant)
         except json.JSONDecodeError:
             if "/" not in text:
                 raise
-            value = json.loads(_uncommented(text), object_pairs_hook=object_pairs_hook)
+            value = json.loads(
+                _uncommented(text), object_pairs_hook=object_pairs_hook, parse_constant=parse_constant
+            )
             lenient = True
     except RecursionError:
         raise ValueError(f"nesting deeper than [{MAX_DEPTH}] levels") from None

@@ -1,27 +1,24 @@
 """Turn a Kafka message into a document to enrich, or a dead letter saying why it is poison.
 
-Poison: over-size, not UTF-8, not JSON (NaN/Infinity included, or nested too deeply to decode), text
-that is not valid Unicode (a lone surrogate escape such as `"\\udc00"`, which no engine request can
-carry), not a JSON object, no usable document id or routing value. Null values (tombstones) follow
-`errors.on_null`. Input-field problems are found by the field writer.
+Values are read as the engines read JSON (comments allowed) by `sidecar.jsontext`, as the hook does.
+Poison: over-size, not UTF-8, not JSON (NaN/Infinity included), nested deeper than
+`jsontext.MAX_DEPTH`, text that is not valid Unicode (a lone surrogate escape such as `"\\udc00"`,
+which no engine request can carry), not a JSON object, no usable document id or routing value. Null
+values (tombstones) follow `errors.on_null`. Input-field problems are found by the enricher.
 """
 
 from __future__ import annotations
 
-import json
-import re
 from dataclasses import dataclass
 from typing import Any
 
+from sidecar import jsontext
 from sidecar.deadletter import DeadLetter
 from sidecar.enrichment import MISSING, get_path
 from sidecar.pipelines.schema import DocumentIdFrom, OnNull, PipelineConfig
 from sidecar.sources.kafka import Message
 
 MAX_ID_BYTES = 512  # Elasticsearch's limit on `_id`
-# Only a \uD800-\uDFFF escape can put a surrogate into decoded JSON (the UTF-8 decoder refuses encoded
-# ones), so documents without one skip the walk.
-_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
 @dataclass(frozen=True)
@@ -35,27 +32,6 @@ class Envelope:
 
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
-
-
-def _lone_surrogate(document: dict[str, Any]) -> str | None:
-    """The path of the first key or string holding a lone surrogate; iterative (documents may be deep)."""
-    todo: list[tuple[str, Any]] = [("", document)]
-    while todo:
-        path, node = todo.pop()
-        if isinstance(node, str):
-            if not node.isascii():
-                try:
-                    node.encode("utf-8")
-                except UnicodeEncodeError:
-                    return path or "<value>"
-            continue
-        items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
-        for key, value in items:
-            name = f"{path}.{key}" if path else str(key)
-            if isinstance(key, str) and not key.isascii():
-                todo.append((path or "<root>", key))
-            todo.append((name, value))
-    return None
 
 
 def poison(message: Message, error_type: str, reason: str, stage: str = "decode") -> DeadLetter:
@@ -121,19 +97,13 @@ def decode(message: Message, config: PipelineConfig) -> Envelope | DeadLetter | 
     except UnicodeDecodeError as exc:
         return poison(message, "invalid_encoding", f"value is not UTF-8: {exc}")
     try:
-        source = json.loads(text, parse_constant=_reject_constant)
+        source = jsontext.loads(text, parse_constant=_reject_constant)
     except ValueError as exc:
+        if str(exc) == jsontext.LONE_SURROGATE:
+            return poison(message, "invalid_text", f"value is not valid Unicode: {exc}")
         return poison(message, "invalid_json", f"value is not JSON: {exc}")
-    except RecursionError:
-        return poison(message, "invalid_json", "value is nested too deeply to decode")
     if not isinstance(source, dict):
         return poison(message, "not_an_object", f"value is a JSON {type(source).__name__}, not an object")
-    if _SURROGATE_ESCAPE.search(text) and (where := _lone_surrogate(source)) is not None:
-        return poison(
-            message,
-            "invalid_text",
-            f"[{where}] holds a lone surrogate escape (\\ud800-\\udfff without its pair): not valid Unicode",
-        )
 
     doc_id: str | tuple[str, str]
     id_config = kafka.document_id

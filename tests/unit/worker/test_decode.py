@@ -75,22 +75,30 @@ def test_routing_from_field() -> None:
 
 
 DEEP = b'{"title": "t", "n": ' + b"[" * 5000 + b"]" * 5000 + b"}"
+JUST_TOO_DEEP = b'{"title": "t", "n": ' + b"[" * 256 + b"]" * 256 + b"}"  # 257 levels with the object
 
 
 @pytest.mark.parametrize(
-    ("value", "error_type", "where"),
+    ("value", "error_type", "words"),
     [
-        (DEEP, "invalid_json", "nested too deeply"),
-        (b'{"title": "t", "note": "a\\udc00b"}', "invalid_text", "[note]"),
-        (b'{"title": "t", "k\\ud800": 1}', "invalid_text", "[<root>]"),
-        (b'{"title": "t", "list": [{"x": "\\udfff"}]}', "invalid_text", "[list.0.x]"),
-        (b'{"meta": {"id": "x\\udc00"}, "title": "t"}', "invalid_text", "[meta.id]"),
+        (DEEP, "invalid_json", "nesting deeper than [256]"),
+        (JUST_TOO_DEEP, "invalid_json", "nesting deeper than [256]"),
+        (b'{"title": "t", "note": "a\\udc00b"}', "invalid_text", "lone surrogate"),
+        (b'{"title": "t", "k\\ud800": 1}', "invalid_text", "lone surrogate"),
+        (b'{"title": "t", "list": [{"x": "\\udfff"}]}', "invalid_text", "lone surrogate"),
+        (b'{"meta": {"id": "x\\udc00"}, "title": "t"}', "invalid_text", "lone surrogate"),
+        (b'{"title": "t", /* c */ "n": NaN}', "invalid_json", "NaN"),
     ],
 )
-def test_deep_nesting_and_lone_surrogates_are_poison(value: bytes, error_type: str, where: str) -> None:
+def test_deep_nesting_and_lone_surrogates_are_poison(value: bytes, error_type: str, words: str) -> None:
     config = pipeline(source__kafka__document_id={"from": "field", "field": "meta.id"})
     letter = decode(message(value), config)
-    assert isinstance(letter, DeadLetter) and letter.error_type == error_type and where in letter.reason
+    assert isinstance(letter, DeadLetter) and letter.error_type == error_type and words in letter.reason
+
+
+def test_comments_are_read_as_the_engines_read_them() -> None:
+    env = decode(message(b'{"title": "a // not a comment", /* note */ "n": 1} // end'), pipeline())
+    assert isinstance(env, Envelope) and env.source == {"title": "a // not a comment", "n": 1}
 
 
 def test_surrogate_pairs_and_escaped_backslashes_are_valid_text() -> None:
