@@ -1,12 +1,15 @@
 """The local stack: Apache Kafka (KRaft), OpenSearch and an Elasticsearch-wire server, on loopback.
 
     python devstack/stack.py up [kafka opensearch elasticsearch]   start (idempotent), write .devstack/env
+    python devstack/stack.py up --wipe [servers]                   stop, delete their data, start empty
     python devstack/stack.py down                                  stop every server by its PID
     python devstack/stack.py status
 
 Servers come from the package registries this project may reach: Kafka and OpenSearch jars from Maven
-Central (resolved by `mvn dependency:copy-dependencies` into a cache), the ES-wire emulator from PyPI
-(`noida-db`, installed into the project's virtualenv). Data, logs and PID files live in `.devstack/`.
+Central (resolved by `mvn dependency:copy-dependencies` into a cache; plugin zips such as OpenSearch's
+k-NN are unpacked onto the classpath), the ES-wire emulator from PyPI (`noida-db`, installed into the
+project's virtualenv). Data, logs and PID files live in `.devstack/`; each server keeps its data
+across `down`/`up` (so "the engine restarted" can be tested) until `up --wipe`.
 Standard library only, so it also runs outside the virtualenv.
 """
 
@@ -23,6 +26,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +34,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 HERE = ROOT / "devstack"
 STATE = Path(os.environ.get("SIDECAR_DEVSTACK_DIR", ROOT / ".devstack"))
-CACHE = STATE / "cache"
+# Downloaded jars; a second stack (a test's own servers on other ports) can share the first one's.
+CACHE = Path(os.environ.get("SIDECAR_DEVSTACK_CACHE", STATE / "cache"))
 LOGS = STATE / "logs"
 ENV_FILE = STATE / "env"
 HOST = "127.0.0.1"
@@ -77,7 +82,11 @@ def pid_alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
-    return True
+    try:  # a zombie has exited; only its parent has not collected it yet
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat.rsplit(")", 1)[-1].split()[:1] != ["Z"]
 
 
 def tail(path: Path, lines: int = 40) -> str:
@@ -118,8 +127,21 @@ def maven_fetch(pom_dir: Path, name: str) -> Path:
         )
     if rc != 0:
         raise StackError(f"mvn could not fetch {name} (exit {rc}); see {mvn_log}:\n{tail(mvn_log)}")
+    for bundle in sorted(target.glob("*.zip")):
+        unpack_jars(bundle, target)
     marker.write_text("ok\n")
     return target
+
+
+def unpack_jars(bundle: Path, target: Path) -> None:
+    """A plugin's distribution zip: its jars (the plugin and its own dependencies) join `target`,
+    the classpath folder; a jar of the same file name already there is the same artifact."""
+    with zipfile.ZipFile(bundle) as archive:
+        for member in archive.namelist():
+            name = Path(member).name
+            if name.endswith(".jar") and not (target / name).exists():
+                (target / name).write_bytes(archive.read(member))
+    bundle.unlink()
 
 
 # --------------------------------------------------------------------------- servers
@@ -135,6 +157,10 @@ class Server:
     ready: Callable[[], bool]
     # The environment the process runs with (None = inherit).
     env: dict[str, str] | None = None
+
+    @property
+    def data_dir(self) -> Path:
+        return STATE / self.name
 
     @property
     def pid_file(self) -> Path:
@@ -168,7 +194,7 @@ class Server:
                 f"SIDECAR_DEVSTACK_{self.name.upper()}_PORT"
             )
         LOGS.mkdir(parents=True, exist_ok=True)
-        cmd = self.start(STATE / self.name)
+        cmd = self.start(self.data_dir)
         started = time.monotonic()
         with self.log_file.open("ab") as out:
             proc = subprocess.Popen(
@@ -195,7 +221,8 @@ class Server:
         stop_pid(proc.pid)
         self.pid_file.unlink(missing_ok=True)
         raise StackError(
-            f"{self.name} not ready after {READY_TIMEOUT_S:.0f}s; log {self.log_file}:\n{tail(self.log_file)}"
+            f"{self.name} not ready after {READY_TIMEOUT_S:.0f}s (if its kept data is the cause, "
+            f"`up --wipe {self.name}` starts it empty); log {self.log_file}:\n{tail(self.log_file)}"
         )
 
     def wait_ready(self, pid: int, timeout_s: float = 60.0) -> bool:
@@ -212,6 +239,13 @@ class Server:
             stop_pid(pid)
             log(f"{self.name} stopped (pid {pid})")
         self.pid_file.unlink(missing_ok=True)
+
+    def wipe(self) -> None:
+        """Stop the server and delete its data: the next `up` starts it empty."""
+        self.down()
+        if self.data_dir.exists():
+            shutil.rmtree(self.data_dir)
+            log(f"{self.name} data deleted ({self.data_dir})")
 
 
 def stop_pid(pid: int, grace_s: float = 30.0) -> None:
@@ -323,11 +357,13 @@ def kafka_ready() -> bool:
     return "Kafka Server started" in log_text
 
 
+# Classpath plugins the node loads: k-NN gives `knn_vector` fields and the `knn` query (its Lucene
+# engine; the faiss and nmslib engines would need JNI libraries that Maven Central does not ship).
+OPENSEARCH_PLUGINS = ("org.opensearch.knn.plugin.KNNPlugin",)
+
+
 def opensearch_command(data: Path) -> list[str]:
     libs = maven_fetch(HERE / "opensearch", "opensearch")
-    # The runner refuses to reuse a node folder it did not just create; data is per start.
-    if data.exists():
-        shutil.rmtree(data)
     return [
         JAVA,
         "-Xms512m",
@@ -340,6 +376,7 @@ def opensearch_command(data: Path) -> list[str]:
         str(data),
         str(OPENSEARCH_PORT),
         str(OPENSEARCH_TRANSPORT_PORT),
+        ",".join(OPENSEARCH_PLUGINS),
     ]
 
 
@@ -403,10 +440,12 @@ def write_env() -> None:
     )
 
 
-def up(names: list[str]) -> dict[str, float]:
+def up(names: list[str], *, wipe: bool = False) -> dict[str, float]:
     STATE.mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {}
     for name in names:
+        if wipe:
+            SERVERS[name].wipe()
         started = time.monotonic()
         SERVERS[name].up()
         timings[name] = round(time.monotonic() - started, 1)
@@ -441,14 +480,19 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("action", choices=["up", "down", "status"])
     parser.add_argument("servers", nargs="*", help="any of: " + ", ".join(SERVERS) + " (default: all)")
-    args = parser.parse_args(argv)
+    parser.add_argument(
+        "--wipe", action="store_true", help="with up: stop the servers and delete their data first"
+    )
+    args = parser.parse_intermixed_args(argv)  # `up --wipe opensearch` as well as `up opensearch --wipe`
     names = args.servers or list(SERVERS)
     unknown = [n for n in names if n not in SERVERS]
     if unknown:
         parser.error(f"unknown server(s): {unknown}")
+    if args.wipe and args.action != "up":
+        parser.error("--wipe goes with up")
     try:
         if args.action == "up":
-            up(names)
+            up(names, wipe=args.wipe)
         elif args.action == "down":
             down(names)
         else:

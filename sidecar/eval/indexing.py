@@ -1,5 +1,7 @@
 """Build (or reuse) the evaluation index: title and text as English-analysed text fields, the sparse
-`rank_features` field beside them, and a `dense_vector` field where the engine has one.
+`rank_features` field beside them, and a vector field where the engine has one (the same mapping
+`sidecar setup` gives a pipeline's `dense_vector` target: OpenSearch's `knn_vector` on the Lucene
+engine, Elasticsearch's `dense_vector`), searched with the engine's kNN query.
 
 OpenSearch without its k-NN plugin has no vector field type: dense scoring then happens by brute
 force in Python (`sidecar.eval.dense`) and the report says so. The index records what built it in
@@ -16,8 +18,10 @@ from typing import Any
 
 from sidecar.errors import SidecarError
 from sidecar.eval.dataset import Dataset
+from sidecar.pipelines.schema import Engine
 from sidecar.rank_features import Pruning, clean_features
-from sidecar.search.engine import EngineClient
+from sidecar.search.engine import EngineClient, knn_support
+from sidecar.sinks.setup import dense_mapping
 
 SPARSE_FIELD, DENSE_FIELD = "sparse", "dense"
 TEXT_FIELDS = ("title", "text")
@@ -34,12 +38,7 @@ class IndexInfo:
     sparse_postings: int  # total (doc, token) pairs after pruning
 
 
-async def engine_scores_dense(client: EngineClient, engine: str) -> bool:
-    """Elasticsearch has `dense_vector`; OpenSearch only with its k-NN plugin."""
-    if engine != "opensearch":
-        return True
-    plugins = await client.request("GET", "/_cat/plugins", params={"format": "json"})
-    return any("knn" in str(p.get("component", "")).lower() for p in plugins)
+engine_scores_dense = knn_support  # Elasticsearch has `dense_vector`; OpenSearch only with k-NN
 
 
 def mapping(
@@ -53,13 +52,10 @@ def mapping(
     settings: dict[str, Any] = {"number_of_shards": 1, "number_of_replicas": 0}
     if bm25 is not None:
         settings["similarity"] = {"default": {"type": "BM25", "k1": bm25[0], "b": bm25[1]}}
-    if dense_dims and engine == "opensearch":
-        settings["knn"] = True
-        props[DENSE_FIELD] = {"type": "knn_vector", "dimension": dense_dims, "space_type": "cosinesimil"}
-    elif dense_dims:
-        props[DENSE_FIELD] = {
-            "type": "dense_vector", "dims": dense_dims, "index": True, "similarity": "cosine"
-        }
+    if dense_dims:
+        if engine == "opensearch":
+            settings["knn"] = True
+        props[DENSE_FIELD] = dense_mapping(Engine(engine), dense_dims)
     return {"settings": settings, "mappings": {"_meta": dict(meta), "properties": props}}
 
 

@@ -7,6 +7,7 @@ Plain JSON over httpx (both engines speak it the same way for what we need); eng
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,7 +15,9 @@ from typing import Any
 import httpx
 
 from sidecar.errors import RemoteServiceError, SidecarError
-from sidecar.pipelines.schema import SinkAuth, SinkConfig
+from sidecar.pipelines.schema import Engine, SinkAuth, SinkConfig
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -63,6 +66,7 @@ class EngineClient:
             verify = auth.ca_file if auth.ca_file else auth.verify_certs
         self.urls = [u.rstrip("/") for u in urls]
         self._client = httpx.AsyncClient(headers=headers, auth=basic, verify=verify, timeout=timeout_s)
+        self.knn: bool | None = None  # whether the engine runs kNN queries; asked once (`knn_support`)
 
     @classmethod
     def from_sink(cls, sink: SinkConfig) -> EngineClient:
@@ -109,3 +113,29 @@ class EngineClient:
             Hit(str(h["_id"]), float(h["_score"] or 0.0), h.get("_source") or {})
             for h in answer.get("hits", {}).get("hits", [])
         ]
+
+
+async def knn_support(client: EngineClient, engine: Engine | str) -> bool:
+    """Whether the engine has vector fields and kNN queries: Elasticsearch always, OpenSearch with its
+    k-NN plugin. Asked once per client and logged; a cluster that hides its plugin list is assumed
+    to have it (a missing plugin then shows in the engine's own error)."""
+    if Engine(engine) is Engine.ELASTICSEARCH:
+        return True
+    if client.knn is None:
+        try:
+            plugins = await client.request("GET", "/_cat/plugins", params={"format": "json"})
+        except SidecarError as exc:
+            if isinstance(exc, RemoteServiceError):
+                raise
+            log.warning("cannot list the plugins of OpenSearch at %s (%s); assuming k-NN", client.urls, exc)
+            client.knn = True
+            return True
+        client.knn = any("knn" in str(p.get("component", "")).lower() for p in plugins)
+        if client.knn:
+            log.info("OpenSearch at %s has the k-NN plugin: dense retrieval runs in the engine", client.urls)
+        else:
+            log.warning(
+                "OpenSearch at %s has no k-NN plugin: no vector fields, dense retrieval cannot run there",
+                client.urls,
+            )
+    return client.knn

@@ -14,11 +14,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sidecar.errors import RequestValidationError
+from sidecar.errors import RequestValidationError, StatusError
 from sidecar.pipelines.schema import Engine, PipelineConfig, TargetType
 from sidecar.search import queries
 from sidecar.search.encode import QueryEncoder
-from sidecar.search.engine import EngineClient, Hit
+from sidecar.search.engine import EngineClient, Hit, knn_support
 from sidecar.search.fusion import Fusion, fuse, parse_fusion
 from sidecar.settings import Settings
 
@@ -151,6 +151,11 @@ class Searcher:
         dense_field = self.target.dense_field
         if dense_field is None:
             raise RequestValidationError("this index has no dense field")
+        if not await knn_support(self.client, self.target.engine):
+            raise StatusError(
+                f"OpenSearch at {self.client.urls} has no k-NN plugin, so the dense field [{dense_field}] "
+                "cannot be searched: install opensearch-knn (the local stack has it)"
+            )
         body = queries.knn_body(self.target.engine.value, dense_field, vector, size, source=self.source)
         return await self.client.search(self.target.index, body)
 

@@ -25,15 +25,22 @@ log = logging.getLogger(__name__)
 HASH_MAPPING = {"type": "keyword", "index": False}
 
 
+def dense_mapping(engine: Engine, dims: int) -> dict[str, Any]:
+    """A cosine HNSW vector field. OpenSearch's k-NN plugin would default to its faiss engine, a
+    native library a plain install may lack (indexing then fails); its Lucene engine is pure Java
+    and, with `cosinesimil`, scores as Elasticsearch's `cosine` does: (1 + cos) / 2."""
+    if engine is Engine.OPENSEARCH:
+        method = {"name": "hnsw", "engine": "lucene", "space_type": "cosinesimil"}
+        return {"type": "knn_vector", "dimension": dims, "method": method}
+    return {"type": "dense_vector", "dims": dims, "index": True, "similarity": "cosine"}
+
+
 def target_mapping(engine: Engine, field: FieldConfig, dims: Mapping[str, int]) -> dict[str, Any]:
     if field.type is TargetType.RANK_FEATURES:
         return {"type": "rank_features"}
     if field.type is TargetType.SPARSE_VECTOR:
         return {"type": "sparse_vector"}
-    size = dims[field.endpoint]
-    if engine is Engine.OPENSEARCH:
-        return {"type": "knn_vector", "dimension": size}
-    return {"type": "dense_vector", "dims": size, "index": True, "similarity": "cosine"}
+    return dense_mapping(engine, dims[field.endpoint])
 
 
 def _nest(properties: dict[str, Any], path: str, mapping: dict[str, Any]) -> None:
