@@ -52,6 +52,7 @@ class OpenAICompatibleRuntime(Runtime):
         self.caller = caller
         self.headers = {"Authorization": f"Bearer {secrets['api_key']}"} if secrets.get("api_key") else {}
         self.element_type = "float"  # of the embeddings: `float`, `byte` or `bit`
+        self.batch_size = self.max_inputs
 
     async def aclose(self) -> None:
         await self.caller.aclose()
@@ -118,8 +119,8 @@ class OpenAICompatibleRuntime(Runtime):
         time_limit: float | None,
     ) -> tuple[list[DenseEmbedding], str]:
         out: list[DenseEmbedding] = []
-        for start in range(0, len(texts), self.max_inputs):
-            part = texts[start : start + self.max_inputs]
+        for start in range(0, len(texts), self.batch_size):
+            part = texts[start : start + self.batch_size]
             body = self.embedding_body(part, input_type, task_settings)
             rows = self.embedding_rows(await self._post("embeddings", body, task_settings))
             if len(rows) != len(part):

@@ -137,6 +137,33 @@ PROVIDER_ROWS: dict[str, dict[str, Any]] = {
         task_settings={"max_tokens", "temperature", "top_p", "top_k"},
         doc="Anthropic Messages API completions (max_tokens task setting required).",
     ),
+    "amazon_sagemaker": {
+        "task_types": frozenset({DENSE, SPARSE, RERANK, COMPLETION}),
+        "required": ("access_key", "secret_key", "endpoint_name", "api", "region"),
+        "optional": _REMOTE
+        | _DENSE
+        | {
+            "element_type",
+            "target_model",
+            "target_container_hostname",
+            "inference_component_name",
+            "batch_size",
+            "url",
+        },
+        "secrets": frozenset({"access_key", "secret_key"}),
+        "task_settings": frozenset(
+            {
+                "custom_attributes",
+                "enable_explanations",
+                "inference_id",
+                "session_id",
+                "target_variant",
+                "user",
+            }
+        ),
+        "doc": "Amazon SageMaker endpoints speaking OpenAI's or Elasticsearch's formats (SigV4).",
+        "runtime": "sidecar.inference.services.sagemaker:SageMakerRuntime",
+    },
     "mistral": _row(
         _OPENAI_LIKE + "MistralRuntime",
         {DENSE, COMPLETION, CHAT},

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import uvicorn
 
@@ -345,7 +346,9 @@ def sidecar_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     from sidecar.settings import load_settings
 
     path: Path = tmp_path_factory.mktemp("self") / "endpoints.sqlite3"
-    app = create_app(load_settings(registry_path=path, preload_endpoints=[]))
+    # Models load at startup, so that no request of the test waits on a model load.
+    preload = [".splade-tiny", ".minilm-l6", ".minilm-l6-rerank"]
+    app = create_app(load_settings(registry_path=path, preload_endpoints=preload))
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
@@ -355,7 +358,12 @@ def sidecar_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         if not thread.is_alive():
             raise RuntimeError("the sidecar did not start")
         threading.Event().wait(0.05)
-    yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    while httpx.get(f"{url}/_sidecar/health/ready", timeout=60).status_code != 200:
+        if not thread.is_alive():
+            raise RuntimeError("the sidecar stopped while loading its models")
+        threading.Event().wait(0.1)
+    yield url
     server.should_exit = True
     thread.join()
 
