@@ -28,8 +28,9 @@ from typing import Any, Protocol
 from aiokafka.errors import MessageSizeTooLargeError
 
 from sidecar.observability import metrics
-from sidecar.pipelines.schema import BackoffConfig, Operation
+from sidecar.pipelines.schema import BackoffConfig, Operation, PipelineConfig
 from sidecar.sinks.base import BulkItem, BulkSink, backoff_delay
+from sidecar.sources.kafka import make_producer, producer_max_request_size, topic_max_message_bytes
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +38,7 @@ HEADER_PREFIX = "sidecar."
 # Record batch header (61 bytes) and record framing (varints, attributes), with room to spare.
 RECORD_OVERHEAD = 256
 MIN_RECORD_LIMIT = 4096
+DEFAULT_TOPIC_MAX_MESSAGE_BYTES = 1024 * 1024 + 12  # the broker's default, when the topic's is unknown
 
 
 def _text(value: str) -> str:
@@ -181,6 +183,14 @@ class DeadLetterWriter:
         """Return once every destination accepted every letter, retrying for as long as it takes."""
         if not letters:
             return
+        if self.topic is None and self.index is None:  # only `errors.tolerance: none` leaves none
+            for letter in letters:
+                log.error(
+                    "no dead-letter destination for %s: %s: %s",
+                    letter.coordinates,
+                    letter.error_type,
+                    letter.reason,
+                )
         await asyncio.gather(self._to_topic(letters), self._to_index(letters))
         for letter in letters:
             metrics.WORKER_DEAD_LETTERED.labels(self.pipeline, letter.error_type).inc()
@@ -273,3 +283,43 @@ class DeadLetterWriter:
             for letter, outcome in zip(letters, result.outcomes, strict=True)
             if outcome is not None
         ]
+
+
+async def open_dead_letters(
+    config: PipelineConfig, sink: BulkSink, *, on_retry: Callable[[bool], None] | None = None
+) -> DeadLetterWriter:
+    """The dead-letter writer of `config`: its index (the default one included) and/or its topic on
+    the source cluster, with records sized to the topic's `max.message.bytes`."""
+    topic, kafka = config.errors.dead_letter_topic, config.source.kafka
+    if topic is not None and kafka is None:
+        log.warning(
+            "dead-letter topic [%s] needs [source.kafka] for its brokers; using the index only", topic
+        )
+        topic = None
+    open_producer: Callable[[], Awaitable[Producer]] | None = None
+    limit = DEFAULT_TOPIC_MAX_MESSAGE_BYTES
+    if topic is not None and kafka is not None:
+        cluster = kafka
+        limit = min(
+            await topic_max_message_bytes(cluster, topic) or DEFAULT_TOPIC_MAX_MESSAGE_BYTES,
+            producer_max_request_size(cluster),
+        )
+
+        async def open_producer() -> Producer:
+            producer = make_producer(cluster, limit)
+            await producer.start()
+            return producer
+
+        log.info(
+            "pipeline [%s]: dead letters to topic [%s] (records up to %d bytes)", config.name, topic, limit
+        )
+    return DeadLetterWriter(
+        config.name,
+        topic=topic,
+        index=config.dead_letter_index,
+        sink=sink,
+        backoff=config.errors.backoff,
+        open_producer=open_producer,
+        record_limit=limit,
+        on_retry=on_retry,
+    )

@@ -28,7 +28,7 @@ from sidecar.backfill.checkpoint import (
 from sidecar.backfill.progress import LogProgress, ProgressReporter, RichProgress, summary_table
 from sidecar.backfill.reindex import prepare_target
 from sidecar.backfill.runner import Backfill, BackfillOptions, BackfillResult
-from sidecar.deadletter import DeadLetterWriter
+from sidecar.deadletter import DeadLetterWriter, open_dead_letters
 from sidecar.errors import PipelineConfigError, SidecarError
 from sidecar.pipelines.loader import load_pipeline
 from sidecar.pipelines.schema import PipelineConfig
@@ -129,22 +129,9 @@ async def run_backfill(options: CommandOptions, settings: Settings, stop: asynci
 
 
 async def _dead_letters(config: PipelineConfig, sink: BulkSink, stack: AsyncExitStack) -> DeadLetterWriter:
-    topic, producer = config.errors.dead_letter_topic, None
-    if topic is not None and config.source.kafka is not None:
-        from sidecar.sources.kafka import make_producer
-
-        producer = make_producer(config.kafka)
-        await producer.start()
-        stack.push_async_callback(producer.stop)
-    elif topic is not None:
-        log.warning(
-            "dead-letter topic [%s] needs [source.kafka] for its brokers; using the index only", topic
-        )
-        topic = None
-    return DeadLetterWriter(
-        config.name, topic=topic, index=config.errors.dead_letter_index, producer=producer, sink=sink,
-        backoff=config.errors.backoff,
-    )  # fmt: skip
+    letters = await open_dead_letters(config, sink)
+    stack.push_async_callback(letters.close)
+    return letters
 
 
 def report(result: BackfillResult, options: CommandOptions, name: str) -> None:

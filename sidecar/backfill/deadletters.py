@@ -32,10 +32,10 @@ class BackfillDeadLetter(DeadLetter):
     def coordinates(self) -> str:
         return f"backfill+{self.index}+{self.doc_id}"
 
-    def kafka_headers(self, pipeline: str) -> list[tuple[str, bytes]]:
+    def kafka_headers(self, pipeline: str, reason_chars: int = 10_000) -> list[tuple[str, bytes]]:
         ours = {
             "sidecar.error.type": self.error_type,
-            "sidecar.error.reason": self.reason[:10_000],
+            "sidecar.error.reason": self.reason[:reason_chars],
             "sidecar.error.stage": self.stage,
             "sidecar.pipeline": pipeline,
             "sidecar.source.index": self.index,

@@ -117,9 +117,8 @@ class Backfill:
             always_hash=True,
         )
         self.dead_letters = dead_letters or DeadLetterWriter(
-            config.name, topic=None, index=config.errors.dead_letter_index, producer=None, sink=sink,
-            backoff=config.errors.backoff,
-        )  # fmt: skip
+            config.name, topic=None, index=config.dead_letter_index, sink=sink, backoff=config.errors.backoff
+        )
         self.index = source_index(config)
         self.run_id = run_key(config, options)
         self.key = f"{self.run_id}.slice-{options.slice_id}-of-{options.slices}"

@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from sidecar.deadletter import DeadLetter, DeadLetterWriter
+from sidecar.deadletter import DeadLetter, DeadLetterWriter, open_dead_letters
 from sidecar.enrichment import Enricher
 from sidecar.errors import DocumentError, RetriableInferenceError
 from sidecar.inference.types import InferenceServiceProtocol, TaskType
@@ -34,13 +34,7 @@ from sidecar.sinks.base import backoff_delay, offset_version
 from sidecar.sinks.date_math import resolve_index
 from sidecar.sinks.setup import index_settings, pipeline_mappings, setup_pipeline, template_name
 from sidecar.sinks.target import TargetWriter
-from sidecar.sources.kafka import (
-    KafkaSource,
-    Message,
-    make_producer,
-    producer_max_request_size,
-    topic_max_message_bytes,
-)
+from sidecar.sources.kafka import KafkaSource, Message
 from sidecar.worker.decode import Envelope, decode, poison
 from sidecar.worker.inference import EndpointCatalog
 from sidecar.worker.offsets import PartitionOffsets
@@ -48,8 +42,6 @@ from sidecar.worker.ordering import KeyedOrder
 from sidecar.worker.partitions import Partitions
 
 log = logging.getLogger(__name__)
-
-DEFAULT_TOPIC_MAX_MESSAGE_BYTES = 1024 * 1024 + 12  # the broker's default, when the topic's is unknown
 
 
 class PipelineStartError(Exception):
@@ -156,38 +148,12 @@ class PipelineRunner:
         await self._with_engine_retry(lambda: setup_pipeline(self.config, self.sink, dims))
         self.target.prepare(pipeline_mappings(self.config, dims), index_settings(self.config))
         self.catalog.set_pipeline_usage(self.name, self.config.endpoint_ids)
-        topic = self.config.errors.dead_letter_topic
-        if topic is not None:
-            await self._open_dead_letter_topic(topic)
+        self.dead_letters = await open_dead_letters(
+            self.config, self.sink, on_retry=self.dead_letters.on_retry
+        )
         await self.source.start()
         self.started = True
         log.info("pipeline [%s] started", self.name)
-
-    async def _open_dead_letter_topic(self, topic: str) -> None:
-        kafka = self.config.kafka
-        limit = min(
-            await topic_max_message_bytes(kafka, topic) or DEFAULT_TOPIC_MAX_MESSAGE_BYTES,
-            producer_max_request_size(kafka),
-        )
-
-        async def open_producer() -> Any:
-            producer = make_producer(kafka, limit)
-            await producer.start()
-            return producer
-
-        self.dead_letters = DeadLetterWriter(
-            self.name,
-            topic=topic,
-            index=self.dead_letters.index,
-            sink=self.sink,
-            backoff=self.config.errors.backoff,
-            open_producer=open_producer,
-            record_limit=limit,
-            on_retry=self.dead_letters.on_retry,
-        )
-        log.info(
-            "pipeline [%s]: dead letters to topic [%s] (records up to %d bytes)", self.name, topic, limit
-        )
 
     def stop(self) -> None:
         self._stopping.set()

@@ -6,10 +6,11 @@ from typing import Any
 
 from aiokafka.errors import MessageSizeTooLargeError
 
-from sidecar.deadletter import DeadLetter, DeadLetterWriter, fitted
+from sidecar.deadletter import DeadLetter, DeadLetterWriter, fitted, open_dead_letters
 from sidecar.errors import DocumentError
 from sidecar.pipelines.schema import BackoffConfig
 from sidecar.sinks.base import BulkItem, BulkResult
+from tests.unit.worker.fakes import pipeline
 
 LETTER = DeadLetter(
     "docs",
@@ -204,3 +205,8 @@ def test_lone_surrogates_in_reasons_are_escaped() -> None:
     letter = replace(LETTER, reason="id [x" + chr(0xDC00) + "]")
     assert letter.reason == "id [x\\udc00]"
     assert dict(letter.kafka_headers("p1"))["sidecar.error.reason"] == b"id [x\\udc00]"
+
+
+async def test_a_pipeline_without_destination_writes_to_its_default_index() -> None:
+    writer = await open_dead_letters(pipeline(), RefusingSink(refusals=0))  # type: ignore[arg-type]
+    assert (writer.topic, writer.index) == (None, "unit-dead-letter")
