@@ -68,9 +68,11 @@ def build_engine(
     device = choose_device(settings.device).device
     backend: Any
     if kind == "sparse":
+        from sidecar.inference.services.eland import ElandSpladeBackend, is_eland_model
         from sidecar.inference.services.splade import SpladeBackend
 
-        make: Any = partial(SpladeBackend, model_id, device=device, max_length=length, **options)
+        sparse = ElandSpladeBackend if is_eland_model(model_id) else SpladeBackend  # Eland: .pt + vocab
+        make: Any = partial(sparse, model_id, device=device, max_length=length, **options)
     else:
         from sidecar.inference.services.dense import DenseBackend
 
