@@ -114,9 +114,7 @@ def touched_fields(enricher: Enricher, partial: Mapping[str, Any]) -> tuple[list
     return touched, incomplete
 
 
-def plan_update(
-    enricher: Enricher, body: dict[str, Any], stored: Mapping[str, Any] | None
-) -> UpdatePlan:
+def plan_update(enricher: Enricher, body: dict[str, Any], stored: Mapping[str, Any] | None) -> UpdatePlan:
     """Tasks for an update body; `stored` is the stored document's inputs when it was fetched."""
     plan = UpdatePlan(body)
     partial = body.get("doc")

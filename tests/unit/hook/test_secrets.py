@@ -8,6 +8,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from pydantic import SecretStr
 
 from sidecar.api.app import create_app
 from sidecar.errors import UpstreamUnavailableError
@@ -49,7 +50,7 @@ async def test_a_credential_the_http_client_quotes_back_is_redacted(caplog: pyte
     caplog.set_level(logging.DEBUG, logger="sidecar")
     server = await asyncio.start_server(accept, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
-    upstream = Upstream(f"http://127.0.0.1:{port}", auth=SinkAuth(api_key=f"{PASSWORD}\r\n"))
+    upstream = Upstream(f"http://127.0.0.1:{port}", auth=SinkAuth(api_key=SecretStr(f"{PASSWORD}\r\n")))
     try:
         with pytest.raises(UpstreamUnavailableError) as raised:
             await upstream.send("PUT", "/logs/_doc/1", [], b"{}", "application/json")
