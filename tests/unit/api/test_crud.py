@@ -292,3 +292,55 @@ async def test_recursive_chunking_endpoint(client: httpx.AsyncClient) -> None:
     answer = await client.post("/_inference/crud-recursive", json={"input": long_text})
     assert answer.json()["sparse_embedding"][0]["embedding"]["port"] > 0
     assert (await client.delete("/_inference/crud-recursive")).status_code == 200
+
+
+# Every route of Elasticsearch's `inference.*` API specification with its query parameters (9.4):
+# each is served (a missing endpoint is a 404 resource_not_found_exception, never an unknown route
+# or an unrecognised parameter).
+SPEC_ROUTES = [
+    (
+        "PUT",
+        "/_inference/spec-missing?timeout=30s",
+        {"service": "nope", "service_settings": {}, "task_type": "rerank"},
+    ),
+    (
+        "PUT",
+        "/_inference/sparse_embedding/spec-missing?timeout=30s",
+        {"service": "nope", "service_settings": {}},
+    ),
+    ("GET", "/_inference", None),
+    ("GET", "/_inference/spec-missing", None),
+    ("GET", "/_inference/sparse_embedding/spec-missing", None),
+    ("GET", "/_inference/sparse_embedding/_all", None),
+    ("DELETE", "/_inference/spec-missing?dry_run=true&force=false", None),
+    ("DELETE", "/_inference/sparse_embedding/spec-missing?dry_run=true&force=false", None),
+    ("POST", "/_inference/spec-missing?timeout=30s", {"input": "x"}),
+    ("POST", "/_inference/sparse_embedding/spec-missing?timeout=30s", {"input": "x"}),
+    ("POST", "/_inference/text_embedding/spec-missing?timeout=30s", {"input": "x"}),
+    ("POST", "/_inference/embedding/spec-missing?timeout=30s", {"input": "x"}),
+    ("POST", "/_inference/rerank/spec-missing?timeout=30s", {"input": "x", "query": "q"}),
+    ("POST", "/_inference/completion/spec-missing?timeout=30s", {"input": "x"}),
+    ("POST", "/_inference/completion/spec-missing/_stream?timeout=30s", {"input": "x"}),
+    (
+        "POST",
+        "/_inference/chat_completion/spec-missing/_stream?timeout=30s",
+        {"messages": [{"role": "user", "content": "x"}]},
+    ),
+    ("PUT", "/_inference/spec-missing/_update?timeout=30s", {"task_settings": {}}),
+    ("PUT", "/_inference/sparse_embedding/spec-missing/_update?timeout=30s", {"task_settings": {}}),
+    ("GET", "/_inference/_region_policy", None),
+    ("DELETE", "/_inference/_region_policy", None),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "body"), SPEC_ROUTES)
+async def test_every_spec_route_is_served(
+    client: httpx.AsyncClient, method: str, path: str, body: Any
+) -> None:
+    response = await client.request(method, path, json=body)
+    assert response.status_code != 405, response.text
+    if response.status_code >= 400:
+        error = response.json()["error"]
+        assert error["type"] in {"resource_not_found_exception", "status_exception"}, response.text
+        if error["type"] == "status_exception":  # PUT with an unknown service: the route parsed it
+            assert "Unknown service [nope]" in error["reason"]
