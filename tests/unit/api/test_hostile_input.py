@@ -234,3 +234,18 @@ async def test_endpoints_stored_before_the_put_checks_fail_with_502_not_500(
     finally:
         await caller.aclose()
     assert raised.value.status == 502 and SECRET not in raised.value.reason
+
+
+async def test_an_update_cannot_bring_in_what_a_put_refuses(open_client: ClientFactory) -> None:
+    settings = {"url": "http://127.0.0.1:9/embed", "api_key": "key-0123", "dimensions": 4}
+    body = {"service": "hugging_face", "service_settings": settings}
+    async with open_client(probe_remote_on_create=False) as client:
+        created = await client.put("/_inference/text_embedding/hostile-update", json=body)
+        assert created.status_code == 200, created.text
+        for change in ({"api_key": SECRET + "\r\n"}, {"url": "file:///etc/passwd"}):
+            response = await client.put(
+                "/_inference/hostile-update/_update", json={"service_settings": change}
+            )
+            assert response.status_code == 400, response.text
+            assert response.json()["error"]["type"] == "validation_exception"
+            assert SECRET not in response.text
