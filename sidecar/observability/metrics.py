@@ -113,7 +113,8 @@ WORKER_COMMITTED_OFFSET = Gauge(
 )
 WORKER_IN_FLIGHT = Gauge("sidecar_worker_in_flight_docs", "Messages consumed but not yet acknowledged.", ["pipeline"])
 WORKER_PAUSED = Gauge(
-    "sidecar_worker_paused", "1 while consumption is paused, by reason (in_flight, engine, inference).",
+    "sidecar_worker_paused",
+    "1 while consumption is paused, by reason (in_flight, engine, inference, dead_letter, target, rebalance).",
     ["pipeline", "reason"],
 )
 WORKER_BULK_SECONDS = Histogram(
