@@ -312,6 +312,12 @@ class EndpointRegistry:
             raise StatusError("Model configuration is missing [service]")
         settings = _object(body, "service_settings", required=True)
         task_settings = _object(body, "task_settings")
+        if (
+            service == "elasticsearch"
+            and "url" not in settings
+            and isinstance(settings.get("deployment_id"), str)
+        ):
+            _model_from_deployment(settings)
         if service == ELSER_SERVICE:  # deprecated: Elasticsearch keeps it as `elasticsearch` + ELSER
             if task != TaskType.SPARSE_EMBEDDING:
                 raise StatusError(f"The [{service}] service does not support task type [{task}]")
@@ -327,6 +333,18 @@ class EndpointRegistry:
         secret_names = secret_keys(service, settings)
         secrets = {k: settings.pop(k) for k in builtins.list(settings) if k in secret_names}
         return Endpoint(inference_id, task, service, settings, task_settings, chunking, secrets)
+
+
+def _model_from_deployment(settings: dict[str, Any]) -> None:
+    """Elasticsearch takes the model of an existing deployment; here each model is its own
+    deployment, so `deployment_id` names the model (and must agree with a given `model_id`)."""
+    deployment = settings["deployment_id"]
+    model_id = settings.setdefault("model_id", deployment)
+    if model_id != deployment:
+        raise StatusError(
+            f"Deployment [{deployment}] uses model [{deployment}] which does not match the model "
+            f"[{model_id}] in the request."
+        )
 
 
 def java_map(value: Any) -> str:

@@ -344,3 +344,91 @@ async def test_every_spec_route_is_served(
         assert error["type"] in {"resource_not_found_exception", "status_exception"}, response.text
         if error["type"] == "status_exception":  # PUT with an unknown service: the route parsed it
             assert "Unknown service [nope]" in error["reason"]
+
+
+# Elasticsearch specification examples (put_elasticsearch 1-3, 5, 6; put_elser 1, 2), verbatim bodies.
+_ADAPTIVE = {"enabled": True, "min_number_of_allocations": 1, "max_number_of_allocations": 4}
+SPEC_PUT_EXAMPLES = [
+    (
+        "sparse_embedding",
+        {
+            "service": "elasticsearch",
+            "service_settings": {
+                "adaptive_allocations": _ADAPTIVE,
+                "num_threads": 1,
+                "model_id": ".elser_model_2",
+            },
+        },
+    ),
+    (
+        "rerank",
+        {
+            "service": "elasticsearch",
+            "service_settings": {
+                "model_id": ".rerank-v1",
+                "num_threads": 1,
+                "adaptive_allocations": _ADAPTIVE,
+            },
+        },
+    ),
+    (
+        "text_embedding",
+        {
+            "service": "elasticsearch",
+            "service_settings": {
+                "num_allocations": 1,
+                "num_threads": 1,
+                "model_id": ".multilingual-e5-small",
+            },
+        },
+    ),
+    (
+        "text_embedding",
+        {
+            "service": "elasticsearch",
+            "service_settings": {
+                "adaptive_allocations": {
+                    **_ADAPTIVE,
+                    "min_number_of_allocations": 3,
+                    "max_number_of_allocations": 10,
+                },
+                "num_threads": 1,
+                "model_id": ".multilingual-e5-small",
+            },
+        },
+    ),
+    (
+        "sparse_embedding",
+        {"service": "elasticsearch", "service_settings": {"deployment_id": ".elser_model_2"}},
+    ),
+    ("sparse_embedding", {"service": "elser", "service_settings": {"num_allocations": 1, "num_threads": 1}}),
+    (
+        "sparse_embedding",
+        {
+            "service": "elser",
+            "service_settings": {
+                "adaptive_allocations": {
+                    **_ADAPTIVE,
+                    "min_number_of_allocations": 3,
+                    "max_number_of_allocations": 10,
+                },
+                "num_threads": 1,
+            },
+        },
+    ),
+]
+
+
+@pytest.mark.parametrize(("task_type", "body"), SPEC_PUT_EXAMPLES)
+async def test_specification_put_examples(
+    client: httpx.AsyncClient, task_type: str, body: dict[str, Any]
+) -> None:
+    created = await client.put(f"/_inference/{task_type}/spec-example", json=body)
+    try:
+        assert created.status_code == 200, created.text
+        settings = created.json()["service_settings"]
+        for key, value in body["service_settings"].items():
+            assert settings[key] == value  # stored as given (accepted, ignored where meaningless here)
+        assert "stand-in" in created.headers["warning"]
+    finally:
+        await client.delete("/_inference/spec-example")
