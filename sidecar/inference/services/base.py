@@ -131,7 +131,7 @@ REMOTE_ELASTICSEARCH = ServiceSpec(
 SERVICES: dict[str, ServiceSpec] = {
     "hugging_face": ServiceSpec(
         "hugging_face",
-        frozenset({SPARSE, DENSE, RERANK}),
+        frozenset({SPARSE, DENSE, RERANK, COMPLETION, CHAT}),
         ("url",),
         _REMOTE
         | {
@@ -150,7 +150,7 @@ SERVICES: dict[str, ServiceSpec] = {
     ),
     "openai": ServiceSpec(
         "openai",
-        frozenset({DENSE, COMPLETION, CHAT}),
+        frozenset({DENSE, TaskType.EMBEDDING, COMPLETION, CHAT}),
         ("api_key", "model_id"),
         _REMOTE | {"url", "dimensions", "organization_id", "similarity", "max_input_tokens"},
         frozenset({"api_key"}),
@@ -159,12 +159,12 @@ SERVICES: dict[str, ServiceSpec] = {
     ),
     "cohere": ServiceSpec(
         "cohere",
-        frozenset({DENSE, RERANK}),
+        frozenset({DENSE, RERANK, COMPLETION}),
         ("api_key",),
         _REMOTE | {"url", "model_id", "embedding_type", "similarity", "dimensions", "max_input_tokens"},
         frozenset({"api_key"}),
         frozenset({"input_type", "truncate", "top_n", "return_documents"}),
-        doc="Cohere embed and rerank APIs.",
+        doc="Cohere embed, rerank and chat (completion) APIs.",
     ),
     "elasticsearch": LOCAL_ELASTICSEARCH,
 }

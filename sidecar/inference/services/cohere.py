@@ -3,7 +3,9 @@
 Embed request `{"texts", "model", "input_type", "embedding_types": [t], "truncate"}`; answer
 `{"embeddings": {"float": [[...]]}}` (by type) or `{"embeddings": [[...]]}` (floats).
 Rerank request `{"model", "query", "documents", "top_n", "return_documents"}`; answer
-`{"results": [{"index", "relevance_score", "document"?: {"text"}}]}`. Errors: `{"message": ...}`.
+`{"results": [{"index", "relevance_score", "document"?: {"text"}}]}`. Completion: the v2 chat API,
+`POST /v2/chat` with `{"messages", "model"?, "stream": false}`; answer
+`{"message": {"content": [{"type": "text", "text"}]}}`. Errors: `{"message": ...}`.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from typing import Any
 from sidecar.errors import SettingsValidationError
 from sidecar.inference.services.base import Runtime
 from sidecar.inference.services.remote import RemoteCaller, parse_failure
-from sidecar.inference.types import DenseEmbedding, InputType, RankedDocument
+from sidecar.inference.types import CompletionResult, DenseEmbedding, InputType, RankedDocument
 
 DEFAULT_URL = "https://api.cohere.com"
 MAX_TEXTS = 96  # per Cohere embed request
@@ -84,6 +86,21 @@ class CohereRuntime(Runtime):
             cast = float if self.es_type == "float" else int
             out.extend(DenseEmbedding([cast(x) for x in e]) for e in embeddings)
         return out, self.es_type
+
+    async def complete(
+        self, texts: list[str], *, task_settings: dict[str, Any], time_limit: float | None
+    ) -> list[CompletionResult]:
+        """Cohere's v2 chat API: every input one user turn; the answer's text blocks joined."""
+        body: dict[str, Any] = {"messages": [{"role": "user", "content": t} for t in texts], "stream": False}
+        if self.model:
+            body["model"] = self.model
+        answer = await self.caller.post(f"{self.base}/v2/chat", body, self.headers)
+        try:
+            blocks = answer["message"]["content"]
+            text = "".join(str(b["text"]) for b in blocks if b.get("type") == "text")
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise parse_failure("cohere", self.inference_id, f"missing {exc}") from exc
+        return [CompletionResult(text)]
 
     async def rerank(
         self,

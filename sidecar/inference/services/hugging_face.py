@@ -15,13 +15,21 @@ Answers understood:
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 from sidecar.errors import SettingsValidationError
 from sidecar.inference.services.base import Runtime
+from sidecar.inference.services.openai_compatible import HuggingFaceChatRuntime
 from sidecar.inference.services.remote import RemoteCaller, parse_failure
-from sidecar.inference.types import DenseEmbedding, InputType, RankedDocument, SparseEmbedding
+from sidecar.inference.types import (
+    CompletionResult,
+    DenseEmbedding,
+    InputType,
+    RankedDocument,
+    SparseEmbedding,
+)
 
 
 def load_vocab(spec: str) -> list[str]:
@@ -59,9 +67,22 @@ class HuggingFaceRuntime(Runtime):
         vocab_spec = settings.get("vocab") or settings.get("model_id")
         self._vocab_spec = str(vocab_spec) if vocab_spec else None
         self._vocab: list[str] | None = None
+        self.chat = HuggingFaceChatRuntime(inference_id, settings, secrets, caller)
 
     async def aclose(self) -> None:
         await self.caller.aclose()
+
+    # completion and chat_completion: OpenAI's chat format at `url`
+    async def complete(
+        self, texts: list[str], *, task_settings: dict[str, Any], time_limit: float | None
+    ) -> list[CompletionResult]:
+        return await self.chat.complete(texts, task_settings=task_settings, time_limit=time_limit)
+
+    def stream_completion(self, texts: list[str], *, task_settings: dict[str, Any]) -> AsyncIterator[str]:
+        return self.chat.stream_completion(texts, task_settings=task_settings)
+
+    def stream_chat(self, request: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+        return self.chat.stream_chat(request)
 
     async def _embed(self, texts: list[str]) -> list[Any]:
         out: list[Any] = []

@@ -186,6 +186,13 @@ class OpenAICompatibleRuntime(Runtime):
             yield unified_chunk(event)
 
 
+class HuggingFaceChatRuntime(OpenAICompatibleRuntime):
+    """Completion and chat_completion of `hugging_face` endpoints: `url` is an OpenAI-compatible
+    chat completions URL (an Inference Endpoint running TGI or vLLM), as Elasticsearch expects."""
+
+    service = "hugging_face"
+
+
 class MistralRuntime(OpenAICompatibleRuntime):
     service = "mistral"
     embeddings_url = "https://api.mistral.ai/v1/embeddings"

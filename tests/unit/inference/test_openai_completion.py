@@ -178,7 +178,7 @@ async def test_task_types_are_kept_apart(remote: InferenceService) -> None:
     with fake_provider(chat_answer) as server:
         create(remote, server, "chat_completion", "chat")
         create(remote, server, "completion", "plain")
-        with pytest.raises(StatusError, match="only supports streaming"):
+        with pytest.raises(StatusError, match=r"takes a \[messages\] request"):
             await remote.infer("chat", ["hi"])
         with pytest.raises(StatusError, match=r"needs a \[chat_completion\] endpoint"):
             await collect(remote.stream_chat("plain", {"messages": [{"role": "user", "content": "x"}]}))
@@ -187,5 +187,5 @@ async def test_task_types_are_kept_apart(remote: InferenceService) -> None:
         assert server.requests == []
     with pytest.raises(StatusError, match=r"does not support task type \[completion\]"):
         remote.registry.create(
-            "cohere-c", "completion", {"service": "cohere", "service_settings": {"api_key": "k"}}
+            "voyage-c", "completion", {"service": "voyageai", "service_settings": {"api_key": "k", "model_id": "m"}}
         )
