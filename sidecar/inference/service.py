@@ -326,8 +326,8 @@ class InferenceService:
             return InferenceOutput(task, list(completions))
         if task == TaskType.CHAT_COMPLETION:
             raise StatusError(
-                "The [chat_completion] task type only supports streaming: "
-                f"POST /_inference/chat_completion/{endpoint.inference_id}/_stream"
+                "The [chat_completion] task type takes a [messages] request: "
+                f"POST /_inference/chat_completion/{endpoint.inference_id}[/_stream]"
             )
         raise StatusError(f"The [{endpoint.service}] service does not support task type [{task}]")
 
