@@ -418,3 +418,34 @@ async def test_the_sidecar_serves_its_own_custom_endpoints(
 
     ranked = await remote.infer("self-rerank", texts, query="What colour was the sky?")
     assert ranked.results[0].index == 0
+
+
+def test_custom_endpoint_through_the_api_of_the_sidecar_it_calls(sidecar_url: str) -> None:
+    """PUT (with its validation call), GET without secrets, POST and a refused template, over HTTP
+    against one sidecar whose custom endpoint calls that same sidecar."""
+    body = custom(
+        f"{sidecar_url}/_inference/text_embedding/.minilm-l6",
+        '{"input": ${input}}',
+        {"text_embeddings": "$.text_embedding[*].embedding"},
+        headers={"X-Trace": "${trace}"},
+        secret_parameters={"trace": "t-1"},
+    )
+    with httpx.Client(base_url=sidecar_url, timeout=60) as client:
+        created = client.put("/_inference/text_embedding/self-custom", json=body)
+        assert created.status_code == 200, created.text
+        # The validation call measured the vector: dimensions and similarity filled in, as Elasticsearch does.
+        assert created.json()["service_settings"]["dimensions"] == 384
+        shown = client.get("/_inference/text_embedding/self-custom").json()["endpoints"][0]
+        assert "secret_parameters" not in shown["service_settings"]
+        answer = client.post("/_inference/text_embedding/self-custom", json={"input": ["sky", "port"]})
+        assert answer.status_code == 200
+        assert [len(e["embedding"]) for e in answer.json()["text_embedding"]] == [384, 384]
+
+        body["service_settings"]["request"] = '{"input": ${input}, "model": ${model}}'
+        refused = client.put("/_inference/text_embedding/bad-custom", json=body)
+        assert refused.status_code == 400
+        assert refused.json()["error"]["type"] == "validation_exception"
+        assert refused.json()["error"]["reason"] == (
+            "Validation Failed: 1: Failed to validate model configuration: Found placeholder [${model}] in "
+            "field [request] after replacement call;"
+        )
