@@ -1,0 +1,165 @@
+"""Kafka killed (SIGKILL) and restarted under a worker that is dead-lettering to a topic on it.
+
+A Kafka of the test's own (other ports, its own state folder, the shared jar cache; started with
+`devstack/stack.py` as a user would, data kept across the restart) carries the source topic and the
+dead-letter topic. While the worker is mid-stream the broker is killed, left down, and started
+again. Dead letters that cannot reach the topic meanwhile are retried (the worker pauses, commits
+nothing past them) and the worker keeps running; at the end, by id and by coordinates: every
+document indexed, every poison message in the dead-letter index and in the topic, offsets at the end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from devstack import stack as devstack
+from tests.integration.worker_harness import (
+    ROOT,
+    Engine,
+    Names,
+    WorkerProcess,
+    committed_offsets,
+    end_offsets,
+    free_port,
+    kafka_topics,
+    malformed_messages,
+    mixed_stream,
+    produce,
+    read_topic,
+    scifact_titles,
+    wait_for,
+    write_pipeline,
+)
+
+pytestmark = pytest.mark.integration
+
+DOCS = 1_200
+POISON = 42
+PARTITIONS = 2
+
+
+class OwnKafka:
+    def __init__(self, state: Path) -> None:
+        self.state = state
+        self.port = free_port()
+        self.bootstrap = f"127.0.0.1:{self.port}"
+        self.env = {
+            **os.environ,
+            "SIDECAR_DEVSTACK_DIR": str(state),
+            "SIDECAR_DEVSTACK_CACHE": str(devstack.CACHE),
+            "SIDECAR_DEVSTACK_KAFKA_PORT": str(self.port),
+            "SIDECAR_DEVSTACK_KAFKA_CONTROLLER_PORT": str(free_port()),
+        }
+
+    def up(self) -> None:
+        done = subprocess.run(
+            [sys.executable, str(ROOT / "devstack" / "stack.py"), "up", "kafka"],
+            env=self.env, cwd=ROOT, capture_output=True, text=True,
+            timeout=devstack.READY_TIMEOUT_S + 120,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stdout + done.stderr
+
+    def pid(self) -> int | None:
+        pid_file = self.state / "kafka.pid"
+        return int(pid_file.read_text()) if pid_file.exists() else None
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash: no controlled shutdown."""
+        pid = self.pid()
+        assert pid is not None
+        os.killpg(os.getpgid(pid), signal.SIGKILL)
+        deadline = time.monotonic() + 60
+        while devstack.pid_alive(pid):
+            assert time.monotonic() < deadline, f"pid {pid} outlived SIGKILL"
+            time.sleep(0.2)
+
+
+@pytest.fixture
+def own_kafka(tmp_path: Path) -> Iterator[OwnKafka]:
+    server = OwnKafka(tmp_path / "devstack")
+    server.up()
+    try:
+        yield server
+    finally:
+        pid = server.pid()
+        if pid is not None:
+            devstack.stop_pid(pid)
+
+
+async def test_kafka_killed_and_restarted_while_dead_lettering(
+    own_kafka: OwnKafka, opensearch_url: str, tmp_path: Path
+) -> None:
+    names = Names()
+    client = Engine(opensearch_url)
+    client.own(names.index, names.dlq_index)
+    bootstrap = own_kafka.bootstrap
+    docs = scifact_titles(DOCS)
+    poison = malformed_messages(POISON)
+    try:
+        async with kafka_topics(bootstrap, names.topic, names.dlq_topic, partitions=PARTITIONS):
+            produced = await produce(bootstrap, names.topic, mixed_stream(docs, poison))
+            expected = {at: m.malformed for at, m in produced.at.items() if m.malformed}
+            ends = await end_offsets(bootstrap, names.topic, PARTITIONS)
+            pipeline = write_pipeline(
+                tmp_path / "p.yaml",
+                names,
+                "opensearch",
+                opensearch_url,
+                bootstrap,
+                source__kafka__max_poll_records=50,
+                worker__max_in_flight_docs=200,
+                errors__backoff={"initial_ms": 200, "max_ms": 2000},
+            )
+            worker = WorkerProcess(pipeline, tmp_path)
+            try:
+                await worker.wait_ready()
+
+                async def a_third_done() -> bool:
+                    return (
+                        sum((await committed_offsets(bootstrap, names.group)).values())
+                        >= sum(ends.values()) // 3
+                    )
+
+                await wait_for(a_third_done, 180, "a third of the stream committed")
+                own_kafka.kill()
+                await asyncio.sleep(5)  # down for a while: fetches, commits and dead letters fail meanwhile
+                assert worker.proc.poll() is None, worker.log_tail()
+                await asyncio.to_thread(own_kafka.up)
+
+                async def done() -> bool:
+                    if worker.proc.poll() is not None:
+                        raise AssertionError(f"worker exited {worker.proc.returncode}:\n{worker.log_tail()}")
+                    return await committed_offsets(bootstrap, names.group) == ends
+
+                await wait_for(done, 300, "the offsets to reach the end after the restart")
+                assert worker.terminate() == 0, worker.log_tail()
+            finally:
+                worker.ensure_stopped()
+
+            assert sorted(await client.docs(names.index, False)) == sorted(d["id"] for d in docs)
+            letters = await client.docs(names.dlq_index)
+            found = {
+                (v["source"]["partition"], v["source"]["offset"]): v["error"]["type"]
+                for v in letters.values()
+            }
+            assert found == expected
+            records = await read_topic(bootstrap, names.dlq_topic, len(expected))
+            in_topic = {
+                (
+                    int(dict(r.headers)["sidecar.source.partition"]),
+                    int(dict(r.headers)["sidecar.source.offset"]),
+                )
+                for r in records
+            }
+            assert in_topic == set(expected)
+    finally:
+        await client.close()
