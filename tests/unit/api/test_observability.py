@@ -72,6 +72,7 @@ async def test_metrics_count_requests_by_route_template(client: httpx.AsyncClien
         line
         for line in text.splitlines()
         if line.startswith("sidecar_http_requests_total{")
+        and 'method="POST"' in line
         and 'route="/_inference/{inference_id}"' in line
         and 'status="200"' in line
     )
