@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import builtins
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -231,6 +231,18 @@ class EndpointRegistry:
         return endpoint
 
     def update(self, inference_id: str, task_type: TaskType | str | None, body: dict[str, Any]) -> Endpoint:
+        change = self._update_change(inference_id, task_type, body)
+        return self.store.update(inference_id, change)
+
+    def prepare_update(
+        self, inference_id: str, task_type: TaskType | str | None, body: dict[str, Any]
+    ) -> Endpoint:
+        """The endpoint an update would store, validated but not stored (the API probes it first)."""
+        return self._update_change(inference_id, task_type, body)(self.get(inference_id))
+
+    def _update_change(
+        self, inference_id: str, task_type: TaskType | str | None, body: dict[str, Any]
+    ) -> Callable[[Endpoint], Endpoint]:
         if not isinstance(body, dict):
             raise ParseError("request body must be an object")
         if not body:
@@ -263,7 +275,7 @@ class EndpointRegistry:
             }
             return self._build(inference_id, stored.task_type, merged)
 
-        return self.store.update(inference_id, change)
+        return change
 
     def delete(
         self,

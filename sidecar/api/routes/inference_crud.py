@@ -93,7 +93,15 @@ async def _update(
     request: Request, task_type: TaskType | None, inference_id: str, options: QueryOptions
 ) -> Response:
     body = await read_object(request)
-    endpoint = await resolve(registry_of(request).update(inference_id, task_type, body))
+    registry = registry_of(request)
+    probe = getattr(service_of(request), "probe", None)
+    if probe is not None and hasattr(registry, "prepare_update"):
+        # As Elasticsearch: a changed endpoint is validated (model loaded, provider called) first.
+        updated = await resolve(registry.prepare_update(inference_id, task_type, body))
+        current = await resolve(registry.get(inference_id))
+        if updated.config_key() != current.config_key():
+            await probe(updated)
+    endpoint = await resolve(registry.update(inference_id, task_type, body))
     return warned(request, es_json(endpoint.public_dict(), options), endpoint_warnings(request, endpoint))
 
 

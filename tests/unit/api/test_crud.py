@@ -64,16 +64,24 @@ async def test_untyped_put_takes_the_task_type_from_the_body(client: httpx.Async
         body = {**REMOTE_DENSE, "service_settings": settings, "task_type": "text_embedding"}
         created = await client.put("/_inference/crud-remote", json=body)
         assert len(tei.requests) == 1  # the probe: one call, as Elasticsearch's validation
-    assert created.status_code == 200, created.text
-    assert created.json()["task_type"] == "text_embedding"
-    assert created.json()["service_settings"]["dimensions"] == 3  # measured by the probe
-    assert "api_key" not in created.json()["service_settings"]
-    # 8.17 clients update with POST.
-    updated = await client.post(
-        "/_inference/text_embedding/crud-remote/_update", json={"service_settings": {"api_key": "rotated"}}
+        assert created.status_code == 200, created.text
+        assert created.json()["task_type"] == "text_embedding"
+        assert created.json()["service_settings"]["dimensions"] == 3  # measured by the probe
+        assert "api_key" not in created.json()["service_settings"]
+        # 8.17 clients update with POST; a changed endpoint is validated with one call too.
+        updated = await client.post(
+            "/_inference/text_embedding/crud-remote/_update",
+            json={"service_settings": {"api_key": "rotated"}},
+        )
+        assert updated.status_code == 200, updated.text
+        assert "rotated" not in updated.text
+        assert len(tei.requests) == 2 and tei.requests[-1].headers["authorization"] == "Bearer rotated"
+    # The provider is gone: an update that changes the endpoint is refused, nothing is stored.
+    refused = await client.put(
+        "/_inference/crud-remote/_update", json={"service_settings": {"api_key": "third"}}
     )
-    assert updated.status_code == 200, updated.text
-    assert "rotated" not in updated.text
+    assert refused.status_code == 400, refused.text
+    assert refused.json()["error"]["reason"].startswith("Could not complete inference endpoint creation")
     assert (await client.delete("/_inference/crud-remote")).json()["acknowledged"] is True
 
 
