@@ -11,25 +11,18 @@ document indexed, every poison message in the dead-letter index and in the topic
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from devstack import stack as devstack
 from tests.integration.worker_harness import (
-    ROOT,
     Engine,
     Names,
+    OwnServer,
     WorkerProcess,
     committed_offsets,
     end_offsets,
-    free_port,
     kafka_topics,
     malformed_messages,
     mixed_stream,
@@ -47,61 +40,23 @@ POISON = 42
 PARTITIONS = 2
 
 
-class OwnKafka:
-    def __init__(self, state: Path) -> None:
-        self.state = state
-        self.port = free_port()
-        self.bootstrap = f"127.0.0.1:{self.port}"
-        self.env = {
-            **os.environ,
-            "SIDECAR_DEVSTACK_DIR": str(state),
-            "SIDECAR_DEVSTACK_CACHE": str(devstack.CACHE),
-            "SIDECAR_DEVSTACK_KAFKA_PORT": str(self.port),
-            "SIDECAR_DEVSTACK_KAFKA_CONTROLLER_PORT": str(free_port()),
-        }
-
-    def up(self) -> None:
-        done = subprocess.run(
-            [sys.executable, str(ROOT / "devstack" / "stack.py"), "up", "kafka"],
-            env=self.env, cwd=ROOT, capture_output=True, text=True,
-            timeout=devstack.READY_TIMEOUT_S + 120,
-        )  # fmt: skip
-        assert done.returncode == 0, done.stdout + done.stderr
-
-    def pid(self) -> int | None:
-        pid_file = self.state / "kafka.pid"
-        return int(pid_file.read_text()) if pid_file.exists() else None
-
-    def kill(self) -> None:
-        """SIGKILL, as a crash: no controlled shutdown."""
-        pid = self.pid()
-        assert pid is not None
-        os.killpg(os.getpgid(pid), signal.SIGKILL)
-        deadline = time.monotonic() + 60
-        while devstack.pid_alive(pid):
-            assert time.monotonic() < deadline, f"pid {pid} outlived SIGKILL"
-            time.sleep(0.2)
-
-
 @pytest.fixture
-def own_kafka(tmp_path: Path) -> Iterator[OwnKafka]:
-    server = OwnKafka(tmp_path / "devstack")
+def own_kafka(tmp_path: Path) -> Iterator[OwnServer]:
+    server = OwnServer("kafka", tmp_path / "devstack")
     server.up()
     try:
         yield server
     finally:
-        pid = server.pid()
-        if pid is not None:
-            devstack.stop_pid(pid)
+        server.stop()
 
 
 async def test_kafka_killed_and_restarted_while_dead_lettering(
-    own_kafka: OwnKafka, opensearch_url: str, tmp_path: Path
+    own_kafka: OwnServer, opensearch_url: str, tmp_path: Path
 ) -> None:
     names = Names()
     client = Engine(opensearch_url)
     client.own(names.index, names.dlq_index)
-    bootstrap = own_kafka.bootstrap
+    bootstrap = own_kafka.address
     docs = scifact_titles(DOCS)
     poison = malformed_messages(POISON)
     try:

@@ -320,7 +320,9 @@ def free_port() -> int:
 class WorkerProcess:
     """`sidecar worker` as a child process with its own log file and metrics port."""
 
-    def __init__(self, pipeline: Path, workdir: Path, name: str = "worker", *, json_logs: bool = False) -> None:
+    def __init__(
+        self, pipeline: Path, workdir: Path, name: str = "worker", *, json_logs: bool = False
+    ) -> None:
         self.pipeline = pipeline
         self.log_path = workdir / f"{name}-{uuid.uuid4().hex[:4]}.log"
         self.port = free_port()
@@ -399,3 +401,63 @@ class WorkerProcess:
             self.proc.wait(30)
         if not self._log.closed:
             self._log.close()
+
+
+# --- servers of a test's own -----------------------------------------------------------------------
+class OwnServer:
+    """A devstack server (`kafka` or `opensearch`) of the test's own: other ports, its own state
+    folder, the shared jar cache; started with `devstack/stack.py` as a user would, its data kept
+    across a restart. Paused, killed and restarted by its PID, so the shared stack is never touched."""
+
+    def __init__(self, name: str, state: Path) -> None:
+        from devstack import stack as devstack
+
+        self.name = name
+        self.state = state
+        self.port = free_port()
+        self.address = f"127.0.0.1:{self.port}" if name == "kafka" else f"http://127.0.0.1:{self.port}"
+        self.env = {
+            **os.environ,
+            "SIDECAR_DEVSTACK_DIR": str(state),
+            "SIDECAR_DEVSTACK_CACHE": str(devstack.CACHE),
+            f"SIDECAR_DEVSTACK_{name.upper()}_PORT": str(self.port),
+            # the controller (Kafka) or transport (OpenSearch) port
+            f"SIDECAR_DEVSTACK_{name.upper()}_{'CONTROLLER' if name == 'kafka' else 'TRANSPORT'}_PORT": str(
+                free_port()
+            ),
+        }
+        self._ready_timeout_s = devstack.READY_TIMEOUT_S + 120
+
+    def up(self) -> None:
+        done = subprocess.run(
+            [sys.executable, str(ROOT / "devstack" / "stack.py"), "up", self.name],
+            env=self.env, cwd=ROOT, capture_output=True, text=True, timeout=self._ready_timeout_s,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stdout + done.stderr
+
+    def pid(self) -> int | None:
+        pid_file = self.state / f"{self.name}.pid"
+        return int(pid_file.read_text()) if pid_file.exists() else None
+
+    def signal(self, sig: signal.Signals) -> None:
+        pid = self.pid()
+        assert pid is not None, f"{self.name} is not running"
+        os.killpg(os.getpgid(pid), sig)
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash: no controlled shutdown, nothing flushed."""
+        from devstack import stack as devstack
+
+        pid = self.pid()
+        self.signal(signal.SIGKILL)
+        deadline = time.monotonic() + 60
+        while pid is not None and devstack.pid_alive(pid):
+            assert time.monotonic() < deadline, f"pid {pid} outlived SIGKILL"
+            time.sleep(0.2)
+
+    def stop(self) -> None:
+        from devstack import stack as devstack
+
+        pid = self.pid()
+        if pid is not None:
+            devstack.stop_pid(pid)
