@@ -307,7 +307,11 @@ async def open_dead_letters(
 
         async def open_producer() -> Producer:
             producer = make_producer(cluster, limit)
-            await producer.start()
+            try:
+                await producer.start()
+            except BaseException:
+                await producer.stop()  # a failed start keeps its connections otherwise
+                raise
             return producer
 
         log.info(

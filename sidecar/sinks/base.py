@@ -60,7 +60,8 @@ def offset_version(offset: int) -> int:
 
 def backoff_delay(attempt: int, initial_s: float, max_s: float) -> float:
     """Exponential backoff with equal jitter: half fixed, half random, never above `max_s`."""
-    ceiling = min(max_s, initial_s * (2 ** max(attempt - 1, 0)))
+    # The exponent is capped: an outage of thousands of retries must not overflow the float.
+    ceiling = min(max_s, initial_s * (2 ** min(max(attempt - 1, 0), 60)))
     return ceiling / 2 + random.uniform(0, ceiling / 2)  # noqa: S311 - jitter, not security
 
 

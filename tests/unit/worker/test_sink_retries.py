@@ -308,3 +308,8 @@ def test_template_patterns_and_field_types() -> None:
     dated = template_body("<docs-{now/d}>", mappings, {"index": {"knn": True}})
     assert dated["index_patterns"] == ["docs-*"] and dated["template"]["settings"] == {"index": {"knn": True}}
     assert exact["priority"] > dated["priority"]  # `docs-dlq` may sit inside `docs-*`: the exact name wins
+
+
+def test_backoff_stays_capped_after_thousands_of_retries() -> None:
+    # An outage retried every few seconds for hours reaches attempt numbers past 1,024.
+    assert all(0.5 <= backoff_delay(attempt, 0.2, 1.0) <= 1.0 for attempt in (50, 1_100, 100_000))
