@@ -127,6 +127,9 @@ class MemorySink(BulkSink):
     async def _mget(self, index: str, docs: list[dict[str, Any]], paths: list[str]) -> list[dict[str, Any]]:
         return []
 
+    async def _field_mapping(self, index: str, paths: list[str]) -> dict[str, Any] | None:
+        return None
+
     async def index_exists(self, index: str) -> bool:
         return True
 
