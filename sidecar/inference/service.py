@@ -21,7 +21,13 @@ from sidecar.inference.aliases import ModelAliases
 from sidecar.inference.executor import EnginePool
 from sidecar.inference.models import check_local_model_id
 from sidecar.inference.registry import Endpoint, EndpointRegistry, with_task_settings
-from sidecar.inference.services.base import REMOTE_ELASTICSEARCH, Runtime, runtime_class, spec_for
+from sidecar.inference.services.base import (
+    REMOTE_ELASTICSEARCH,
+    Runtime,
+    default_requests_per_minute,
+    runtime_class,
+    spec_for,
+)
 from sidecar.inference.services.local import LocalRuntime
 from sidecar.inference.services.remote import RemoteCaller, RetryPolicy, rate_limit_from
 from sidecar.inference.types import InferenceOutput, InputType, SparseEmbedding, TaskType
@@ -173,7 +179,10 @@ class InferenceService:
             e.service,
             e.inference_id,
             policy=policy or self.retry_policy,
-            requests_per_minute=rate_limit_from(e.service_settings, _RATE_LIMITS.get(e.service, 3000.0)),
+            requests_per_minute=rate_limit_from(
+                e.service_settings,
+                _RATE_LIMITS.get(e.service) or default_requests_per_minute(spec, e.task_type),
+            ),
         )
         if e.service == "hugging_face":
             from sidecar.inference.services.hugging_face import HuggingFaceRuntime as cls

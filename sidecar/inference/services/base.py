@@ -179,6 +179,12 @@ def runtime_class(spec: ServiceSpec) -> type[Runtime]:
     return cls
 
 
+def default_requests_per_minute(spec: ServiceSpec, task_type: TaskType) -> float:
+    """Elasticsearch's default rate limit of a service (`defaults`, per task type where it has several)."""
+    value = spec.defaults.get("requests_per_minute", 3000.0)
+    return float(value.get(str(task_type), 3000.0) if isinstance(value, dict) else value)
+
+
 def spec_for(service: str, service_settings: dict[str, Any], inference_id: str) -> ServiceSpec:
     if service == "elasticsearch" and "url" in service_settings:
         return REMOTE_ELASTICSEARCH

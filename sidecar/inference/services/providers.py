@@ -1,4 +1,6 @@
 """Rows of the service table for services whose runtime registers itself by name (`runtime`).
+`defaults.requests_per_minute` is Elasticsearch's default rate limit of the service (by task type
+where it has several); `rate_limit.requests_per_minute` in the settings overrides it.
 
 Each row holds `ServiceSpec`'s fields; `sidecar.inference.services.base` adds them to `SERVICES`.
 Kept apart from `base` so that adding a provider touches only this table and its own module.
@@ -29,6 +31,7 @@ def _row(
     *,
     task_settings: set[str] | frozenset[str] = frozenset(),
     doc: str,
+    requests_per_minute: float = 3000.0,
 ) -> dict[str, Any]:
     return {
         "task_types": frozenset(task_types),
@@ -38,6 +41,7 @@ def _row(
         "task_settings": frozenset(task_settings),
         "doc": doc,
         "runtime": runtime,
+        "defaults": {"requests_per_minute": requests_per_minute},
     }
 
 
@@ -52,6 +56,7 @@ PROVIDER_ROWS: dict[str, dict[str, Any]] = {
         "task_settings": frozenset({"parameters"}),
         "doc": "Any JSON-over-HTTP provider, described by a request template and response paths.",
         "runtime": "sidecar.inference.services.custom:CustomRuntime",
+        "defaults": {"requests_per_minute": 10000},
     },
     "azureopenai": {
         "task_types": frozenset({DENSE, COMPLETION, CHAT}),
@@ -61,6 +66,9 @@ PROVIDER_ROWS: dict[str, dict[str, Any]] = {
         "task_settings": frozenset({"user", "headers"}),
         "doc": "Azure OpenAI deployments: embeddings and chat completions (api-key or Entra ID).",
         "runtime": "sidecar.inference.services.azure_openai:AzureOpenAIRuntime",
+        "defaults": {
+            "requests_per_minute": {"text_embedding": 1440, "completion": 120, "chat_completion": 120}
+        },
     },
     "amazonbedrock": {
         "task_types": frozenset({DENSE, COMPLETION}),
@@ -70,6 +78,7 @@ PROVIDER_ROWS: dict[str, dict[str, Any]] = {
         "task_settings": frozenset({"max_new_tokens", "temperature", "top_k", "top_p", "truncate"}),
         "doc": "Amazon Bedrock: Titan and Cohere embeddings, completions through the Converse API (SigV4).",
         "runtime": "sidecar.inference.services.amazon_bedrock:AmazonBedrockRuntime",
+        "defaults": {"requests_per_minute": 240},
     },
     "googlevertexai": {
         "task_types": frozenset({DENSE, RERANK, COMPLETION}),
@@ -81,6 +90,7 @@ PROVIDER_ROWS: dict[str, dict[str, Any]] = {
         ),
         "doc": "Google Vertex AI embeddings, Gemini completions and the ranking API (service-account key).",
         "runtime": "sidecar.inference.services.google:GoogleVertexAIRuntime",
+        "defaults": {"requests_per_minute": 30000},
     },
     "googleaistudio": _row(
         "sidecar.inference.services.google:GoogleAIStudioRuntime",
@@ -88,6 +98,7 @@ PROVIDER_ROWS: dict[str, dict[str, Any]] = {
         ("api_key", "model_id"),
         _DENSE,
         doc="Google AI Studio (Gemini API) embeddings and completions.",
+        requests_per_minute=360,
     ),
     "voyageai": _row(
         "sidecar.inference.services.embedding_providers:VoyageAIRuntime",
@@ -96,6 +107,7 @@ PROVIDER_ROWS: dict[str, dict[str, Any]] = {
         _DENSE | {"embedding_type", "url"},
         task_settings={"input_type", "return_documents", "top_k", "truncation"},
         doc="Voyage AI embeddings (float, int8, bit) and reranking.",
+        requests_per_minute=2000,
     ),
     "jinaai": _row(
         "sidecar.inference.services.embedding_providers:JinaAIRuntime",
@@ -104,6 +116,7 @@ PROVIDER_ROWS: dict[str, dict[str, Any]] = {
         _DENSE | {"embedding_type", "multimodal_model", "url"},
         task_settings={"input_type", "late_chunking", "return_documents", "top_n"},
         doc="Jina AI embeddings (float, bit) and reranking.",
+        requests_per_minute=2000,
     ),
     "watsonxai": _row(
         "sidecar.inference.services.watsonx:WatsonxRuntime",
@@ -112,6 +125,7 @@ PROVIDER_ROWS: dict[str, dict[str, Any]] = {
         _DENSE,
         task_settings={"truncate_input_tokens", "return_documents", "top_n"},
         doc="IBM watsonx.ai embeddings, reranking and chat (IBM Cloud IAM tokens).",
+        requests_per_minute=120,
     ),
     "alibabacloud-ai-search": _row(
         "sidecar.inference.services.alibaba:AlibabaCloudSearchRuntime",
@@ -120,6 +134,7 @@ PROVIDER_ROWS: dict[str, dict[str, Any]] = {
         _DENSE | {"http_schema"},
         task_settings={"input_type", "return_token", "parameters", "top_n"},
         doc="AlibabaCloud AI Search: dense and sparse embeddings, reranking, text generation.",
+        requests_per_minute=1000,
     ),
     "contextualai": _row(
         "sidecar.inference.services.contextual_ai:ContextualAIRuntime",
@@ -128,6 +143,7 @@ PROVIDER_ROWS: dict[str, dict[str, Any]] = {
         {"url"},
         task_settings={"instruction", "top_k", "top_n", "return_documents"},
         doc="Contextual AI instruction-following reranker.",
+        requests_per_minute=1000,
     ),
     "anthropic": _row(
         "sidecar.inference.services.anthropic:AnthropicRuntime",
@@ -136,6 +152,7 @@ PROVIDER_ROWS: dict[str, dict[str, Any]] = {
         {"url"},
         task_settings={"max_tokens", "temperature", "top_p", "top_k"},
         doc="Anthropic Messages API completions (max_tokens task setting required).",
+        requests_per_minute=50,
     ),
     "amazon_sagemaker": {
         "task_types": frozenset({DENSE, SPARSE, RERANK, COMPLETION}),
@@ -163,6 +180,7 @@ PROVIDER_ROWS: dict[str, dict[str, Any]] = {
         ),
         "doc": "Amazon SageMaker endpoints speaking OpenAI's or Elasticsearch's formats (SigV4).",
         "runtime": "sidecar.inference.services.sagemaker:SageMakerRuntime",
+        "defaults": {"requests_per_minute": 3000},
     },
     "mistral": _row(
         _OPENAI_LIKE + "MistralRuntime",
@@ -170,6 +188,7 @@ PROVIDER_ROWS: dict[str, dict[str, Any]] = {
         ("api_key", "model"),
         _DENSE | {"url"},
         doc="Mistral AI embeddings and chat completions.",
+        requests_per_minute=240,
     ),
     "deepseek": _row(
         _OPENAI_LIKE + "DeepSeekRuntime",
@@ -184,6 +203,7 @@ PROVIDER_ROWS: dict[str, dict[str, Any]] = {
         ("model_id",),
         {"url"},
         doc="Groq chat completions (OpenAI-compatible API).",
+        requests_per_minute=1000,
     ),
     "fireworksai": _row(
         _OPENAI_LIKE + "FireworksAIRuntime",
@@ -192,6 +212,7 @@ PROVIDER_ROWS: dict[str, dict[str, Any]] = {
         _DENSE | {"url"},
         task_settings={"user", "headers"},
         doc="Fireworks AI embeddings and chat completions.",
+        requests_per_minute=6000,
     ),
     "ai21": _row(
         _OPENAI_LIKE + "AI21Runtime",
@@ -199,6 +220,7 @@ PROVIDER_ROWS: dict[str, dict[str, Any]] = {
         ("model_id",),
         {"url"},
         doc="AI21 Jamba chat completions.",
+        requests_per_minute=200,
     ),
     "nvidia": _row(
         _OPENAI_LIKE + "NvidiaRuntime",

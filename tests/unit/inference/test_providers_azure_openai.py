@@ -132,3 +132,20 @@ def test_required_settings_and_secrets_kept_apart(remote: InferenceService) -> N
     )
     assert endpoint.secrets == {"entra_id": "e"}
     assert "entra_id" not in endpoint.public_dict()["service_settings"]
+
+
+async def test_default_rate_limits_are_elasticsearchs(remote: InferenceService) -> None:
+    """1440 requests a minute for embeddings, 120 for completions; `rate_limit` overrides them."""
+    for inference_id, task, extra, per_minute in (
+        ("az-e", "text_embedding", {}, 1440),
+        ("az-c", "completion", {}, 120),
+        ("az-r", "completion", {"rate_limit": {"requests_per_minute": 30}}, 30),
+    ):
+        endpoint = remote.registry.create(
+            inference_id,
+            task,
+            {"service": "azureopenai", "service_settings": settings("http://x", api_key="k", **extra)},
+        )
+        runtime = remote._build_runtime(endpoint)
+        assert runtime.caller.limiter.interval == pytest.approx(60 / per_minute)  # type: ignore[attr-defined]
+        await runtime.aclose()
