@@ -75,9 +75,11 @@ def build_engine(
         make: Any = partial(sparse, model_id, device=device, max_length=length, **options)
     else:
         from sidecar.inference.services.dense import DenseBackend
+        from sidecar.inference.services.eland import ElandDenseBackend, is_eland_model
 
+        dense = ElandDenseBackend if is_eland_model(model_id) else DenseBackend
         make = partial(
-            DenseBackend, model_id, device=device, max_length=min(length, _dense_limit(model_id)), **options
+            dense, model_id, device=device, max_length=min(length, _dense_limit(model_id)), **options
         )
     make = partial(make, threads=settings.torch_threads)
     call = run_on_torch_thread if device == "cpu" else call_here
