@@ -3,15 +3,18 @@
 `POST https://api.anthropic.com/v1/messages` with `x-api-key` and `anthropic-version: 2023-06-01`;
 body `{"model", "max_tokens", "messages": [{"role": "user", "content"}], "temperature"?,
 "top_p"?, "top_k"?}` (every input one user turn, as Elasticsearch sends them), answered by
-`{"content": [{"type": "text", "text"}], ...}`. `max_tokens` is a required task setting, as in
+`{"content": [{"type": "text", "text"}], ...}`; streamed (`"stream": true`), the text comes in
+`content_block_delta` events until `message_stop`. `max_tokens` is a required task setting, as in
 Elasticsearch. Errors: `{"type": "error", "error": {"type", "message"}}`; 429 and 529
 (overloaded) are retried.
 """
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
+from sidecar.errors import RemoteServiceError
 from sidecar.inference.services.openai_compatible import OpenAICompatibleRuntime
 from sidecar.inference.services.remote import RemoteCaller
 from sidecar.inference.services.validation import Errors
@@ -56,7 +59,32 @@ class AnthropicRuntime(OpenAICompatibleRuntime):
                 if task_settings.get(k) is not None
             }
         )
+        if stream:
+            body["stream"] = True
         return body
+
+    async def stream_completion(
+        self, texts: list[str], *, task_settings: dict[str, Any]
+    ) -> AsyncIterator[str]:
+        """Text deltas of `content_block_delta` events until `message_stop`; an `error` event fails."""
+        events = self.caller.stream_events(
+            self._endpoint("chat"),
+            self.completion_body(texts, task_settings, True),
+            await self._headers(task_settings),
+            last=lambda event: isinstance(event, dict) and event.get("type") == "message_stop",
+        )
+        async for event in events:
+            kind = event.get("type") if isinstance(event, dict) else None
+            if kind == "error":
+                message = (event.get("error") or {}).get("message", event)
+                raise RemoteServiceError(
+                    f"Received an error response for request from inference entity id [{self.inference_id}]. "
+                    f"Error message: [{message}]",
+                    status=502,
+                )
+            delta = (event.get("delta") or {}) if kind == "content_block_delta" else {}
+            if delta.get("type") == "text_delta" and delta.get("text"):
+                yield str(delta["text"])
 
     async def complete(
         self, texts: list[str], *, task_settings: dict[str, Any], time_limit: float | None

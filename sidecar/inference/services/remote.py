@@ -8,7 +8,7 @@ import asyncio
 import json
 import random
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -129,10 +129,16 @@ class RemoteCaller:
             ) from exc
 
     async def stream_events(
-        self, url: str, body: Any, headers: dict[str, str] | None = None
+        self,
+        url: str,
+        body: Any,
+        headers: dict[str, str] | None = None,
+        *,
+        last: Callable[[Any], bool] | None = None,
     ) -> AsyncIterator[Any]:
-        """POST, then yield each server-sent event's JSON `data` until `[DONE]`. An event counts once
-        its blank line arrives (as the SSE spec says); a stream that ends before `[DONE]` was cut off.
+        """POST, then yield each server-sent event's JSON `data` until `[DONE]` (or an event `last`
+        accepts: Anthropic ends with `message_stop`). An event counts once its blank line arrives (as
+        the SSE spec says); a stream that ends before its end event was cut off.
         Retries happen only before the first byte: a half-delivered stream cannot be replayed."""
         response = await self._send(url, body, headers, stream=True)
         data: list[str] = []
@@ -147,11 +153,14 @@ class RemoteCaller:
                 if payload == "[DONE]":
                     return
                 try:
-                    yield json.loads(payload)
+                    event = json.loads(payload)
                 except ValueError as exc:
                     raise RemoteServiceError(
                         self._failure(f"sent an event that is not JSON: {payload[:200]!r}")
                     ) from exc
+                yield event
+                if last is not None and last(event):
+                    return
             raise RemoteServiceError(
                 self._failure("the event stream ended before [DONE]"), status=502, retriable=True
             )

@@ -9,7 +9,7 @@ import pytest
 from sidecar.errors import RemoteServiceError, SettingsValidationError
 from sidecar.inference.service import InferenceService
 
-from .remote_fakes import Recorded, fake_provider
+from .remote_fakes import EventStream, Recorded, fake_provider
 
 OVERLOADED = {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}
 
@@ -79,3 +79,47 @@ def test_max_tokens_is_required(remote: InferenceService) -> None:
         err.value.reason
         == "Validation Failed: 1: [task_settings] does not contain the required setting [max_tokens];"
     )
+
+
+def stream_events(*texts: str, error: str | None = None) -> EventStream:
+    """Anthropic's streamed message: start, one text block in deltas, stop (or an error event)."""
+    events: list[Any] = [
+        {
+            "type": "message_start",
+            "message": {"id": "msg_1", "type": "message", "role": "assistant", "content": []},
+        },
+        {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
+        {"type": "ping"},
+    ]
+    events += [
+        {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": t}} for t in texts
+    ]
+    if error:
+        events.append({"type": "error", "error": {"type": "overloaded_error", "message": error}})
+    events += [
+        {"type": "content_block_stop", "index": 0},
+        {"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": 2}},
+        {"type": "message_stop"},
+    ]
+    return EventStream(events)
+
+
+async def test_streamed_completion_ends_at_message_stop(remote: InferenceService) -> None:
+    with fake_provider(lambda rec: (200, stream_events("Hel", "lo"), {})) as server:
+        create(remote, server.url, max_tokens=16)
+        deltas = [d async for d in remote.stream_completion("claude", ["hi"])]
+        assert deltas == ["Hel", "lo"]
+        assert server.requests[0].body["stream"] is True
+
+
+async def test_an_error_event_mid_stream_fails_the_stream(remote: InferenceService) -> None:
+    with fake_provider(lambda rec: (200, stream_events("Hel", error="Overloaded"), {})) as server:
+        create(remote, server.url, max_tokens=16)
+        seen: list[str] = []
+        with pytest.raises(RemoteServiceError) as err:
+            async for delta in remote.stream_completion("claude", ["hi"]):
+                seen.append(delta)
+        assert seen == ["Hel"]
+        assert err.value.reason == (
+            "Received an error response for request from inference entity id [claude]. Error message: [Overloaded]"
+        )
