@@ -32,9 +32,9 @@ from sidecar.errors import RetriableInferenceError
 from sidecar.hook.scripts import replacement_script
 from sidecar.inference.types import InferenceServiceProtocol
 from sidecar.observability import metrics
+from sidecar.pipelines.date_math import is_date_math, static_prefix
 from sidecar.pipelines.schema import Operation, PipelineConfig
 from sidecar.sinks.base import BulkItem, BulkSink, backoff_delay
-from sidecar.sinks.date_math import is_date_math, static_prefix
 
 log = logging.getLogger("sidecar.backfill")
 

@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from fnmatch import fnmatchcase
 
 from sidecar.enrichment import Enricher
+from sidecar.pipelines.date_math import DateMathError, is_date_math, resolve_index
 from sidecar.pipelines.schema import PipelineConfig
 from sidecar.sinks.base import BulkSink
-from sidecar.sinks.date_math import DateMathError, is_date_math, resolve_index
 
 _CACHE_LIMIT = 10_000
 

@@ -123,7 +123,7 @@ def _sink(config: PipelineConfig) -> list[tuple[Loc, str]]:
     if index.startswith("<") != index.endswith(">"):
         problems.append(((*at, "index"), "date math index names are written <static-{now/d}>"))
     if index.startswith("<"):
-        from sidecar.sinks.date_math import DateMathError, resolve_index
+        from sidecar.pipelines.date_math import DateMathError, resolve_index
 
         try:
             resolve_index(index)

@@ -14,9 +14,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from sidecar.errors import SidecarError
+from sidecar.pipelines.date_math import is_date_math, resolve_index, static_prefix
 from sidecar.pipelines.schema import Engine, FieldConfig, PipelineConfig, TargetType
 from sidecar.sinks.base import BulkSink
-from sidecar.sinks.date_math import is_date_math, resolve_index, static_prefix
 
 log = logging.getLogger(__name__)
 

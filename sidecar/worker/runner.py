@@ -27,11 +27,11 @@ from sidecar.enrichment import Enricher
 from sidecar.errors import DocumentError, RetriableInferenceError
 from sidecar.inference.types import InferenceServiceProtocol, TaskType
 from sidecar.observability import metrics
+from sidecar.pipelines.date_math import resolve_index
 from sidecar.pipelines.schema import OnMalformed, Operation, PipelineConfig, TargetType, Tolerance
 from sidecar.settings import Settings, load_settings
 from sidecar.sinks import BulkItem, BulkSink, create_sink
 from sidecar.sinks.base import backoff_delay, offset_version
-from sidecar.sinks.date_math import resolve_index
 from sidecar.sinks.setup import index_settings, pipeline_mappings, setup_pipeline, template_name
 from sidecar.sinks.target import TargetWriter
 from sidecar.sources.kafka import KafkaSource, Message

@@ -78,7 +78,7 @@ def _path_names(request: Request, kind: str) -> tuple[str, str | None]:
     The decoded path cannot tell a `/` inside a name (`%2F`, as in the date math
     `<logs-{now/d}>`) from a separator, so the routes match any index and the names are split
     here, on the raw path, as Elasticsearch does. A date-math index is resolved (see
-    `sidecar.sinks.date_math`) so that the look-ups and the write agree on one index.
+    `sidecar.pipelines.date_math`) so that the look-ups and the write agree on one index.
     """
     raw = request.scope.get("raw_path") or request.url.path.encode()
     segments = raw.split(b"?", 1)[0].decode("latin-1").split("/")

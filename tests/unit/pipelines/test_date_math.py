@@ -4,7 +4,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from sidecar.sinks.date_math import DateMathError, resolve_index, static_prefix
+from sidecar.pipelines.date_math import DateMathError, resolve_index, static_prefix
 
 NOW = datetime(2024, 3, 31, 22, 30, 15, tzinfo=UTC)
 
