@@ -29,7 +29,8 @@ from aiokafka.errors import MessageSizeTooLargeError
 
 from sidecar.observability import metrics
 from sidecar.pipelines.schema import BackoffConfig, Operation, PipelineConfig
-from sidecar.sinks.base import BulkItem, BulkSink, backoff_delay
+from sidecar.retry import backoff_delay
+from sidecar.sinks.base import BulkItem, BulkSink
 from sidecar.sources.kafka import make_producer, producer_max_request_size, topic_max_message_bytes
 
 log = logging.getLogger(__name__)

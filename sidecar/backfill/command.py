@@ -56,10 +56,10 @@ class CommandOptions:
 @asynccontextmanager
 async def open_inference(config: PipelineConfig, settings: Settings) -> AsyncIterator[tuple[Any, Any]]:
     """(service, catalog): the remote sidecar of `inference.url`, else an in-process service."""
-    from sidecar.worker.inference import LocalCatalog, RemoteInference
+    from sidecar.inference.catalog import LocalCatalog
 
     if config.inference.url is not None:
-        remote = RemoteInference(config.inference)
+        remote = config.inference.open_remote()
         try:
             yield remote, remote
         finally:

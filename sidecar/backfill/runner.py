@@ -34,7 +34,8 @@ from sidecar.inference.types import InferenceServiceProtocol
 from sidecar.observability import metrics
 from sidecar.pipelines.date_math import is_date_math, static_prefix
 from sidecar.pipelines.schema import Operation, PipelineConfig
-from sidecar.sinks.base import BulkItem, BulkSink, backoff_delay
+from sidecar.retry import backoff_delay
+from sidecar.sinks.base import BulkItem, BulkSink
 
 log = logging.getLogger("sidecar.backfill")
 

@@ -14,9 +14,9 @@ from sidecar.settings import Settings
 
 
 async def _setup(paths: Sequence[Path], settings: Settings) -> list[str]:
+    from sidecar.inference.catalog import EndpointCatalog, LocalCatalog
     from sidecar.sinks import create_sink
     from sidecar.sinks.setup import setup_pipeline
-    from sidecar.worker.inference import EndpointCatalog, LocalCatalog, RemoteInference
     from sidecar.worker.main import open_local_service
 
     configs = load_pipelines(paths)
@@ -30,7 +30,7 @@ async def _setup(paths: Sequence[Path], settings: Settings) -> list[str]:
             if dense:
                 catalog: EndpointCatalog
                 if config.inference.url is not None:
-                    remote = RemoteInference(config.inference)
+                    remote = config.inference.open_remote()
                     catalog = remote
                 else:
                     local = local or await open_local_service(settings)

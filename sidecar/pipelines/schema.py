@@ -24,6 +24,7 @@ from pydantic import (
 )
 
 from sidecar.errors import PipelineConfigError, SidecarError
+from sidecar.inference.api_client import RemoteInference
 from sidecar.inference.chunking import ChunkingSettings
 from sidecar.rank_features import Pruning
 
@@ -165,6 +166,13 @@ class InferenceConfig(_Strict):
     api_key: SecretStr | None = None
     timeout_s: float = Field(default=60.0, gt=0)
     ca_file: str | None = None
+
+    def open_remote(self) -> RemoteInference:
+        """The client of the remote sidecar at `url` (the project's one `_inference` client)."""
+        if self.url is None:
+            raise ValueError("remote inference needs a URL")
+        key = self.api_key.get_secret_value() if self.api_key else None
+        return RemoteInference(self.url, api_key=key, timeout_s=self.timeout_s, ca_file=self.ca_file)
 
 
 class TargetType(StrEnum):

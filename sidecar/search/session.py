@@ -30,9 +30,7 @@ async def open_encoder(
     if given is not None:
         yield given
     elif pipeline.inference.url is not None:
-        from sidecar.worker.inference import RemoteInference
-
-        remote = RemoteInference(pipeline.inference)
+        remote = pipeline.inference.open_remote()
         try:
             yield ServiceQueryEncoder(remote)
         finally:

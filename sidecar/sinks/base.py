@@ -20,7 +20,6 @@ from __future__ import annotations
 import abc
 import asyncio
 import logging
-import random
 import time
 from collections.abc import AsyncIterable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -29,6 +28,7 @@ from typing import Any
 from sidecar.errors import DocumentError
 from sidecar.observability import metrics
 from sidecar.pipelines.schema import ErrorsConfig, Operation, SinkConfig
+from sidecar.retry import backoff_delay
 
 log = logging.getLogger(__name__)
 
@@ -56,13 +56,6 @@ def offset_version(offset: int) -> int:
     """The external version of the message at `offset`: increasing with it, above 1 (a document
     created without versioning starts at 1)."""
     return (offset + 1) * VERSION_STRIDE
-
-
-def backoff_delay(attempt: int, initial_s: float, max_s: float) -> float:
-    """Exponential backoff with equal jitter: half fixed, half random, never above `max_s`."""
-    # The exponent is capped: an outage of thousands of retries must not overflow the float.
-    ceiling = min(max_s, initial_s * (2 ** min(max(attempt - 1, 0), 60)))
-    return ceiling / 2 + random.uniform(0, ceiling / 2)  # noqa: S311 - jitter, not security
 
 
 @dataclass

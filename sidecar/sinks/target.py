@@ -19,7 +19,8 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from sidecar.pipelines.schema import BackoffConfig
-from sidecar.sinks.base import BulkItem, BulkResult, BulkSink, backoff_delay
+from sidecar.retry import backoff_delay
+from sidecar.sinks.base import BulkItem, BulkResult, BulkSink
 from sidecar.sinks.setup import ensure_index, field_types, put_template, template_body
 
 log = logging.getLogger(__name__)

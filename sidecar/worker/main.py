@@ -16,12 +16,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from sidecar.inference.catalog import EndpointCatalog, LocalCatalog
 from sidecar.inference.types import InferenceServiceProtocol
 from sidecar.pipelines.loader import load_pipelines
 from sidecar.pipelines.schema import PipelineConfig
 from sidecar.settings import Settings
 from sidecar.worker.health import HealthServer
-from sidecar.worker.inference import EndpointCatalog, LocalCatalog, RemoteInference
 from sidecar.worker.runner import PipelineRunner
 
 log = logging.getLogger(__name__)
@@ -52,7 +52,7 @@ class Worker:
             service: InferenceServiceProtocol
             catalog: EndpointCatalog
             if config.inference.url is not None:
-                remote = RemoteInference(config.inference)
+                remote = config.inference.open_remote()
                 self._closers.append(remote.close)
                 service, catalog = remote, remote
             else:

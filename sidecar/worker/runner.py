@@ -25,18 +25,19 @@ from typing import Any
 from sidecar.deadletter import DeadLetter, DeadLetterWriter, open_dead_letters
 from sidecar.enrichment import Enricher
 from sidecar.errors import DocumentError, RetriableInferenceError
+from sidecar.inference.catalog import EndpointCatalog
 from sidecar.inference.types import InferenceServiceProtocol, TaskType
 from sidecar.observability import metrics
 from sidecar.pipelines.date_math import resolve_index
 from sidecar.pipelines.schema import OnMalformed, Operation, PipelineConfig, TargetType, Tolerance
+from sidecar.retry import backoff_delay
 from sidecar.settings import Settings, load_settings
 from sidecar.sinks import BulkItem, BulkSink, create_sink
-from sidecar.sinks.base import backoff_delay, offset_version
+from sidecar.sinks.base import offset_version
 from sidecar.sinks.setup import index_settings, pipeline_mappings, setup_pipeline, template_name
 from sidecar.sinks.target import TargetWriter
 from sidecar.sources.kafka import KafkaSource, Message
 from sidecar.worker.decode import Envelope, decode, poison
-from sidecar.worker.inference import EndpointCatalog
 from sidecar.worker.offsets import PartitionOffsets
 from sidecar.worker.ordering import KeyedOrder
 from sidecar.worker.partitions import Partitions

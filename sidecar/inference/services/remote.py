@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import random
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ import httpx
 from sidecar import redact
 from sidecar.errors import RemoteServiceError, SettingsValidationError
 from sidecar.observability import metrics
+from sidecar.retry import backoff_delay
 
 
 @dataclass(frozen=True)
@@ -27,13 +27,8 @@ class RetryPolicy:
     timeout_s: float = 30.0
 
     def backoff(self, attempt: int, retry_after: str | None) -> float:
-        if retry_after:
-            try:
-                return min(float(retry_after), self.max_delay_s)
-            except ValueError:
-                pass
-        # Full jitter: spreads retries of many callers hitting the same limit.
-        return random.uniform(0, min(self.max_delay_s, self.base_delay_s * 2**attempt))  # noqa: S311
+        """Wait before retry `attempt + 1`, by the project's one backoff formula."""
+        return backoff_delay(attempt + 1, self.base_delay_s, self.max_delay_s, retry_after)
 
 
 class RateLimiter:
@@ -109,6 +104,10 @@ class RemoteCaller:
         if self._owns_client:
             await self._client.aclose()
 
+    async def get(self, url: str, headers: dict[str, str] | None = None) -> Any:
+        """GET and parse the JSON answer, with the same retries as `post`."""
+        return self._json(await self._send(url, None, headers, stream=False, method="GET"))
+
     async def post(
         self,
         url: str,
@@ -120,7 +119,9 @@ class RemoteCaller:
     ) -> Any:
         """POST `body` as JSON, or `content` as it is (a rendered template), and parse the JSON answer.
         `auth` signs each attempt anew (AWS Signature V4 dates expire)."""
-        response = await self._send(url, body, headers, stream=False, content=content, auth=auth)
+        return self._json(await self._send(url, body, headers, stream=False, content=content, auth=auth))
+
+    def _json(self, response: httpx.Response) -> Any:
         try:
             return response.json()
         except ValueError as exc:
@@ -180,6 +181,7 @@ class RemoteCaller:
         stream: bool,
         content: str | None = None,
         auth: httpx.Auth | None = None,
+        method: str = "POST",
     ) -> httpx.Response:
         """A successful response (body unread when streaming), after retries on 429/5xx/transport."""
         last: RemoteServiceError | None = None
@@ -190,9 +192,9 @@ class RemoteCaller:
             retry_after = None
             try:
                 request = (
-                    self._client.build_request("POST", url, json=body, headers=headers)
+                    self._client.build_request(method, url, json=body, headers=headers)
                     if content is None
-                    else self._client.build_request("POST", url, content=content.encode(), headers=headers)
+                    else self._client.build_request(method, url, content=content.encode(), headers=headers)
                 )
                 response = await self._client.send(request, stream=stream, auth=auth)
             except httpx.TimeoutException as exc:

@@ -13,7 +13,8 @@ import pytest
 
 from sidecar.pipelines.checks import cross_check
 from sidecar.pipelines.schema import BackoffConfig, Operation
-from sidecar.sinks.base import BulkItem, BulkResult, BulkSink, backoff_delay, offset_version
+from sidecar.retry import backoff_delay
+from sidecar.sinks.base import BulkItem, BulkResult, BulkSink, offset_version
 from sidecar.sinks.setup import field_types, template_body
 from sidecar.sinks.target import TargetWriter
 from tests.unit.worker.fakes import Plan, ScriptedSink, Unreachable, pipeline

@@ -10,10 +10,10 @@ import pytest
 
 from sidecar.api.app import create_app
 from sidecar.errors import NotFoundError, OverloadedError
+from sidecar.inference.api_client import RemoteInference
 from sidecar.inference.types import DenseEmbedding, SparseEmbedding, TaskType
 from sidecar.pipelines.schema import InferenceConfig
 from sidecar.settings import load_settings
-from sidecar.worker.inference import RemoteInference
 from tests.unit.api.fake_service import FakeInferenceService
 
 SPARSE, DENSE = "fake-sparse-embedding", "fake-text-embedding"
@@ -26,7 +26,7 @@ async def remote(tmp_path: Path) -> AsyncIterator[tuple[RemoteInference, FakeInf
     app = create_app(settings, service=service)
     async with app.router.lifespan_context(app):
         client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://sidecar")
-        remote = RemoteInference(InferenceConfig(url="http://sidecar"), client=client)
+        remote = RemoteInference("http://sidecar", client=client)
         yield remote, service
         await remote.close()
 
@@ -62,7 +62,7 @@ async def test_errors_map_to_typed_errors(remote: tuple[RemoteInference, FakeInf
 
 
 async def test_unreachable_service_is_retriable() -> None:
-    client = RemoteInference(InferenceConfig(url="http://127.0.0.1:9", timeout_s=2))
+    client = InferenceConfig(url="http://127.0.0.1:9", timeout_s=2).open_remote()
     try:
         with pytest.raises(Exception) as caught:
             await client.infer(SPARSE, ["x"], task_type=TaskType.SPARSE_EMBEDDING)
