@@ -21,10 +21,14 @@ from typing import Any, ClassVar
 
 from sidecar.errors import StatusError
 from sidecar.inference.services.base import Runtime
-from sidecar.inference.services.openai import CHAT_FIELDS, unified_chunk
 from sidecar.inference.services.remote import RemoteCaller, parse_failure
 from sidecar.inference.services.validation import SIMILARITIES, Errors
 from sidecar.inference.types import CompletionResult, DenseEmbedding, InputType, RankedDocument, TaskType
+
+# The chat request fields a `chat_completion` caller may set (Elasticsearch's unified request).
+CHAT_FIELDS = ("max_completion_tokens", "stop", "temperature", "tool_choice", "tools", "top_p")
+_CHUNK_FIELDS = ("id", "model", "object", "usage")
+_DELTA_FIELDS = ("content", "refusal", "role", "tool_calls")
 
 
 class OpenAICompatibleRuntime(Runtime):
@@ -318,6 +322,23 @@ class OpenShiftAIRuntime(OpenAICompatibleRuntime):
         except (KeyError, TypeError, ValueError) as exc:
             raise self._fail(f"missing {exc}") from exc
         return ranked_documents(self._fail, pairs, documents, top, return_documents)
+
+
+def unified_chunk(event: dict[str, Any]) -> dict[str, Any]:
+    """An OpenAI chat.completion.chunk reduced to the fields Elasticsearch's unified API returns."""
+    chunk: dict[str, Any] = {k: event[k] for k in _CHUNK_FIELDS if event.get(k) is not None}
+    choices = []
+    for choice in event.get("choices") or []:
+        delta = choice.get("delta") or {}
+        out: dict[str, Any] = {
+            "delta": {k: delta[k] for k in _DELTA_FIELDS if delta.get(k) is not None},
+            "index": choice.get("index", 0),
+        }
+        if choice.get("finish_reason") is not None:
+            out["finish_reason"] = choice["finish_reason"]
+        choices.append(out)
+    chunk["choices"] = choices
+    return chunk
 
 
 def ranked_documents(
