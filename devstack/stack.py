@@ -48,6 +48,9 @@ ES_PORT = int(os.environ.get("SIDECAR_DEVSTACK_ES_PORT", "19201"))
 JAVA = os.environ.get("SIDECAR_DEVSTACK_JAVA", shutil.which("java") or "java")
 
 READY_TIMEOUT_S = float(os.environ.get("SIDECAR_DEVSTACK_READY_TIMEOUT", "180"))
+# Opt-in CPU pinning of every server (a CPU list as `taskset -c` reads it: "1", "2-3"). The benchmarks
+# keep the servers off the sidecar's cores so that a ratio measures the sidecar, not the contention.
+CPUS = os.environ.get("SIDECAR_DEVSTACK_CPUS", "").strip()
 
 
 class StackError(RuntimeError):
@@ -194,7 +197,7 @@ class Server:
                 f"SIDECAR_DEVSTACK_{self.name.upper()}_PORT"
             )
         LOGS.mkdir(parents=True, exist_ok=True)
-        cmd = self.start(self.data_dir)
+        cmd = pinned(self.start(self.data_dir))
         started = time.monotonic()
         with self.log_file.open("ab") as out:
             proc = subprocess.Popen(
@@ -246,6 +249,16 @@ class Server:
         if self.data_dir.exists():
             shutil.rmtree(self.data_dir)
             log(f"{self.name} data deleted ({self.data_dir})")
+
+
+def pinned(cmd: list[str]) -> list[str]:
+    """`cmd` run on the CPUs of SIDECAR_DEVSTACK_CPUS, when set (taskset execs it: the PID is the server's)."""
+    if not CPUS:
+        return cmd
+    taskset = shutil.which("taskset")
+    if taskset is None:
+        raise StackError("SIDECAR_DEVSTACK_CPUS needs `taskset` (util-linux), which was not found")
+    return [taskset, "-c", CPUS, *cmd]
 
 
 def stop_pid(pid: int, grace_s: float = 30.0) -> None:
