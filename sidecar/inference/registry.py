@@ -32,7 +32,7 @@ from sidecar.inference.aliases import E5_IDS, ELSER_DEFAULT_ID, RERANK_ID
 from sidecar.inference.chunking import ChunkingSettings
 from sidecar.inference.endpoints import Endpoint, EndpointStore, already_exists, not_found
 from sidecar.inference.registry_sqlite import SqliteEndpointStore
-from sidecar.inference.services.base import secret_keys, validate_settings
+from sidecar.inference.services.base import merge_task_settings, secret_keys, validate_settings
 from sidecar.inference.types import TaskType
 
 if TYPE_CHECKING:
@@ -270,7 +270,9 @@ class EndpointRegistry:
                     **stored.secrets,
                     **_object(body, "service_settings"),
                 },
-                "task_settings": {**stored.task_settings, **_object(body, "task_settings")},
+                "task_settings": merge_task_settings(
+                    stored.service, stored.task_settings, _object(body, "task_settings")
+                ),
                 "chunking_settings": body.get("chunking_settings", stored.chunking_settings),
             }
             return self._build(inference_id, stored.task_type, merged)
@@ -403,4 +405,6 @@ def with_task_settings(endpoint: Endpoint, overrides: dict[str, Any] | None) -> 
     """The endpoint as one request sees it (request task_settings override stored ones)."""
     if not overrides:
         return endpoint
-    return replace(endpoint, task_settings={**endpoint.task_settings, **overrides})
+    return replace(
+        endpoint, task_settings=merge_task_settings(endpoint.service, endpoint.task_settings, overrides)
+    )

@@ -235,6 +235,21 @@ def validate_settings(
     return spec
 
 
+# Task settings that are maps merged key by key (request or update wins per key), as Elasticsearch
+# merges the custom service's `parameters`; every other task setting is replaced whole.
+_MERGED_MAPS = {"custom": ("parameters",)}
+
+
+def merge_task_settings(service: str, stored: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """Stored task settings overridden by a request's or an update's."""
+    merged = {**stored, **new}
+    for key in _MERGED_MAPS.get(service, ()):
+        old, extra = stored.get(key), new.get(key)
+        if isinstance(old, dict) and isinstance(extra, dict):
+            merged[key] = {**old, **extra}
+    return merged
+
+
 def secret_keys(service: str, service_settings: dict[str, Any]) -> frozenset[str]:
     spec = SERVICES.get(service)
     if service == "elasticsearch" and "url" in service_settings:

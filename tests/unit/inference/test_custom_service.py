@@ -449,3 +449,26 @@ def test_custom_endpoint_through_the_api_of_the_sidecar_it_calls(sidecar_url: st
             "Validation Failed: 1: Failed to validate model configuration: Found placeholder [${model}] in "
             "field [request] after replacement call;"
         )
+
+
+async def test_task_parameters_merge_per_key_on_request_and_update(remote: InferenceService) -> None:
+    # Elasticsearch merges the custom service's `parameters` key by key: a request's (or an
+    # update's) value wins for its own keys and the stored ones it does not name remain.
+    with fake_provider(tei_answer) as tei:
+        body = custom(
+            f"{tei.url}/embed",
+            '{"inputs": ${input}, "truncate": ${truncate}, "tag": ${tag}}',
+            {"text_embeddings": "$[*]"},
+        )
+        body["task_settings"] = {"parameters": {"truncate": True, "tag": "stored"}}
+        remote.registry.create("tei-params", "text_embedding", body)
+
+        await remote.infer("tei-params", ["ab"], task_settings={"parameters": {"tag": "asked"}})
+        assert tei.requests[-1].body == {"inputs": ["ab"], "truncate": True, "tag": "asked"}
+
+        updated = remote.registry.update(
+            "tei-params", None, {"task_settings": {"parameters": {"truncate": False}}}
+        )
+        assert updated.task_settings == {"parameters": {"truncate": False, "tag": "stored"}}
+        await remote.infer("tei-params", ["ab"])
+        assert tei.requests[-1].body == {"inputs": ["ab"], "truncate": False, "tag": "stored"}
