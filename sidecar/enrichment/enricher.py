@@ -88,7 +88,12 @@ class Enricher:
         return sorted({p for spec in self.fields for p in spec.input})
 
     def input_text(self, spec: FieldConfig, doc: Mapping[str, Any]) -> str | DocumentError | None:
-        """The text to encode (inputs joined by newlines), None when optional and absent."""
+        """The text to encode (inputs joined by newlines), None when optional and absent.
+
+        A text with no content (empty or whitespace only) is None too, whether the field is
+        required or not: like Elasticsearch's `semantic_text`, it gets no value rather than an
+        embedding of nothing.
+        """
         parts: list[str] = []
         for path in spec.input:
             value = get_path(doc, path)
@@ -102,9 +107,9 @@ class Enricher:
                     "invalid_input_field", f"input field [{path}] must be a string, not {kind}"
                 )
             parts.append(value)
-        if not parts:
-            return None
         text = "\n".join(parts)
+        if not text.strip():
+            return None
         if len(text) > self.max_input_chars:
             return DocumentError(
                 "input_too_large",

@@ -225,6 +225,10 @@ class InferenceService:
                     f"Field [input][{i}] has [{len(text)}] characters, more than the maximum of "
                     f"[{self.settings.max_input_chars}]"
                 )
+        if task in _DENSE_TASKS:  # no vector stands for "no text" (a zero vector has no cosine)
+            for i, text in enumerate(inputs):
+                if not text.strip():
+                    fail(f"Field [input][{i}] cannot be empty or whitespace only for task type [{task}]")
         if task == TaskType.RERANK:
             if query is None:
                 fail("Field [query] cannot be null for task type [rerank]")
@@ -299,14 +303,27 @@ class InferenceService:
         runtime = self._runtime(endpoint)
         task, ts = endpoint.task_type, endpoint.task_settings
         if task == TaskType.SPARSE_EMBEDDING:
-            results = await runtime.sparse(
-                inputs, input_type=input_type, task_settings=ts, time_limit=time_limit
+            # A text with no content has no terms: an empty map, without asking the model (which
+            # would answer with the weights of its special tokens alone).
+            texts = [text for text in inputs if text.strip()]
+            results = (
+                await runtime.sparse(texts, input_type=input_type, task_settings=ts, time_limit=time_limit)
+                if texts
+                else []
             )
             if not isinstance(runtime, LocalRuntime):  # remote output: enforce rank_features rules here
                 pruning = Pruning.from_dict(ts.get("pruning", endpoint.service_settings.get("pruning")))
                 results = [
                     SparseEmbedding(clean_features(r.embedding, pruning), r.is_truncated) for r in results
                 ]
+            if len(texts) < len(inputs):
+                if len(results) != len(texts):
+                    raise SidecarError(
+                        f"endpoint [{endpoint.inference_id}] returned {len(results)} results for "
+                        f"{len(texts)} inputs"
+                    )
+                answers = iter(results)
+                results = [next(answers) if t.strip() else SparseEmbedding({}) for t in inputs]
             return InferenceOutput(task, list(results))
         if task in (TaskType.TEXT_EMBEDDING, TaskType.EMBEDDING):
             vectors, kind = await runtime.dense(

@@ -184,3 +184,29 @@ async def test_chat_completion_without_streaming(open_client: Any) -> None:
             )
             assert bad.status_code == 400
         assert len(server.requests) == 1
+
+
+async def test_an_empty_text_has_an_empty_sparse_embedding(client: httpx.AsyncClient) -> None:
+    """Like Elasticsearch's semantic_text, a text with no content gets no terms (the model alone
+    would answer with the weights of its special tokens); the other inputs keep their places."""
+    response = await client.post(
+        f"/_inference/sparse_embedding/{SPARSE_ID}", json={"input": ["", "hello world", " \n\t"]}
+    )
+    assert response.status_code == 200, response.text
+    empty, hello, blank = response.json()["sparse_embedding"]
+    assert empty == blank == {"is_truncated": False, "embedding": {}}
+    alone = await client.post(f"/_inference/sparse_embedding/{SPARSE_ID}", json={"input": "hello world"})
+    assert hello == alone.json()["sparse_embedding"][0]
+    only_empty = await client.post(f"/_inference/{SPARSE_ID}", json={"input": ""})
+    assert only_empty.json() == {"sparse_embedding": [{"is_truncated": False, "embedding": {}}]}
+
+
+async def test_an_empty_text_has_no_dense_embedding(client: httpx.AsyncClient) -> None:
+    """No vector stands for no text (a zero vector has no cosine): a validation error naming it."""
+    response = await client.post(f"/_inference/text_embedding/{DENSE_ID}", json={"input": ["hello", "  "]})
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["type"] == "action_request_validation_exception"
+    assert response.json()["error"]["reason"] == (
+        "Validation Failed: 1: Field [input][1] cannot be empty or whitespace only for task type "
+        "[text_embedding];"
+    )

@@ -124,3 +124,13 @@ def test_hash_changes_with_endpoint_settings() -> None:
     assert content_hash(spec(), "t") != content_hash(spec(pruning={"top_k": 5}), "t")
     assert content_hash(spec(), "t") != content_hash(spec(), "u")
     assert content_hash(spec(), "t") == content_hash(spec(), "t")
+
+
+@pytest.mark.parametrize("required", [True, False])
+async def test_an_input_with_no_content_is_like_an_absent_optional_one(
+    service: FakeService, required: bool
+) -> None:
+    """Empty or whitespace-only text gets no value (as Elasticsearch's semantic_text), not an error."""
+    docs = await Enricher([spec(required=required)], service).write([{"title": ""}, {"title": " \n "}])
+    assert docs == [{"title": ""}, {"title": " \n "}]
+    assert service.calls == []
