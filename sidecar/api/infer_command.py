@@ -9,12 +9,8 @@ rerank, or the raw Elasticsearch answer with `--json`.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import math
-import sys
-import time
-from collections.abc import Awaitable
 from typing import Any
 
 import httpx
@@ -23,6 +19,7 @@ from rich.table import Table
 
 from sidecar.api.results import inference_body
 from sidecar.errors import SidecarError
+from sidecar.inference.loading import load_models
 from sidecar.settings import Settings
 
 DEFAULT_ENDPOINT = ".splade-tiny"
@@ -45,25 +42,11 @@ async def infer_body(
     service = InferenceService.from_settings(settings)
     try:
         # The model loads first, outside the request's time limit, and says so when it takes a while.
-        model = service.registry.get(endpoint).service_settings.get("model_id", endpoint)
-        await with_progress(service.start(preload=[endpoint]), f"loading model {model}")
+        await load_models(service, [endpoint])
         output = await service.infer(endpoint, texts, query=query)
     finally:
         await service.close()
     return inference_body(output)
-
-
-async def with_progress(work: Awaitable[None], label: str, *, notice_after_s: float = 1.0) -> None:
-    """Await `work`; when it takes longer than `notice_after_s`, say so on stderr, then how long."""
-    task = asyncio.ensure_future(work)
-    began = time.monotonic()
-    done, _ = await asyncio.wait({task}, timeout=notice_after_s)
-    if done:
-        return task.result()
-    print(f"{label} ...", file=sys.stderr, flush=True)
-    await task
-    print(f"{label}: done in {time.monotonic() - began:.1f}s", file=sys.stderr, flush=True)
-    return None
 
 
 async def _remote(

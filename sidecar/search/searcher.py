@@ -70,6 +70,24 @@ class SearchTarget:
         vectors = tuple(m for m, f in ((SPARSE, self.sparse_field), (DENSE, self.dense_field)) if f)
         return (BM25, *vectors) if hybrid else vectors[:1]
 
+    def plan(
+        self, text: str, *, k: int, hybrid: bool, fusion: Fusion | str, weights: str | Sequence[float] | None
+    ) -> tuple[tuple[str, ...], Fusion, tuple[float, ...] | None]:
+        """The methods, fusion and weights of a search; bad requests fail here, before any model or
+        engine work."""
+        if not text.strip():
+            raise RequestValidationError("the query text is empty")
+        if k < 1:
+            raise RequestValidationError("k must be at least 1")
+        methods = self.methods(hybrid)
+        method = parse_fusion(fusion)
+        return methods, method, parse_weights(weights, methods) if len(methods) > 1 else None
+
+    def endpoints(self, methods: Sequence[str]) -> list[str]:
+        """The endpoints that encode the query for these methods (their models load first)."""
+        pairs = ((SPARSE, self.sparse_endpoint), (DENSE, self.dense_endpoint))
+        return list(dict.fromkeys(e for m, e in pairs if m in methods and e))
+
 
 @dataclass
 class SearchResult:
@@ -183,14 +201,7 @@ class Searcher:
         fusion: Fusion | str = DEFAULT_FUSION,
         weights: str | Sequence[float] | None = None,
     ) -> SearchResult:
-        if not text.strip():
-            raise RequestValidationError("the query text is empty")
-        if k < 1:
-            raise RequestValidationError("k must be at least 1")
-        methods = self.target.methods(hybrid)
-        # Bad fusion settings fail before any model or engine work.
-        method = parse_fusion(fusion)
-        ws = parse_weights(weights, methods) if len(methods) > 1 else None
+        methods, method, ws = self.target.plan(text, k=k, hybrid=hybrid, fusion=fusion, weights=weights)
         sparse = await self.sparse_weights(text) if SPARSE in methods else None
         terms = None if sparse is None else len(sparse)
         if ws is None:
@@ -232,6 +243,11 @@ async def search(
 
         pipeline = load_pipeline(pipeline)
     target = SearchTarget.from_pipeline(pipeline)
-    async with EngineClient.from_sink(pipeline.sink) as client, open_encoder(pipeline, encoder, settings) as enc:
+    methods, _, _ = target.plan(text, k=k, hybrid=hybrid, fusion=fusion, weights=weights)
+    preload = target.endpoints(methods)
+    async with (
+        EngineClient.from_sink(pipeline.sink) as client,
+        open_encoder(pipeline, encoder, settings, preload=preload) as enc,
+    ):
         searcher = Searcher(target, client, enc, query_top_k=query_top_k)
         return await searcher.search(text, k=k, hybrid=hybrid, fusion=fusion, weights=weights)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
 from sidecar.pipelines.schema import PipelineConfig
@@ -11,13 +11,18 @@ from sidecar.settings import Settings, load_settings
 
 
 @asynccontextmanager
-async def open_service_encoder(settings: Settings | None = None) -> AsyncIterator[ServiceQueryEncoder]:
-    """An in-process inference service (models load on first use), closed on exit."""
+async def open_service_encoder(
+    settings: Settings | None = None, preload: Sequence[str] = ()
+) -> AsyncIterator[ServiceQueryEncoder]:
+    """An in-process inference service, closed on exit. The `preload` endpoints' models load now,
+    with a progress line on stderr when that takes a while; others load on first use."""
+    from sidecar.inference.loading import load_models
     from sidecar.inference.service import InferenceService
 
     service = InferenceService.from_settings(settings or load_settings())
-    await service.start()
     try:
+        await service.start()
+        await load_models(service, preload)
         yield ServiceQueryEncoder(service)
     finally:
         await service.close()
@@ -25,7 +30,10 @@ async def open_service_encoder(settings: Settings | None = None) -> AsyncIterato
 
 @asynccontextmanager
 async def open_encoder(
-    pipeline: PipelineConfig, given: QueryEncoder | None = None, settings: Settings | None = None
+    pipeline: PipelineConfig,
+    given: QueryEncoder | None = None,
+    settings: Settings | None = None,
+    preload: Sequence[str] = (),
 ) -> AsyncIterator[QueryEncoder]:
     if given is not None:
         yield given
@@ -36,5 +44,5 @@ async def open_encoder(
         finally:
             await remote.close()
     else:
-        async with open_service_encoder(settings) as local:
+        async with open_service_encoder(settings, preload) as local:
             yield local

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from sidecar.errors import RequestValidationError
+from sidecar.inference import loading
 from sidecar.pipelines.loader import parse_pipeline_text
 from sidecar.pipelines.schema import Engine
 from sidecar.search.engine import EngineClient
@@ -18,7 +19,10 @@ from sidecar.search.searcher import (
     Searcher,
     SearchTarget,
     parse_weights,
+    search,
 )
+from sidecar.search.session import open_service_encoder
+from sidecar.settings import Settings
 
 PIPELINE = """
 name: docs
@@ -109,3 +113,30 @@ async def test_bad_fusion_settings_fail_before_encoding() -> None:
     with pytest.raises(RequestValidationError, match="got 2 weights"):
         await searcher.search("dogs", hybrid=True, weights="0.5,0.5")  # three methods here
     await client.close()
+
+
+def test_the_endpoints_whose_models_load_first_are_those_of_the_methods() -> None:
+    target = target_from(PIPELINE)
+    assert target.endpoints(target.methods(hybrid=False)) == [".splade-tiny"]
+    assert target.endpoints(target.methods(hybrid=True)) == [".splade-tiny", ".minilm-l6"]
+
+
+async def test_a_bad_search_fails_before_the_inference_service_opens(tmp_path: Path) -> None:
+    config, problems = parse_pipeline_text(PIPELINE, "test.yaml", env={})
+    assert config is not None, problems
+    settings = Settings(registry_path=tmp_path / "r.sqlite3", device="cpu")
+    with pytest.raises(RequestValidationError, match="unknown fusion"):
+        await search(config, "dogs", hybrid=True, fusion="borda", settings=settings)
+    with pytest.raises(RequestValidationError, match="empty"):
+        await search(config, " ", settings=settings)
+    assert not (tmp_path / "r.sqlite3").exists()  # no service was opened, no model loaded
+
+
+async def test_the_query_models_load_when_the_encoder_opens_with_progress_on_stderr(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(loading, "NOTICE_AFTER_S", 0.0)  # the notice is due before the load begins
+    settings = Settings(registry_path=tmp_path / "r.sqlite3", device="cpu")
+    async with open_service_encoder(settings, preload=[".splade-tiny"]) as encoder:
+        assert capsys.readouterr().err.startswith("loading model ")
+        assert await encoder.sparse(".splade-tiny", "dogs")
