@@ -11,12 +11,52 @@ from typing import Any
 from sidecar.inference.services.base import SERVICES, ServiceSpec
 from sidecar.inference.types import TaskType
 
+# Elasticsearch's display name of each service (its `SERVICE_NAME`).
 _NAMES = {
-    "hugging_face": "Hugging Face",
-    "openai": "OpenAI",
+    "ai21": "AI21",
+    "alibabacloud-ai-search": "AlibabaCloud AI Search",
+    "amazon_sagemaker": "Amazon SageMaker",
+    "amazonbedrock": "Amazon Bedrock",
+    "anthropic": "Anthropic",
+    "azureopenai": "Azure OpenAI",
     "cohere": "Cohere",
+    "contextualai": "Contextual AI",
+    "custom": "Custom",
+    "deepseek": "DeepSeek",
     "elasticsearch": "Elasticsearch",
+    "fireworksai": "FireworksAI",
+    "googleaistudio": "Google AI Studio",
+    "googlevertexai": "Google Vertex AI",
+    "groq": "Groq",
+    "hugging_face": "Hugging Face",
+    "jinaai": "Jina AI",
+    "llama": "Llama",
+    "mistral": "Mistral",
+    "nvidia": "Nvidia",
+    "openai": "OpenAI",
+    "openshift_ai": "OpenShift AI",
+    "voyageai": "Voyage AI",
+    "watsonxai": "IBM watsonx",
 }
+# Setting types other than Elasticsearch's default `str`.
+_INTS = {"dimensions", "max_input_tokens", "num_allocations", "num_threads", "batch_size", "max_batch_size"}
+_MAPS = {
+    "rate_limit",
+    "adaptive_allocations",
+    "headers",
+    "request",
+    "response",
+    "input_type",
+    "secret_parameters",
+}
+
+
+def _type(key: str) -> str:
+    if key in _INTS:
+        return "int"
+    if key == "query_parameters":
+        return "list"
+    return "map" if key in _MAPS else "str"
 
 
 def _field(key: str, spec: ServiceSpec, task_types: list[str]) -> dict[str, Any]:
@@ -25,7 +65,7 @@ def _field(key: str, spec: ServiceSpec, task_types: list[str]) -> dict[str, Any]
         "required": key in spec.required,
         "sensitive": key in spec.secrets,
         "updatable": key not in ("model_id", "url"),
-        "type": "str",
+        "type": _type(key),
         "supported_task_types": task_types,
     }
 

@@ -117,6 +117,17 @@ async def test_services_listing(client: httpx.AsyncClient, snapshot: SnapshotAss
     assert all("sparse_embedding" in s["task_types"] for s in sparse)
     assert [s["service"] for s in sparse] == snapshot(name="sparse")
     assert everything == snapshot(name="all")
+    # Every service carries Elasticsearch's display name, not its id.
+    names = {s["service"]: s["name"] for s in everything}
+    assert all(name != service for service, name in names.items())
+    assert names["watsonxai"] == "IBM watsonx"
+    assert names["alibabacloud-ai-search"] == "AlibabaCloud AI Search"
+    custom = next(s for s in everything if s["service"] == "custom")["configurations"]
+    assert (custom["batch_size"]["type"], custom["headers"]["type"], custom["url"]["type"]) == (
+        "int",
+        "map",
+        "str",
+    )
 
 
 async def test_elser_service_example(client: httpx.AsyncClient) -> None:
