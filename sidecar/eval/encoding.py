@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,6 +35,7 @@ DOC_BATCH = 64  # documents per enricher call (one request; well inside the 30 s
 QUERY_CONCURRENCY = 32
 
 Progress = Callable[[int], None]  # called with the number of documents just encoded
+LoadModels = Callable[[Sequence[str]], Awaitable[None]]  # loads endpoints' models (with progress)
 
 
 @dataclass
@@ -107,9 +108,11 @@ async def encodings_for(
     service: InferenceServiceProtocol,
     endpoint_config: Any = None,
     progress: Progress | None = None,
+    load_models: LoadModels | None = None,
 ) -> Encodings:
     """Cached encodings, computing (and caching) what is missing; `endpoint_config` (the endpoint's
-    settings) is part of the cache key. Models load only when something must be encoded."""
+    settings) is part of the cache key. Models load only when something must be encoded, through
+    `load_models` first when given (a terminal sees that a model is loading)."""
     from sidecar.search.encode import ServiceQueryEncoder
 
     sparse = spec.type.sparse
@@ -119,13 +122,17 @@ async def encodings_for(
     queries: SparseVectors | DenseVectors | None = load(query_path)
     started = time.perf_counter()
     computed = False
-    if docs is None or set(docs) != set(dataset.corpus):
+    docs_stale = docs is None or set(docs) != set(dataset.corpus)
+    queries_stale = queries is None or set(queries) != set(dataset.queries)
+    if load_models is not None and (docs_stale or queries_stale):
+        await load_models([spec.endpoint])
+    if docs is None or docs_stale:  # `docs is None` again for the type checker
         docs = await encode_documents(spec, service, dataset, progress)
         (save_sparse if sparse else save_dense)(doc_path, docs)  # type: ignore[arg-type]
         computed = True
     elif progress is not None:
         progress(len(docs))
-    if queries is None or set(queries) != set(dataset.queries):
+    if queries is None or queries_stale:
         queries = await encode_queries(spec, ServiceQueryEncoder(service), dataset)
         (save_sparse if sparse else save_dense)(query_path, queries)  # type: ignore[arg-type]
         computed = True

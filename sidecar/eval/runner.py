@@ -191,9 +191,11 @@ async def run_eval(options: EvalOptions, progress: Progress | None = None) -> Ev
         engine_dense = dense_spec is not None and await engine_scores_dense(client, options.engine.value)
 
         async with open_service(settings) as service:
+            from sidecar.inference.loading import load_models
+
             encode = functools.partial(
                 encodings_for, dataset=dataset, cache_dir=options.cache_dir, max_length=max_length,
-                service=service,
+                service=service, load_models=functools.partial(load_models, service),
             )
             sparse_config = endpoint_config(service, sparse_spec.endpoint)
             sparse = await encode(sparse_spec, endpoint_config=sparse_config, progress=tick("encode sparse"))
