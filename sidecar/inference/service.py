@@ -40,7 +40,7 @@ T = TypeVar("T")
 _DENSE_TASKS = (TaskType.TEXT_EMBEDDING, TaskType.EMBEDDING)
 # Similarity Elasticsearch fills in for a dense endpoint that names none.
 _DEFAULT_SIMILARITY = {"openai": "dot_product"}
-_RATE_LIMITS = {"hugging_face": 3000.0, "openai": 3000.0, "cohere": 10000.0, "elasticsearch": 240000.0}
+_RATE_LIMITS = {"hugging_face": 3000.0, "cohere": 10000.0, "elasticsearch": 240000.0}
 
 
 class InferenceService:

@@ -154,8 +154,10 @@ SERVICES: dict[str, ServiceSpec] = {
         ("api_key", "model_id"),
         _REMOTE | {"url", "dimensions", "organization_id", "similarity", "max_input_tokens"},
         frozenset({"api_key"}),
-        frozenset({"user"}),
+        frozenset({"user", "headers"}),
         doc="OpenAI embeddings and chat completions (completion, chat_completion streaming).",
+        # Elasticsearch's defaults: 3000 for embeddings, 500 for (chat) completions.
+        defaults={"requests_per_minute": {"completion": 500, "chat_completion": 500}},
     ),
     "cohere": ServiceSpec(
         "cohere",

@@ -90,7 +90,7 @@ PROVIDER_ROWS: dict[str, dict[str, Any]] = {
         ),
         "doc": "Google Vertex AI embeddings, Gemini completions and the ranking API (service-account key).",
         "runtime": "sidecar.inference.services.google:GoogleVertexAIRuntime",
-        "defaults": {"requests_per_minute": 30000},
+        "defaults": {"requests_per_minute": {"text_embedding": 30000, "rerank": 300, "completion": 1000}},
     },
     "googleaistudio": _row(
         "sidecar.inference.services.google:GoogleAIStudioRuntime",

@@ -12,7 +12,14 @@ from sidecar.inference.types import CompletionResult, TaskType
 
 from .remote_fakes import EventStream, FakeProvider, Recorded, fake_provider
 
-OPENAI_429 = {"error": {"message": "Rate limit reached", "type": "requests", "param": None, "code": "rate_limit_exceeded"}}
+OPENAI_429 = {
+    "error": {
+        "message": "Rate limit reached",
+        "type": "requests",
+        "param": None,
+        "code": "rate_limit_exceeded",
+    }
+}
 
 
 def chat_answer(rec: Recorded) -> tuple[int, Any, dict[str, str]]:
@@ -106,10 +113,19 @@ async def test_completion_sends_inputs_as_user_messages_and_retries_429(remote: 
 
 
 async def test_completion_error_body_is_the_reason(remote: InferenceService) -> None:
-    error = {"error": {"message": "The model `gpt-9` does not exist", "type": "invalid_request_error", "param": None, "code": "model_not_found"}}
+    error = {
+        "error": {
+            "message": "The model `gpt-9` does not exist",
+            "type": "invalid_request_error",
+            "param": None,
+            "code": "model_not_found",
+        }
+    }
     with fake_provider(lambda rec: (404, error, {})) as server:
         create(remote, server, "completion")
-        with pytest.raises(RemoteServiceError, match=r"status \[404\]. Error message: \[The model `gpt-9` does not exist\]"):
+        with pytest.raises(
+            RemoteServiceError, match=r"status \[404\]. Error message: \[The model `gpt-9` does not exist\]"
+        ):
             await remote.infer("gpt", ["hi"])
         assert len(server.requests) == 1
 
@@ -124,7 +140,9 @@ async def test_streamed_completion_yields_deltas_in_order(remote: InferenceServi
         assert server.requests[0].body["messages"] == [{"role": "user", "content": "Say hello"}]
 
 
-async def test_stream_retries_before_the_first_byte_and_fails_typed_when_cut(remote: InferenceService) -> None:
+async def test_stream_retries_before_the_first_byte_and_fails_typed_when_cut(
+    remote: InferenceService,
+) -> None:
     with fake_provider() as server:
         server.script.append((503, {"error": {"message": "overloaded", "type": "server_error"}}, {}))
         server.script.append((200, EventStream(STREAM, break_after=2), {}))
@@ -187,5 +205,41 @@ async def test_task_types_are_kept_apart(remote: InferenceService) -> None:
         assert server.requests == []
     with pytest.raises(StatusError, match=r"does not support task type \[completion\]"):
         remote.registry.create(
-            "voyage-c", "completion", {"service": "voyageai", "service_settings": {"api_key": "k", "model_id": "m"}}
+            "voyage-c",
+            "completion",
+            {"service": "voyageai", "service_settings": {"api_key": "k", "model_id": "m"}},
         )
+
+
+async def test_task_settings_headers_are_sent_and_default_rate_limits_are_elasticsearchs(
+    remote: InferenceService,
+) -> None:
+    # Elasticsearch's openai task settings take extra `headers` (stored, or per request replacing
+    # the stored map); its default rate limits are 500 a minute for completions, 3000 for embeddings.
+    with fake_provider(chat_answer) as server:
+        remote.registry.create(
+            "gpt-h",
+            "completion",
+            {
+                "service": "openai",
+                "service_settings": {"api_key": "sk-test", "model_id": "m", "url": f"{server.url}/v1/c"},
+                "task_settings": {"headers": {"X-Team": "search"}},
+            },
+        )
+        await remote.infer("gpt-h", ["hi"])
+        assert server.requests[-1].headers["x-team"] == "search"
+        await remote.infer("gpt-h", ["hi"], task_settings={"headers": {"X-Other": "1"}})
+        assert server.requests[-1].headers["x-other"] == "1" and "x-team" not in server.requests[-1].headers
+        assert server.requests[-1].headers["authorization"] == "Bearer sk-test"
+
+        completion = remote._build_runtime(remote.registry.get("gpt-h"))
+        assert completion.caller.limiter.interval == pytest.approx(60 / 500)  # type: ignore[attr-defined]
+        await completion.aclose()
+        embeddings = remote.registry.create(
+            "gpt-e",
+            "text_embedding",
+            {"service": "openai", "service_settings": {"api_key": "k", "model_id": "m", "url": server.url}},
+        )
+        runtime = remote._build_runtime(embeddings)
+        assert runtime.caller.limiter.interval == pytest.approx(60 / 3000)  # type: ignore[attr-defined]
+        await runtime.aclose()

@@ -278,3 +278,14 @@ async def test_ai_studio_embeddings_and_completion_with_api_key(
     with pytest.raises(RemoteServiceError) as err:
         await remote.infer("gs-c", ["x"])
     assert err.value.reason.endswith("Error message: [Request had invalid authentication credentials.]")
+
+
+async def test_vertex_default_rate_limits_are_elasticsearchs_per_task(
+    remote: InferenceService, server: FakeProvider
+) -> None:
+    """30000 requests a minute for embeddings, 300 for the ranking API, 1000 for Gemini."""
+    for task, per_minute in (("text_embedding", 30000), ("rerank", 300), ("completion", 1000)):
+        endpoint = remote.registry.create(f"vx-{task}", task, vertex(server, location="l", model_id="m"))
+        runtime = remote._build_runtime(endpoint)
+        assert runtime.caller.limiter.interval == pytest.approx(60 / per_minute)  # type: ignore[attr-defined]
+        await runtime.aclose()
