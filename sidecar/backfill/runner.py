@@ -1,7 +1,9 @@
 """One backfill run over one slice: scan, select, enrich, write, dead-letter, checkpoint, repeat.
 
 Only one batch is ever inferred but not yet acknowledged (the next page is read meanwhile), so a
-crash costs at most one batch of inference. On resume, a new point in time is opened after a
+crash costs at most one batch of inference. Within a batch, parts of `PART_DOCS` documents are queued
+for inference two at a time and each part is written as soon as it is enriched, while the next one
+is inferred: the engine's work overlaps the model's instead of adding to it. On resume, a new point in time is opened after a
 refresh: documents finished before the crash no longer match (`missing`) or are skipped by their
 hash (`changed`); with `--force` the cursor continues, in a new point in time where the sort allows
 it (OpenSearch) or in the saved one while it lives (Elasticsearch), else the scan starts over.
@@ -38,6 +40,9 @@ from sidecar.retry import backoff_delay
 from sidecar.sinks.base import BulkItem, BulkSink
 
 log = logging.getLogger("sidecar.backfill")
+
+PART_DOCS = 64  # a part: one model batch of short texts on CPU (its default 64 texts per batch)
+PARTS_IN_FLIGHT = 2  # the next part waits in the model's queue while one runs: no idle model between parts
 
 
 @dataclass(frozen=True)
@@ -215,11 +220,43 @@ class Backfill:
             self._count(enriched=len(todo) + len(copies))
             return
         await self.throttle.wait(len(todo) + len(copies))
-        results = await self._enrich([EnrichTask(hit.get("_source") or {}, fields) for hit, fields in todo])
+        letters: list[DeadLetter] = []
+        parts = [todo[i : i + PART_DOCS] for i in range(0, len(todo), PART_DOCS)]
+        enriching: list[asyncio.Task[list[EnrichResult]]] = []
+
+        def enrich_next() -> None:
+            part = parts[len(enriching)]
+            enriching.append(
+                asyncio.create_task(self._enrich([EnrichTask(h.get("_source") or {}, f) for h, f in part]))
+            )
+
+        before = self.counter.texts
+        try:
+            for _ in parts[:PARTS_IN_FLIGHT]:
+                enrich_next()
+            for n, part in enumerate(parts):
+                results = await enriching[n]
+                if len(enriching) < len(parts):
+                    enrich_next()
+                await self._write([(hit, r) for (hit, _), r in zip(part, results, strict=True)], letters)
+        finally:
+            for task in enriching:
+                task.cancel()  # only those still running: after a failure, nothing of theirs is written
+            await asyncio.gather(*enriching, return_exceptions=True)
+            self._count(inferred=self.counter.texts - before)
+        await self._write([(hit, EnrichResult()) for hit in copies], letters)
+        await self.dead_letters.write(letters)
+        failed = len({(letter.topic, letter.key) for letter in letters})  # one per document
+        self._count(failed=failed)
+        metrics.BACKFILL_FAILED.labels(name).inc(failed)
+
+    async def _write(
+        self, enriched: list[tuple[dict[str, Any], EnrichResult]], letters: list[DeadLetter]
+    ) -> None:
+        """Write the documents of one part, adding the failed ones to `letters`."""
         items: list[BulkItem] = []
         owners: list[dict[str, Any]] = []
-        letters: list[DeadLetter] = []
-        for (hit, _), result in zip(todo, results, strict=True):
+        for hit, result in enriched:
             if result.error is not None:
                 letters.append(self._letter(hit, result.error.error_type, result.error.reason, "enrich"))
             if result.additions or self.options.reindex_to:
@@ -227,9 +264,8 @@ class Backfill:
                 owners.append(hit)
             elif result.error is None:
                 self._count(skipped=1)  # optional inputs absent: nothing to write
-        for hit in copies:
-            items.append(self._item(hit, EnrichResult()))
-            owners.append(hit)
+        if not items:
+            return
         written = await self.sink.write(items)
         for hit, outcome in zip(owners, written.outcomes, strict=True):
             if outcome is None:
@@ -238,26 +274,17 @@ class Backfill:
                 self._count(skipped=1)  # deleted since it was read
             else:
                 letters.append(self._letter(hit, outcome.error_type, outcome.reason, "index"))
-        await self.dead_letters.write(letters)
-        failed = len({(letter.topic, letter.key) for letter in letters})  # one per document
-        self._count(failed=failed)
-        metrics.BACKFILL_FAILED.labels(name).inc(failed)
 
     async def _enrich(self, tasks: list[EnrichTask]) -> list[EnrichResult]:
         attempt = 0
         while True:
-            before = self.counter.texts
             try:
-                results = await self.enricher.enrich(tasks) if tasks else []
+                return await self.enricher.enrich(tasks) if tasks else []
             except RetriableInferenceError as exc:
                 attempt += 1
                 backoff = self.config.errors.backoff
                 log.warning("%s: inference unavailable (%s); retry %d", self.label, exc, attempt)
                 await asyncio.sleep(backoff_delay(attempt, backoff.initial_ms / 1000, backoff.max_ms / 1000))
-                continue
-            finally:
-                self._count(inferred=self.counter.texts - before)
-            return results
 
     def _item(self, hit: dict[str, Any], result: EnrichResult) -> BulkItem:
         routing = hit.get("_routing")
