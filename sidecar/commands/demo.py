@@ -23,6 +23,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
 from sidecar.errors import SidecarError
+from sidecar.inference.loading import with_progress
 from sidecar.inference.types import TaskType
 from sidecar.observability.logging import configure_logging
 from sidecar.pipelines.loader import load_pipeline
@@ -109,7 +110,8 @@ async def run_demo(pipeline: Path, lines: list[str], timeout_s: float, settings:
     targets = await _produce(config, lines)
     print(f"produced {len(lines)} documents to Kafka topic {config.kafka.topics}")
     worker = Worker([config], settings)
-    await worker.start()
+    # The worker loads its models before consuming; a first run says so instead of sitting silent.
+    await with_progress(worker.start(), f"starting the worker: loading the models of {config.endpoint_ids}")
     running = asyncio.create_task(worker.run())
     try:
         deadline = time.monotonic() + timeout_s
