@@ -21,7 +21,9 @@ ROOT = Path(__file__).resolve().parents[2]
 SAMPLES = ROOT / "pipelines" / "samples" / "everyday-science.jsonl"
 # The model-loading notice is due at once (not after a second), so the test does not depend on
 # how long the load takes on this machine.
-RUN_CLI = "import sidecar.inference.loading as l; l.NOTICE_AFTER_S = 0.0; from sidecar.cli import main; main()"
+RUN_CLI = (
+    "import sidecar.inference.loading as l; l.NOTICE_AFTER_S = 0.0; from sidecar.cli import main; main()"
+)
 
 
 @pytest.fixture
