@@ -1,6 +1,6 @@
 """`sidecar eval`: index a BEIR dataset into the local engine and score every retrieval method.
 
-    dataset -> encode (field writer, cached) -> index (title, text, sparse[, dense])
+    dataset -> encode (the enricher, cached) -> index (title, text, sparse[, dense])
             -> per query: BM25 | sparse | dense (engine kNN, or brute force) -> fusions
             -> nDCG@10 and Recall@100 per method
 """

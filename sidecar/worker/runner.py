@@ -1,6 +1,6 @@
 """One pipeline's worker: a Kafka consumer-group member feeding the inference service and a bulk sink.
 
-    Kafka ──poll──▶ batch ──decode──▶ field writer ──infer──▶ bulk sink ──▶ per-item outcomes
+    Kafka ──poll──▶ batch ──decode──▶ enricher ────infer──▶ bulk sink ──▶ per-item outcomes
       ▲                │ poison             (InferenceService)      │ 2xx ─────────┐
       │                ▼                                             │ 429/5xx: retry│
       │           dead letter ◀──── permanent errors / retries spent ┘              ▼
