@@ -4,7 +4,8 @@ Vertex AI (`googlevertexai`), host `https://{location}-aiplatform.googleapis.com
 {project_id}/locations/{location}/publishers/google/models/{model_id}`:
 - text_embedding: `:predict` with `{"instances": [{"content", "task_type"?}], "parameters"?:
   {"autoTruncate", "outputDimensionality"}}` -> `{"predictions": [{"embeddings": {"values"}}]}`;
-- completion: `:generateContent` (below);
+- completion: `:generateContent` (below), streamed through `:streamGenerateContent?alt=sse`;
+- chat_completion: `:streamGenerateContent?alt=sse` (`sidecar.inference.services.gemini_chat`);
 - rerank: Discovery Engine's ranking API, `POST https://discoveryengine.googleapis.com/v1/projects/
   {project_id}/locations/global/rankingConfigs/default_ranking_config:rank` with `{"model"?, "query",
   "records": [{"id", "content"}], "topN"?, "ignoreRecordDetailsInResponse"?}` -> `{"records": [{"id",
@@ -14,7 +15,8 @@ reused until they expire.
 
 AI Studio (`googleaistudio`), `https://generativelanguage.googleapis.com/v1beta/models/{model_id}`
 with `x-goog-api-key`: `:batchEmbedContents` (`{"requests": [{"model", "content": {"parts":
-[{"text"}]}, "taskType"?}]}` -> `{"embeddings": [{"values"}]}`) and `:generateContent`.
+[{"text"}]}, "taskType"?}]}` -> `{"embeddings": [{"values"}]}`) and `:generateContent` (streamed as
+for Vertex AI).
 
 Gemini `:generateContent`: `{"contents": [{"role": "user", "parts": [{"text"}]}],
 "generationConfig"?}` -> `{"candidates": [{"content": {"parts": [{"text"}]}}]}`; every input is one
@@ -26,10 +28,17 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import AsyncIterator
 from typing import Any, ClassVar
 
 from sidecar.errors import RemoteServiceError, SettingsValidationError
 from sidecar.inference.services.base import RERANK, Runtime
+from sidecar.inference.services.gemini_chat import (
+    gemini_chat_body,
+    gemini_finished,
+    stream_text,
+    unified_chat_chunk,
+)
 from sidecar.inference.services.openai_compatible import ranked_documents
 from sidecar.inference.services.remote import RemoteCaller, parse_failure
 from sidecar.inference.services.validation import SIMILARITIES, Errors
@@ -114,6 +123,7 @@ def gemini_text(answer: Any) -> str:
 
 class _Google(Runtime):
     service: ClassVar[str]
+    model_url: str  # `.../models/{model_id}`, the Gemini methods' base
 
     def __init__(self, inference_id: str, caller: RemoteCaller) -> None:
         self.inference_id = inference_id
@@ -139,6 +149,24 @@ class _Google(Runtime):
             return [CompletionResult(gemini_text(answer))]
         except (KeyError, IndexError, TypeError) as exc:
             raise self._fail(f"missing {exc}") from exc
+
+    async def _events(self, url: str, body: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+        """`:streamGenerateContent?alt=sse` responses until the one with a finish reason."""
+        events = self.caller.stream_events(
+            f"{url}:streamGenerateContent?alt=sse", body, await self._headers(), last=gemini_finished
+        )
+        async for event in events:
+            if not isinstance(event, dict) or event.get("error"):
+                raise self._fail(f"the stream sent {str(event)[:300]}")
+            yield event
+
+    async def stream_completion(
+        self, texts: list[str], *, task_settings: dict[str, Any]
+    ) -> AsyncIterator[str]:
+        async for event in self._events(self.model_url, gemini_body(texts, task_settings)):
+            text = stream_text(event)
+            if text:
+                yield text
 
 
 class GoogleVertexAIRuntime(_Google):
@@ -218,6 +246,12 @@ class GoogleVertexAIRuntime(_Google):
         self, texts: list[str], *, task_settings: dict[str, Any], time_limit: float | None
     ) -> list[CompletionResult]:
         return await self._generate(f"{self.model_url}:generateContent", texts, task_settings)
+
+    async def stream_chat(self, request: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+        # Runtimes see no stored task settings on the chat path: the request's own fields apply.
+        body = gemini_chat_body(request, {})
+        async for event in self._events(self.model_url, body):
+            yield unified_chat_chunk(event, self.settings.get("model_id"))
 
     async def rerank(
         self,

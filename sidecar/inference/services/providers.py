@@ -81,7 +81,7 @@ PROVIDER_ROWS: dict[str, dict[str, Any]] = {
         "defaults": {"requests_per_minute": 240},
     },
     "googlevertexai": {
-        "task_types": frozenset({DENSE, RERANK, COMPLETION}),
+        "task_types": frozenset({DENSE, RERANK, COMPLETION, CHAT}),
         "required": ("service_account_json",),
         "optional": _REMOTE | _DENSE | {"project_id", "location", "model_id", "max_batch_size"},
         "secrets": frozenset({"service_account_json"}),
@@ -90,7 +90,14 @@ PROVIDER_ROWS: dict[str, dict[str, Any]] = {
         ),
         "doc": "Google Vertex AI embeddings, Gemini completions and the ranking API (service-account key).",
         "runtime": "sidecar.inference.services.google:GoogleVertexAIRuntime",
-        "defaults": {"requests_per_minute": {"text_embedding": 30000, "rerank": 300, "completion": 1000}},
+        "defaults": {
+            "requests_per_minute": {
+                "text_embedding": 30000,
+                "rerank": 300,
+                "completion": 1000,
+                "chat_completion": 1000,
+            }
+        },
     },
     "googleaistudio": _row(
         "sidecar.inference.services.google:GoogleAIStudioRuntime",

@@ -23,10 +23,12 @@ Answer = tuple[int, Any, dict[str, str]]
 @dataclass
 class EventStream:
     """A scripted `text/event-stream` answer: each event is sent as `data: <json>` and flushed;
-    `[DONE]` ends it unless `break_after` cuts the connection after that many events."""
+    `[DONE]` ends it (unless `done` is false: Gemini's streams just end) unless `break_after` cuts
+    the connection after that many events."""
 
     events: list[Any]
     break_after: int | None = None
+    done: bool = True
 
 
 @dataclass
@@ -87,13 +89,14 @@ def fake_provider(default: Callable[[Recorded], Answer] | None = None) -> Iterat
             self.end_headers()  # HTTP/1.0: the body ends when the connection closes
             for n, event in enumerate(stream.events):
                 if stream.break_after is not None and n == stream.break_after:
-                    self.wfile.write(b"data: {\"choices\": [{\"del")  # cut mid-event
+                    self.wfile.write(b'data: {"choices": [{"del')  # cut mid-event
                     self.wfile.flush()
                     self.close_connection = True
                     return
                 self.wfile.write(f"data: {json.dumps(event)}\n\n".encode())
                 self.wfile.flush()
-            self.wfile.write(b"data: [DONE]\n\n")
+            if stream.done:
+                self.wfile.write(b"data: [DONE]\n\n")
 
         def log_message(self, *args: Any) -> None:
             return

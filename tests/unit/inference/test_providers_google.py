@@ -17,7 +17,7 @@ from sidecar.inference.service import InferenceService
 from sidecar.inference.services.google import GoogleAIStudioRuntime, GoogleVertexAIRuntime
 from sidecar.inference.types import InputType
 
-from .remote_fakes import FakeProvider, Recorded, fake_provider
+from .remote_fakes import EventStream, FakeProvider, Recorded, fake_provider
 
 KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
 PEM = KEY.private_bytes(
@@ -91,6 +91,8 @@ def google(rec: Recorded) -> tuple[int, Any, dict[str, str]]:
             },
             {},
         )
+    if rec.path.endswith(":streamGenerateContent?alt=sse"):
+        return 200, EventStream(gemini_stream(rec.body), done=False), {}
     if rec.path.endswith(":generateContent"):
         text = " / ".join(c["parts"][0]["text"] for c in rec.body["contents"])
         candidate = {
@@ -102,6 +104,26 @@ def google(rec: Recorded) -> tuple[int, Any, dict[str, str]]:
         records = [{"id": r["id"], "score": 1.0 / (1 + len(r["content"]))} for r in rec.body["records"]]
         return 200, {"records": sorted(records, key=lambda r: -float(r["score"]))[: rec.body.get("topN")]}, {}
     return 404, {"error": {"code": 404, "message": "Not found", "status": "NOT_FOUND"}}, {}
+
+
+def gemini_stream(body: dict[str, Any]) -> list[dict[str, Any]]:
+    """Gemini's streamed answer: text in pieces (or a function call when tools are offered and no
+    function has answered yet), the last response with the finish reason and usage; no [DONE]."""
+
+    def response(parts: list[dict[str, Any]], finish: str | None = None) -> dict[str, Any]:
+        candidate: dict[str, Any] = {"content": {"role": "model", "parts": parts}, "index": 0}
+        event: dict[str, Any] = {"candidates": [candidate], "modelVersion": "gemini-2.0-flash-001"}
+        event["responseId"] = "resp-1"
+        if finish:
+            candidate["finishReason"] = finish
+            event["usageMetadata"] = {"promptTokenCount": 4, "candidatesTokenCount": 2, "totalTokenCount": 6}
+        return event
+
+    parts = [p for c in body["contents"] for p in c["parts"]]
+    if body.get("tools") and not any("functionResponse" in p for p in parts):
+        return [response([{"functionCall": {"name": "get_weather", "args": {"city": "Paris"}}}], "STOP")]
+    said = " / ".join(str(p.get("text") or p.get("functionResponse", {}).get("response")) for p in parts)
+    return [response([{"text": "Gemini: "}]), response([{"text": said}]), response([{"text": ""}], "STOP")]
 
 
 @pytest.fixture
@@ -289,3 +311,129 @@ async def test_vertex_default_rate_limits_are_elasticsearchs_per_task(
         runtime = remote._build_runtime(endpoint)
         assert runtime.caller.limiter.interval == pytest.approx(60 / per_minute)  # type: ignore[attr-defined]
         await runtime.aclose()
+
+
+async def test_gemini_completions_stream_until_the_finish_reason(
+    remote: InferenceService, server: FakeProvider
+) -> None:
+    # Gemini's streams end without [DONE]: the response carrying finishReason is the last one.
+    remote.registry.create(
+        "vx-s", "completion", vertex(server, location="us-central1", model_id="gemini-2.0-flash")
+    )
+    remote.registry.create(
+        "ai-s",
+        "completion",
+        {
+            "service": "googleaistudio",
+            "service_settings": {"api_key": "ai-key", "model_id": "gemini-2.0-flash"},
+        },
+    )
+    for inference_id in ("vx-s", "ai-s"):
+        deltas = [d async for d in remote.stream_completion(inference_id, ["hi"])]
+        assert deltas == ["Gemini: ", "hi"]
+        sent = server.requests[-1]
+        assert sent.path.endswith("/models/gemini-2.0-flash:streamGenerateContent?alt=sse")
+        assert sent.body == {"contents": [{"role": "user", "parts": [{"text": "hi"}]}]}
+    assert server.requests[-1].headers["x-goog-api-key"] == "ai-key"
+
+
+async def test_vertex_chat_completion_in_unified_chunks_with_tools(
+    remote: InferenceService, server: FakeProvider
+) -> None:
+    remote.registry.create(
+        "vx-chat", "chat_completion", vertex(server, location="us-central1", model_id="gemini-2.0-flash")
+    )
+    tools = [
+        {
+            "type": "function",
+            "function": {
+                "name": "get_weather",
+                "description": "Weather of a city",
+                "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+            },
+        }
+    ]
+    ask = {
+        "messages": [
+            {"role": "system", "content": "Be brief."},
+            {"role": "user", "content": [{"type": "text", "text": "Weather in Paris?"}]},
+        ],
+        "tools": tools,
+        "tool_choice": "auto",
+        "max_completion_tokens": 64,
+        "temperature": 0.2,
+    }
+    chunks = [c async for c in remote.stream_chat("vx-chat", ask)]
+    assert server.requests[-1].path.endswith("/models/gemini-2.0-flash:streamGenerateContent?alt=sse")
+    assert server.requests[-1].body == {
+        "contents": [{"role": "user", "parts": [{"text": "Weather in Paris?"}]}],
+        "systemInstruction": {"parts": [{"text": "Be brief."}]},
+        "tools": [{"functionDeclarations": [tools[0]["function"]]}],
+        "toolConfig": {"functionCallingConfig": {"mode": "AUTO"}},
+        "generationConfig": {"maxOutputTokens": 64, "temperature": 0.2},
+    }
+    assert chunks == [
+        {
+            "choices": [
+                {
+                    "delta": {
+                        "role": "assistant",
+                        "tool_calls": [
+                            {
+                                "index": 0,
+                                "id": "get_weather",
+                                "type": "function",
+                                "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'},
+                            }
+                        ],
+                    },
+                    "index": 0,
+                    "finish_reason": "tool_calls",
+                }
+            ],
+            "object": "chat.completion.chunk",
+            "id": "resp-1",
+            "model": "gemini-2.0-flash-001",
+            "usage": {"completion_tokens": 2, "prompt_tokens": 4, "total_tokens": 6},
+        }
+    ]
+
+    # The caller answers the call: the tool message goes back as a functionResponse named after it.
+    ask["messages"] += [
+        {
+            "role": "assistant",
+            "tool_calls": [
+                {
+                    "id": "call-1",
+                    "type": "function",
+                    "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'},
+                }
+            ],
+        },
+        {"role": "tool", "tool_call_id": "call-1", "content": "sunny"},
+    ]
+    chunks = [c async for c in remote.stream_chat("vx-chat", ask)]
+    assert server.requests[-1].body["contents"][1:] == [
+        {"role": "model", "parts": [{"functionCall": {"name": "get_weather", "args": {"city": "Paris"}}}]},
+        {
+            "role": "user",
+            "parts": [{"functionResponse": {"name": "get_weather", "response": {"content": "sunny"}}}],
+        },
+    ]
+    text = "".join(c["choices"][0]["delta"].get("content", "") for c in chunks)
+    assert text.startswith("Gemini: ") and "sunny" in text
+    assert chunks[-1]["choices"][0]["finish_reason"] == "stop"
+    assert "usage" in chunks[-1] and "usage" not in chunks[0]
+
+
+async def test_gemini_stream_cut_before_the_finish_reason_is_an_error(
+    remote: InferenceService, server: FakeProvider
+) -> None:
+    remote.registry.create(
+        "vx-cut", "completion", vertex(server, location="us-central1", model_id="gemini-2.0-flash")
+    )
+    await remote.infer("vx-cut", ["x"])  # the token first: the scripted answer is for the stream
+    part = {"candidates": [{"content": {"role": "model", "parts": [{"text": "half"}]}, "index": 0}]}
+    server.script.append((200, EventStream([part], done=False), {}))
+    with pytest.raises(RemoteServiceError):
+        _ = [d async for d in remote.stream_completion("vx-cut", ["hi"])]
