@@ -6,15 +6,23 @@ import asyncio
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sidecar.errors import PipelineConfigError
+from sidecar.inference.loading import with_progress
 from sidecar.pipelines.loader import load_pipelines
 from sidecar.settings import Settings
 
+if TYPE_CHECKING:
+    from sidecar.inference.catalog import EndpointCatalog
+
+
+async def _dimensions(catalog: EndpointCatalog, endpoints: Sequence[str]) -> dict[str, int]:
+    return {endpoint: await catalog.dimensions(endpoint) for endpoint in endpoints}
+
 
 async def _setup(paths: Sequence[Path], settings: Settings) -> list[str]:
-    from sidecar.inference.catalog import EndpointCatalog, LocalCatalog
+    from sidecar.inference.catalog import LocalCatalog
     from sidecar.sinks import create_sink
     from sidecar.sinks.setup import setup_pipeline
     from sidecar.worker.main import open_local_service
@@ -35,7 +43,8 @@ async def _setup(paths: Sequence[Path], settings: Settings) -> list[str]:
                 else:
                     local = local or await open_local_service(settings)
                     catalog = LocalCatalog(local)
-                dims = {endpoint: await catalog.dimensions(endpoint) for endpoint in dense}
+                # A dense endpoint without configured dimensions loads its model to measure them.
+                dims = await with_progress(_dimensions(catalog, dense), f"measuring the dimensions of {dense}")
                 if remote is not None:
                     await remote.close()
             sink = create_sink(config.sink, config.errors, pipeline=config.name)
