@@ -353,7 +353,7 @@ async def test_vertex_chat_completion_in_unified_chunks_with_tools(
             },
         }
     ]
-    ask = {
+    ask: dict[str, Any] = {
         "messages": [
             {"role": "system", "content": "Be brief."},
             {"role": "user", "content": [{"type": "text", "text": "Weather in Paris?"}]},
