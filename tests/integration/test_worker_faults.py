@@ -6,6 +6,8 @@ over `max_message_bytes`, no key, JSON nested 5,000 levels deep, lone surrogate 
 field and in the input field, and tombstones (dead-lettered by default). At the end, by id and by
 source coordinates: every document indexed once at revision 2, every poison message dead-lettered
 once in the index with its error type and a reason, the group's offsets at the end of the topic.
+After each kill, with the worker dead, no commit is past an unacknowledged record: every message
+below a committed offset is in the index (that revision or a later one) or in both dead letters.
 `FIGURES` below are what docs/reliability.md reports.
 """
 
@@ -21,11 +23,12 @@ from tests.integration.worker_harness import (
     Engine,
     Names,
     Outgoing,
+    Produced,
     WorkerProcess,
     committed_offsets,
     end_offsets,
     kafka_topics,
-    malformed_messages,
+    poison_of_every_kind,
     produce,
     read_topic,
     scifact_titles,
@@ -40,23 +43,37 @@ KILLS = 3
 PARTITIONS = 4
 
 
-def poison_messages() -> list[Outgoing]:
-    out = malformed_messages(70)  # the 7 classic kinds, 10 each
-    for i in range(10):
-        key = f"poison-{i}".encode()
-        deep = b'{"title": "t", "n": ' + b"[" * 5000 + b"]" * 5000 + b"}"
-        out += [
-            Outgoing(key + b"-deep", deep, "invalid_json"),
-            Outgoing(key + b"-other", b'{"title": "t", "note": "\\udc00"}', "invalid_text"),
-            Outgoing(key + b"-input", b'{"title": "x\\ud800"}', "invalid_text"),
-            Outgoing(key + b"-null", None, "tombstone"),  # type: ignore[arg-type]
-        ]
-    out += [Outgoing(f"poison-{i}-list".encode(), b"[]", "not_an_object") for i in range(10)]
-    return out
-
-
 def revision(doc: dict[str, str], rev: int) -> Outgoing:
     return Outgoing(doc["id"].encode(), json.dumps({**doc, "rev": rev}).encode())
+
+
+async def unacknowledged_below(
+    committed: dict[int, int], produced: Produced, client: Engine, names: Names, bootstrap: str
+) -> list[tuple[int, int]]:
+    """Coordinates below a committed offset whose record is neither indexed (at its revision or a
+    later one) nor in both dead letters; read while no worker runs, so nothing lands meanwhile."""
+    exists = (await client.client.head(f"/{names.dlq_index}")).status_code == 200
+    letters = await client.docs(names.dlq_index) if exists else {}
+    in_index = {(v["source"]["partition"], v["source"]["offset"]) for v in letters.values()}
+    ends = await end_offsets(bootstrap, names.dlq_topic, PARTITIONS)
+    records = await read_topic(bootstrap, names.dlq_topic, sum(ends.values()))
+    in_topic = {
+        (int(dict(r.headers)["sidecar.source.partition"]), int(dict(r.headers)["sidecar.source.offset"]))
+        for r in records
+    }
+    indexed = await client.docs(names.index, ["rev"])
+    missing = []
+    for (partition, offset), message in sorted(produced.at.items()):
+        if offset >= committed.get(partition, 0):
+            continue
+        if message.malformed:
+            acknowledged = (partition, offset) in in_index and (partition, offset) in in_topic
+        else:
+            stored = indexed.get(message.key.decode() if message.key else "")
+            acknowledged = stored is not None and stored["rev"] >= json.loads(message.value)["rev"]
+        if not acknowledged:
+            missing.append((partition, offset))
+    return missing
 
 
 async def test_poison_of_every_kind_and_three_sigkills(
@@ -66,7 +83,7 @@ async def test_poison_of_every_kind_and_three_sigkills(
     names = Names()
     client.own(names.index, names.dlq_index)
     docs = scifact_titles(DOCS)
-    poison = poison_messages()
+    poison = poison_of_every_kind(120)  # 10 of each kind
     # Revision 2 of each id comes after its revision 1 (same key, same partition, later offset).
     stream = [revision(d, 1) for d in docs] + [revision(d, 2) for d in docs]
     for n, message in enumerate(poison):
@@ -105,6 +122,8 @@ async def test_poison_of_every_kind_and_three_sigkills(
                 worker.kill()
             finally:
                 worker.ensure_stopped()
+            committed = await committed_offsets(kafka_bootstrap, names.group)
+            assert not await unacknowledged_below(committed, produced, client, names, kafka_bootstrap)
         assert await progress() < total, "a kill came after the end of the stream"
 
         worker = WorkerProcess(pipeline, tmp_path)

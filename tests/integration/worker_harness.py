@@ -81,6 +81,27 @@ def malformed_messages(count: int) -> list[Outgoing]:
     return out
 
 
+def poison_of_every_kind(count: int) -> list[Outgoing]:
+    """`malformed_messages`' kinds and those that once stopped the worker for good (JSON nested
+    5,000 levels, lone surrogate escapes in another field and in the input field), plus tombstones
+    and an empty array, cycling through the 12 kinds."""
+    deep = b'{"title": "t", "n": ' + b"[" * 5000 + b"]" * 5000 + b"}"
+    extra: list[tuple[str, str, bytes | None]] = [
+        ("invalid_json", "deep", deep),
+        ("invalid_text", "other", b'{"title": "t", "note": "\\udc00"}'),
+        ("invalid_text", "input", b'{"title": "x\\ud800"}'),
+        ("tombstone", "null", None),  # dead-lettered by default (errors.on_null)
+        ("not_an_object", "list", b"[]"),
+    ]
+    rounds = -(-count // 12)
+    classic = malformed_messages(7 * rounds)
+    out: list[Outgoing] = []
+    for r in range(rounds):
+        out += classic[7 * r : 7 * r + 7]
+        out += [Outgoing(f"poison-{r}-{tag}".encode(), v, kind) for kind, tag, v in extra]  # type: ignore[arg-type]
+    return out[:count]
+
+
 def mixed_stream(docs: list[dict[str, str]], poison: list[Outgoing], seed: int = 5) -> list[Outgoing]:
     stream = [Outgoing(d["id"].encode(), json.dumps(d).encode()) for d in docs]
     rng = random.Random(seed)
