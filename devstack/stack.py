@@ -48,6 +48,7 @@ ES_PORT = int(os.environ.get("SIDECAR_DEVSTACK_ES_PORT", "19201"))
 JAVA = os.environ.get("SIDECAR_DEVSTACK_JAVA", shutil.which("java") or "java")
 
 READY_TIMEOUT_S = float(os.environ.get("SIDECAR_DEVSTACK_READY_TIMEOUT", "180"))
+PORT_RELEASE_S = 30.0  # how long a killed server of ours may take to free its port
 # Opt-in CPU pinning of every server (a CPU list as `taskset -c` reads it: "1", "2-3"). The benchmarks
 # keep the servers off the sidecar's cores so that a ratio measures the sidecar, not the contention.
 CPUS = os.environ.get("SIDECAR_DEVSTACK_CPUS", "").strip()
@@ -191,7 +192,13 @@ class Server:
                 f"{self.name} (pid {running}) is running but not answering on {self.url}; "
                 f"`make stack-down` then `make stack-up`; log {self.log_file}:\n{tail(self.log_file)}"
             )
-        if self.pid() is None and port_open(self.port):
+        if self.pid_file.exists():
+            # Ours, just killed: a dying JVM's threads may hold its sockets for a moment after its
+            # main thread has exited.
+            deadline = time.monotonic() + PORT_RELEASE_S
+            while port_open(self.port) and time.monotonic() < deadline:
+                time.sleep(0.2)
+        if port_open(self.port):
             raise StackError(
                 f"port {self.port} for {self.name} is taken by another process; stop it or set "
                 f"SIDECAR_DEVSTACK_{self.name.upper()}_PORT"
@@ -262,30 +269,28 @@ def pinned(cmd: list[str]) -> list[str]:
 
 
 def stop_pid(pid: int, grace_s: float = 30.0) -> None:
-    """SIGTERM the server's process group, then SIGKILL what is left after the grace period."""
+    """SIGTERM the server's process group, then SIGKILL what is left after the grace period; returns
+    once the group is gone (or PORT_RELEASE_S after the SIGKILL)."""
     try:
         pgid = os.getpgid(pid)
     except ProcessLookupError:
         return
-    try:
-        os.killpg(pgid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    deadline = time.monotonic() + grace_s
-    while time.monotonic() < deadline:
+    for sig, wait_s in ((signal.SIGTERM, grace_s), (signal.SIGKILL, PORT_RELEASE_S)):
         try:
-            os.killpg(pgid, 0)
+            os.killpg(pgid, sig)
         except ProcessLookupError:
             return
-        try:  # reap it if it is our child (stack started from a test fixture)
-            os.waitpid(pid, os.WNOHANG)
-        except ChildProcessError:
-            pass
-        time.sleep(0.2)
-    try:
-        os.killpg(pgid, signal.SIGKILL)
-    except ProcessLookupError:
-        return
+        deadline = time.monotonic() + wait_s
+        while time.monotonic() < deadline:
+            try:
+                os.killpg(pgid, 0)
+            except ProcessLookupError:
+                return
+            try:  # reap it if it is our child (stack started from a test fixture)
+                os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                pass
+            time.sleep(0.2)
 
 
 def kafka_command(data: Path) -> list[str]:
@@ -372,7 +377,12 @@ def kafka_ready() -> bool:
 
 # Classpath plugins the node loads: k-NN gives `knn_vector` fields and the `knn` query (its Lucene
 # engine; the faiss and nmslib engines would need JNI libraries that Maven Central does not ship).
-OPENSEARCH_PLUGINS = ("org.opensearch.knn.plugin.KNNPlugin",)
+# An empty SIDECAR_DEVSTACK_OPENSEARCH_PLUGINS starts a plain node (a test of the no-k-NN fallback).
+OPENSEARCH_PLUGINS = tuple(
+    p.strip()
+    for p in os.environ.get("SIDECAR_DEVSTACK_OPENSEARCH_PLUGINS", "org.opensearch.knn.plugin.KNNPlugin").split(",")
+    if p.strip()
+)
 
 
 def opensearch_command(data: Path) -> list[str]:

@@ -1,6 +1,7 @@
 """Dense vectors in the real engines: the mapping `sidecar setup` gives a `dense_vector` target, the
-sink's bulk path, then kNN and hybrid search through the search helper. OpenSearch runs them with
-the local stack's k-NN plugin (Lucene engine); the ES-wire server with its `dense_vector`.
+sink's bulk path, then kNN and hybrid search through the search helper, and the evaluation's dense
+run. OpenSearch runs them with the local stack's k-NN plugin (Lucene engine); the ES-wire server
+with its `dense_vector`. A plain OpenSearch of the test's own (no plugin) shows the fallbacks.
 
 Query and document vectors are chosen here, so the exact cosine order is known; the models' own
 vectors are covered by the inference tests and the SciFact search test.
@@ -12,17 +13,26 @@ import json
 import math
 import uuid
 from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
 
 import pytest
 
+from sidecar.errors import StatusError
+from sidecar.eval.dataset import Dataset, Document
 from sidecar.eval.dense import BruteForceIndex
+from sidecar.eval.encoding import Encodings
+from sidecar.eval.indexing import build_index, engine_scores_dense
+from sidecar.eval.methods import RankedRun
+from sidecar.eval.retrieval import retrieve_all
 from sidecar.pipelines.loader import parse_pipeline_text
 from sidecar.pipelines.schema import Engine, PipelineConfig
+from sidecar.rank_features import Pruning
 from sidecar.search.engine import EngineClient, knn_support
 from sidecar.search.fusion import Fusion
 from sidecar.search.searcher import BM25, DENSE, Searcher, SearchTarget
 from sidecar.sinks import BulkItem, create_sink
-from sidecar.sinks.setup import setup_pipeline
+from sidecar.sinks.setup import IndexSetupError, setup_pipeline
+from tests.integration.own_opensearch import own_opensearch
 
 pytestmark = pytest.mark.integration
 
@@ -140,3 +150,60 @@ async def test_hybrid_fuses_bm25_and_knn(indexed: tuple[PipelineConfig, EngineCl
     rrf = await searcher.search("apple pie recipe", k=4, hybrid=True, fusion=Fusion.RRF)
     assert rrf.hits[0].doc_id == "apple-pie"
 
+
+
+async def eval_dense(client: EngineClient, engine: Engine, engine_dense: bool) -> tuple[RankedRun, str]:
+    """The evaluation's dense run over DOCS and QUERIES (its index built and deleted here), and its note."""
+    corpus = {d: Document(d, title, title) for d, (title, _) in DOCS.items()}
+    queries = {f"q{i}": text for i, text in enumerate(QUERIES)}
+    dataset = Dataset("tiny", corpus, queries, {"q0": {"apple-pie": 1}, "q1": {"engine": 1}})
+    words = Encodings({d: {w: 1.0 for w in t.split()} for d, (t, _) in DOCS.items()},
+                      {q: {w: 1.0 for w in t.split()} for q, t in queries.items()}, 0.0)
+    dense = Encodings({d: v for d, (_, v) in DOCS.items()}, {q: QUERIES[t] for q, t in queries.items()}, 0.0)
+    index = f"eval-tiny-{uuid.uuid4().hex[:10]}"
+    try:
+        await build_index(client, index, dataset, words.docs, dense.docs, pruning=Pruning(),
+                          engine=engine.value, engine_dense=engine_dense, meta={})
+        runs, notes = await retrieve_all(client, engine, index, dataset, words, dense,
+                                         engine_dense=engine_dense, query_top_k=None)
+    finally:
+        await client.request("DELETE", f"/{index}", ok=(404,))
+    return {queries[q]: hits for q, hits in runs["dense"].items()}, notes["dense"]
+
+
+def assert_exact_order(run: RankedRun, depth: int = len(DOCS)) -> None:
+    exact = BruteForceIndex({d: v for d, (_, v) in DOCS.items()})
+    for text, vector in QUERIES.items():
+        assert [d for d, _ in run[text]][:depth] == [d for d, _ in exact.search(vector, depth)]
+
+
+@pytest.mark.parametrize("engine", [Engine.OPENSEARCH, Engine.ELASTICSEARCH], ids=["opensearch", "es-wire"])
+async def test_eval_runs_dense_as_engine_knn(engine: Engine, request: pytest.FixtureRequest) -> None:
+    url = str(request.getfixturevalue("opensearch_url" if engine is Engine.OPENSEARCH else "es_url"))
+    async with EngineClient([url]) as client:
+        assert await engine_scores_dense(client, engine) is True
+        run, note = await eval_dense(client, engine, engine_dense=True)
+    assert note == "engine kNN"
+    assert len(run["apple pie recipe"]) == len(DOCS)  # five documents: HNSW finds them all
+    # In cosine order; the emulator's int8-quantized vectors may swap the two far ones.
+    assert_exact_order(run, len(DOCS) if engine is Engine.OPENSEARCH else 3)
+
+
+async def test_without_the_plugin_eval_falls_back_and_search_says_why(tmp_path: Path) -> None:
+    with own_opensearch(tmp_path / "devstack", plugins="") as server:
+        async with EngineClient([server.url]) as client:
+            assert await engine_scores_dense(client, Engine.OPENSEARCH) is False
+            run, note = await eval_dense(client, Engine.OPENSEARCH, engine_dense=False)
+            assert "brute force" in note
+            assert_exact_order(run)
+
+            config = pipeline(Engine.OPENSEARCH, server.url, "dense-plain")
+            sink = create_sink(config.sink, config.errors, pipeline=config.name)
+            try:
+                with pytest.raises(IndexSetupError, match=r"unknown setting \[index.knn\]"):
+                    await setup_pipeline(config, sink, {ENDPOINT: 4})
+            finally:
+                await sink.close()
+            searcher = Searcher(SearchTarget.from_pipeline(config), client, ChosenVectors())
+            with pytest.raises(StatusError, match="has no k-NN plugin"):
+                await searcher.search("fixing engines")
