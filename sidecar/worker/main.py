@@ -34,7 +34,14 @@ async def open_local_service(settings: Settings, preload: Sequence[str] = ()) ->
     from sidecar.inference.service import InferenceService
 
     service = InferenceService.from_settings(settings)
+    began = time.monotonic()
+    if preload:  # a model load takes seconds to minutes: the log says what the process is doing
+        log.info("loading the models of endpoints %s ...", list(preload))
     await service.start(preload=list(preload))
+    if preload:
+        log.info(
+            "models loaded", extra={"endpoints": list(preload), "load_s": round(time.monotonic() - began, 3)}
+        )
     return service
 
 
