@@ -51,8 +51,8 @@ test: install lint  ## the whole suite: lint, unit, integration on the real loca
 	# The official client, major version 8, against the same server (its own virtualenv).
 	tests/api/run_es8.sh
 
-bench: stack-up  ## every benchmark (SIZE=quick|full); regenerates docs/benchmarks.md
-	source .devstack/env && $(BIN)/python -m benchmarks --size $${SIZE:-quick}
+bench: install  ## every benchmark (SIZE=tiny|quick|full), on its own pinned Kafka and OpenSearch; regenerates docs/benchmarks.md
+	$(BIN)/python -m benchmarks --size $${SIZE:-quick}
 
 eval: stack-up  ## search quality on SciFact (BM25, sparse, dense, hybrids) in the local OpenSearch; DATASET=DIR [REFERENCE=FILE] for another
 	source .devstack/env && $(BIN)/sidecar eval $(if $(DATASET),--dataset $(DATASET) $(if $(REFERENCE),--reference $(REFERENCE)),--dataset datasets/scifact --reference scifact)

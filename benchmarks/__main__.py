@@ -1,7 +1,11 @@
-"""`python -m benchmarks --size quick|full`: every benchmark of the project, then the throughput chart.
+"""`python -m benchmarks --size tiny|quick|full`: every benchmark of the project, then the throughput chart.
 
 Each benchmark runs in its own process (so peak memory is its own) and rewrites its section of
 docs/benchmarks.md; the docs/s figures they record are drawn into docs/benchmarks-throughput.png.
+The inference and API benchmarks run first, on the whole machine; then one Kafka and one OpenSearch
+of the benchmarks' own start, pinned to their CPUs (`benchmarks/pinned.py`), for the worker, backfill
+and hook benchmarks, which pin themselves to the other CPUs. `tiny` only checks that everything runs
+(its numbers mean little; it leaves docs/benchmarks.md alone).
 """
 
 from __future__ import annotations
@@ -12,16 +16,22 @@ import subprocess
 import sys
 import time
 
+from benchmarks.pinned import hand_down, layout, servers
 from benchmarks.report import REPORT, ROOT, THROUGHPUT, hardware, write_section
 
-# name -> (arguments for a quick run, arguments for a full run)
-BENCHMARKS: dict[str, tuple[list[str], list[str]]] = {
-    "bench_inference": (["--limit", "500"], []),
-    "bench_api": (["--duration", "10"], ["--duration", "30"]),
-    "bench_worker": (["--docs", "1000", "--memory-docs", "10000"], ["--docs", "5183", "--memory-docs", "100000"]),
-    "bench_backfill": (["--size", "quick"], ["--size", "full"]),
-    "bench_hook": (["--size", "quick"], ["--size", "full"]),
+# name -> size -> arguments; in this order (the unpinned ones first, before the servers start)
+BENCHMARKS: dict[str, dict[str, list[str]]] = {
+    "bench_inference": {"tiny": ["--limit", "20"], "quick": ["--limit", "500"], "full": []},
+    "bench_api": {"tiny": ["--duration", "2"], "quick": ["--duration", "10"], "full": ["--duration", "30"]},
+    "bench_worker": {
+        "tiny": ["--docs", "200", "--memory-docs", "1000"],
+        "quick": ["--docs", "1000", "--memory-docs", "10000"],
+        "full": ["--docs", "5183", "--memory-docs", "100000"],
+    },
+    "bench_backfill": {size: ["--size", size] for size in ("tiny", "quick", "full")},
+    "bench_hook": {size: ["--size", size] for size in ("tiny", "quick", "full")},
 }
+PINNED = {"bench_worker", "bench_backfill", "bench_hook"}  # need the pinned Kafka and OpenSearch
 
 
 def draw_chart() -> None:
@@ -44,20 +54,36 @@ def draw_chart() -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--size", choices=["quick", "full"], default="quick")
+    parser.add_argument("--size", choices=["tiny", "quick", "full"], default="quick")
     parser.add_argument("--only", nargs="*", choices=sorted(BENCHMARKS), default=None)
     args = parser.parse_args()
-    failed = []
-    timings = []
-    for name in args.only or BENCHMARKS:
-        quick, full = BENCHMARKS[name]
-        argv = [sys.executable, f"benchmarks/{name}.py", *(quick if args.size == "quick" else full)]
+    chosen = [name for name in BENCHMARKS if args.only is None or name in args.only]
+    write = [] if args.size != "tiny" else ["--no-write"]
+    failed: list[str] = []
+    timings: list[str] = []
+
+    def bench(name: str) -> None:
+        argv = [sys.executable, f"benchmarks/{name}.py", *BENCHMARKS[name][args.size], *write]
         print(f"==> {' '.join(argv[1:])}", flush=True)
         started = time.monotonic()
         rc = subprocess.call(argv, cwd=ROOT)
         timings.append(f"| {name} | {time.monotonic() - started:.0f} s | {'ok' if rc == 0 else f'exit {rc}'} |")
         if rc != 0:
             failed.append(name)
+
+    for name in chosen:
+        if name not in PINNED:
+            bench(name)
+    if PINNED & set(chosen):
+        cpus = layout()
+        with servers(["kafka", "opensearch"], cpus.servers) as urls:
+            hand_down(urls)
+            for name in chosen:
+                if name in PINNED:
+                    bench(name)
+    if args.size == "tiny":
+        print("\n".join(timings))
+        return 1 if failed else 0
     write_section(
         "How these numbers were made",
         f"`make bench SIZE={args.size}` on {hardware()}.\n\n| benchmark | wall time | result |\n| --- | --- | --- |\n"

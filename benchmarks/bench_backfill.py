@@ -4,7 +4,8 @@ SciFact documents (title + text stored, titles encoded) are indexed into the loc
 alternately, (a) the in-process inference service encodes the titles in the backfill's batch size,
 one request after another, and (b) a `Backfill` enriches the index (point in time, selection,
 inference, partial updates, engine checkpoints). Reports docs/s of both, their ratio (goal: the
-backfill reaches at least 85% of inference alone) and where the backfill's time went.
+backfill reaches at least 85% of inference alone) and where the backfill's time went. The engine is
+this benchmark's own, on other CPUs than this process (`benchmarks/pinned.py`).
 
     .venv/bin/python benchmarks/bench_backfill.py [--size quick|full] [--engine opensearch] [--no-write]
 """
@@ -14,7 +15,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import statistics
 import sys
 import tempfile
@@ -29,6 +29,7 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.pinned import layout, pin_sidecar, servers  # noqa: E402
 from benchmarks.report import hardware, record_throughput, write_section  # noqa: E402
 from sidecar.backfill.checkpoint import EngineCheckpointStore  # noqa: E402
 from sidecar.backfill.runner import Backfill, BackfillOptions  # noqa: E402
@@ -38,19 +39,8 @@ from sidecar.settings import load_settings  # noqa: E402
 from sidecar.sinks import create_sink  # noqa: E402
 
 CORPUS = ROOT / "datasets" / "scifact" / "corpus.jsonl"
-SIZES = {"quick": (2000, 2), "full": (5183, 3)}  # documents, repetitions
+SIZES = {"tiny": (300, 1), "quick": (2000, 2), "full": (5183, 3)}  # documents, repetitions
 ENDPOINT = ".splade-tiny"
-
-
-def engine_url(engine: str) -> str:
-    name = "SIDECAR_OPENSEARCH_URL" if engine == "opensearch" else "SIDECAR_ES_URL"
-    if os.environ.get(name):
-        return os.environ[name]
-    env = ROOT / ".devstack" / "env"
-    for line in env.read_text().splitlines() if env.exists() else []:
-        if line.startswith(f"export {name}="):
-            return line.split("=", 1)[1].strip()
-    raise SystemExit(f"no {name}: run `make stack-up` first")
 
 
 def load_docs(count: int) -> list[dict[str, Any]]:
@@ -132,8 +122,11 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     count, repeats = SIZES[args.size]
     docs = load_docs(count)
     titles = [d["title"] for d in docs]
-    url = engine_url(args.engine)
-    with tempfile.TemporaryDirectory() as tmp:
+    cpus = layout()
+    print(f"[bench] {cpus.describe()}", flush=True)
+    with servers([args.engine], cpus.servers) as urls, tempfile.TemporaryDirectory() as tmp:
+        url = urls[args.engine]
+        pin_sidecar(cpus)
         settings = load_settings(registry_path=Path(tmp) / "r.sqlite3", preload_endpoints=[ENDPOINT])
         service = InferenceService.from_settings(settings)
         await service.start(preload=[ENDPOINT])
@@ -156,6 +149,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "alone": statistics.median(alone),
         "backfill": statistics.median(backfill),
         "share": share,
+        "layout": cpus.describe(),
     }
 
 
@@ -179,7 +173,7 @@ def main() -> None:
         f"inference {share['enrich']:.0%}, bulk updates {share['write']:.0%}, "
         f"checkpoints {share['save']:.0%} (the rest: selection, page reads not hidden by the read-ahead).\n\n"
         f"{out['docs']} SciFact documents, titles encoded with `{ENDPOINT}`, median of {out['repeats']} "
-        f"alternating runs; the engine runs on the same machine. {hardware()}.\n\n"
+        f"alternating runs; {out['layout']}. {hardware()}.\n\n"
         f"`python benchmarks/bench_backfill.py --size {args.size} --engine {args.engine}`"
     )
     print(table)

@@ -5,12 +5,16 @@ engine alone on the same documents, in one run; and the worker's memory at 10k v
    alone (requests of 256 texts, 15 in flight: the worker's default in-flight budget of about 4,000
    texts, within the service's queue of 4,096), then the same documents are
    produced to Kafka and a `sidecar worker` subprocess indexes them into OpenSearch; its time runs
-   from the worker being ready (model loaded) to the group's offsets reaching the topic's end.
+   from the worker being ready (model loaded) and owning the topic's partitions (group joined) to
+   the group's offsets reaching the topic's end.
    Goal: end to end >= 85% of the engine alone (I/O overlapped with inference, not added to it).
+   Kafka and OpenSearch are this benchmark's own, on other CPUs than the worker and the engine alone
+   (`benchmarks/pinned.py`); while the worker runs, this process only watches, from the servers' CPUs.
 2. Memory: a worker indexes short documents (SciFact titles, cycled with new ids); its RSS is read
    from /proc when 10,000 and when 100,000 (or `--memory-docs`) documents are acknowledged.
 
-Needs the local stack (`make stack-up`). Writes the "Kafka worker" section of docs/benchmarks.md.
+Starts its own Kafka and OpenSearch (unless `python -m benchmarks` hands its own down). Writes the
+"Kafka worker" section of docs/benchmarks.md.
 
     .venv/bin/python benchmarks/bench_worker.py [--docs 1000] [--memory-docs 100000] [--no-write]
 """
@@ -37,8 +41,8 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from benchmarks.pinned import Layout, free_port, layout, pin, pin_sidecar, servers  # noqa: E402
 from benchmarks.report import hardware, record_throughput, write_section  # noqa: E402
-from sidecar.commands.demo import load_stack_env  # noqa: E402
 from sidecar.inference.types import TaskType  # noqa: E402
 from sidecar.settings import load_settings  # noqa: E402
 from sidecar.worker.main import open_local_service  # noqa: E402
@@ -94,15 +98,22 @@ async def produce(bootstrap: str, topic: str, docs: list[dict[str, str]]) -> Non
         await producer.stop()
 
 
-async def acknowledged(bootstrap: str, topic: str, group: str) -> int:
-    """Messages of `topic` the group has committed (the worker commits only acknowledged ones)."""
+async def wait_acknowledged(bootstrap: str, topic: str, marks: list[int], at_mark: Any = None) -> None:
+    """Poll the messages of `topic` its group (named as the topic) has committed (the worker commits
+    only acknowledged ones) until each of `marks` (ascending) is reached; `at_mark(count)` at each."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
-        offsets = await admin.list_consumer_group_offsets(group)
+        while marks:
+            offsets = await admin.list_consumer_group_offsets(topic)
+            done = sum(meta.offset for tp, meta in offsets.items() if tp.topic == topic and meta.offset > 0)
+            while marks and done >= marks[0]:
+                marks.pop(0)
+                if at_mark is not None:
+                    at_mark(done)
+            await asyncio.sleep(0.2)
     finally:
         await admin.close()
-    return sum(meta.offset for tp, meta in offsets.items() if tp.topic == topic and meta.offset > 0)
 
 
 async def cleanup(bootstrap: str, url: str, topic: str, index: str) -> None:
@@ -118,7 +129,7 @@ async def cleanup(bootstrap: str, url: str, topic: str, index: str) -> None:
 
 class Worker:
     def __init__(self, workdir: Path, bootstrap: str, url: str, topic: str, input_fields: list[str]) -> None:
-        self.port = 19_000 + os.getpid() % 1000
+        self.port = free_port()
         config: dict[str, Any] = {
             "name": "bench",
             "source": {"kafka": {"bootstrap_servers": bootstrap, "topics": [topic], "group_id": topic}},
@@ -150,18 +161,20 @@ class Worker:
         )
 
     async def wait_ready(self) -> None:
+        """Until the worker is ready (model loaded, engine reachable) and owns all its partitions."""
         async with httpx.AsyncClient(timeout=5) as client:
             while True:
                 if self.proc.poll() is not None:
                     raise RuntimeError(f"worker exited with {self.proc.returncode}")
                 try:
-                    if (
-                        await client.get(f"http://127.0.0.1:{self.port}/_sidecar/health/ready")
-                    ).status_code == 200:
+                    answer = await client.get(f"http://127.0.0.1:{self.port}/_sidecar/health/ready")
+                    if answer.status_code == 200 and all(
+                        p["partitions"] == PARTITIONS for p in answer.json()["pipelines"]
+                    ):
                         return
                 except httpx.HTTPError:
                     pass
-                await asyncio.sleep(0.2)
+                await asyncio.sleep(0.1)
 
     def stop(self) -> None:
         self.proc.terminate()
@@ -169,17 +182,20 @@ class Worker:
         self.log.close()
 
 
-async def end_to_end(docs: list[dict[str, str]], workdir: Path, bootstrap: str, url: str) -> float:
+async def end_to_end(
+    docs: list[dict[str, str]], workdir: Path, bootstrap: str, url: str, cpus: Layout
+) -> float:
     topic = f"bench-{uuid.uuid4().hex[:8]}"
     await produce(bootstrap, topic, docs)
-    worker = Worker(workdir, bootstrap, url, topic, ["title", "text"])
+    worker = Worker(workdir, bootstrap, url, topic, ["title", "text"])  # on the sidecar's CPUs
+    pin(cpus.servers)  # this process only watches from now on: not on the worker's CPUs
     try:
         await worker.wait_ready()
         started = time.perf_counter()
-        while await acknowledged(bootstrap, topic, topic) < len(docs):  # noqa: ASYNC110 - polling Kafka
-            await asyncio.sleep(0.2)
+        await wait_acknowledged(bootstrap, topic, [len(docs)])
         return len(docs) / (time.perf_counter() - started)
     finally:
+        pin_sidecar(cpus)
         worker.stop()
         await cleanup(bootstrap, url, topic, topic)
 
@@ -190,16 +206,13 @@ async def memory(total: int, workdir: Path, bootstrap: str, url: str) -> list[tu
     docs = [{"id": f"{i}", "title": base[i % len(base)]["title"]} for i in range(total)]
     await produce(bootstrap, topic, docs)
     worker = Worker(workdir, bootstrap, url, topic, ["title"])
-    marks = sorted({min(10_000, total), total})
     samples: list[tuple[int, float]] = []
     try:
         await worker.wait_ready()
-        while marks:
-            done = await acknowledged(bootstrap, topic, topic)
-            if done >= marks[0]:
-                samples.append((done, rss_mib(worker.proc.pid)))
-                marks.pop(0)
-            await asyncio.sleep(0.5)
+        marks = sorted({min(10_000, total), total})
+        await wait_acknowledged(
+            bootstrap, topic, marks, lambda done: samples.append((done, rss_mib(worker.proc.pid)))
+        )
         return samples
     finally:
         worker.stop()
@@ -207,33 +220,34 @@ async def memory(total: int, workdir: Path, bootstrap: str, url: str) -> list[tu
 
 
 async def main(args: argparse.Namespace) -> None:
-    load_stack_env(REPO / ".devstack" / "env")
-    bootstrap = os.environ["SIDECAR_KAFKA_BOOTSTRAP"]
-    url = os.environ["SIDECAR_OPENSEARCH_URL"]
+    cpus = layout()
+    print(f"[bench] {cpus.describe()}", flush=True)
     docs = [{"id": d["_id"], "title": d["title"], "text": d["text"]} for d in corpus()[: args.docs]]
-    with tempfile.TemporaryDirectory() as tmp:
+    with servers(["kafka", "opensearch"], cpus.servers) as urls, tempfile.TemporaryDirectory() as tmp:
+        bootstrap, url = urls["kafka"], urls["opensearch"]
+        pin_sidecar(cpus)
         workdir = Path(tmp)
         alone = await engine_alone([f"{d['title']}\n{d['text']}" for d in docs])
         print(f"inference engine alone: {alone:.1f} docs/s")
-        e2e = await end_to_end(docs, workdir, bootstrap, url)
+        e2e = await end_to_end(docs, workdir, bootstrap, url, cpus)
         print(f"Kafka -> worker -> OpenSearch: {e2e:.1f} docs/s ({e2e / alone:.0%} of the engine alone)")
         samples = await memory(args.memory_docs, workdir, bootstrap, url)
         for count, mib in samples:
             print(f"worker RSS after {count} documents: {mib:.0f} MiB")
-    record_throughput("Kafka worker end to end (SciFact title+abstract)", e2e)
     if args.no_write:
         return
+    record_throughput("Kafka worker end to end (SciFact title+abstract)", e2e)
     rows = "\n".join(f"| {count:,} | {mib:.0f} MiB |" for count, mib in samples)
     body = f"""
 `benchmarks/bench_worker.py --docs {args.docs} --memory-docs {args.memory_docs}` on {hardware()};
-local stack: Apache Kafka 4.1 (KRaft), OpenSearch 2.19.1, all on the same machine.
+the benchmark's own Apache Kafka 4.1 (KRaft) and OpenSearch 2.19.1 on the same machine: {cpus.describe()}.
 
 **Throughput** ({len(docs):,} SciFact documents, title + abstract, endpoint `{ENDPOINT}`, one run):
 
 | path | docs/s |
 | --- | --- |
 | inference service alone (256-text requests, 15 in flight) | {alone:.1f} |
-| Kafka -> `sidecar worker` -> OpenSearch bulk (ready to all offsets committed) | {e2e:.1f} |
+| Kafka -> `sidecar worker` -> OpenSearch bulk (partitions owned to all offsets committed) | {e2e:.1f} |
 | end to end / engine alone (goal >= 85%) | {e2e / alone:.0%} |
 
 **Worker memory** (short documents: SciFact titles cycled with new ids; RSS of the worker process):
