@@ -389,7 +389,8 @@ class InferenceService:
     ) -> AsyncIterator[dict[str, Any]]:
         """Unified chat-completion chunks of a `chat_completion` endpoint for a `messages` request."""
         endpoint = self._streaming_endpoint(inference_id, task_type, TaskType.CHAT_COMPLETION, "messages")
-        async for chunk in _counted(endpoint, self._runtime(endpoint).stream_chat(request)):
+        chunks = self._runtime(endpoint).stream_chat(request, task_settings=endpoint.task_settings)
+        async for chunk in _counted(endpoint, chunks):
             yield chunk
 
 

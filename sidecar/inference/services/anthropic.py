@@ -1,4 +1,4 @@
-"""Anthropic's Messages API (completion).
+"""Anthropic's Messages API (completion; chat_completion in `anthropic_chat`).
 
 `POST https://api.anthropic.com/v1/messages` with `x-api-key` and `anthropic-version: 2023-06-01`;
 body `{"model", "max_tokens", "messages": [{"role": "user", "content"}], "temperature"?,
@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from sidecar.errors import RemoteServiceError
+from sidecar.inference.services.anthropic_chat import ChunkTranslator, anthropic_chat_body
 from sidecar.inference.services.openai_compatible import OpenAICompatibleRuntime
 from sidecar.inference.services.remote import RemoteCaller
 from sidecar.inference.services.validation import Errors
@@ -63,13 +64,13 @@ class AnthropicRuntime(OpenAICompatibleRuntime):
             body["stream"] = True
         return body
 
-    async def stream_completion(
-        self, texts: list[str], *, task_settings: dict[str, Any]
-    ) -> AsyncIterator[str]:
-        """Text deltas of `content_block_delta` events until `message_stop`; an `error` event fails."""
+    async def _events(
+        self, body: dict[str, Any], task_settings: dict[str, Any]
+    ) -> AsyncIterator[dict[str, Any]]:
+        """A streamed message's events until `message_stop`; an `error` event fails the stream."""
         events = self.caller.stream_events(
             self._endpoint("chat"),
-            self.completion_body(texts, task_settings, True),
+            body,
             await self._headers(task_settings),
             last=lambda event: isinstance(event, dict) and event.get("type") == "message_stop",
         )
@@ -82,9 +83,27 @@ class AnthropicRuntime(OpenAICompatibleRuntime):
                     f"Error message: [{message}]",
                     status=502,
                 )
-            delta = (event.get("delta") or {}) if kind == "content_block_delta" else {}
+            if kind is not None:
+                yield event
+
+    async def stream_completion(
+        self, texts: list[str], *, task_settings: dict[str, Any]
+    ) -> AsyncIterator[str]:
+        """Text deltas of `content_block_delta` events."""
+        async for event in self._events(self.completion_body(texts, task_settings, True), task_settings):
+            delta = (event.get("delta") or {}) if event["type"] == "content_block_delta" else {}
             if delta.get("type") == "text_delta" and delta.get("text"):
                 yield str(delta["text"])
+
+    async def stream_chat(
+        self, request: dict[str, Any], *, task_settings: dict[str, Any]
+    ) -> AsyncIterator[dict[str, Any]]:
+        translator = ChunkTranslator()
+        body = anthropic_chat_body(request, task_settings, self.model)
+        async for event in self._events(body, task_settings):
+            chunk = translator.translate(event)
+            if chunk is not None:
+                yield chunk
 
     async def complete(
         self, texts: list[str], *, task_settings: dict[str, Any], time_limit: float | None

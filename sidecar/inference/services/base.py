@@ -68,8 +68,11 @@ class Runtime:
         """Completion deltas as they arrive."""
         raise StatusError("this service does not support streaming task type [completion]")
 
-    def stream_chat(self, request: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
-        """Elasticsearch unified chat-completion chunks for a `messages` request."""
+    def stream_chat(
+        self, request: dict[str, Any], *, task_settings: dict[str, Any]
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Elasticsearch unified chat-completion chunks for a `messages` request (the endpoint's
+        stored task settings beside it)."""
         raise StatusError("this service does not support task type [chat_completion]")
 
     async def aclose(self) -> None:

@@ -247,9 +247,10 @@ class GoogleVertexAIRuntime(_Google):
     ) -> list[CompletionResult]:
         return await self._generate(f"{self.model_url}:generateContent", texts, task_settings)
 
-    async def stream_chat(self, request: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
-        # Runtimes see no stored task settings on the chat path: the request's own fields apply.
-        body = gemini_chat_body(request, {})
+    async def stream_chat(
+        self, request: dict[str, Any], *, task_settings: dict[str, Any]
+    ) -> AsyncIterator[dict[str, Any]]:
+        body = gemini_chat_body(request, task_settings)
         async for event in self._events(self.model_url, body):
             yield unified_chat_chunk(event, self.settings.get("model_id"))
 

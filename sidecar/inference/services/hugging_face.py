@@ -81,8 +81,10 @@ class HuggingFaceRuntime(Runtime):
     def stream_completion(self, texts: list[str], *, task_settings: dict[str, Any]) -> AsyncIterator[str]:
         return self.chat.stream_completion(texts, task_settings=task_settings)
 
-    def stream_chat(self, request: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
-        return self.chat.stream_chat(request)
+    def stream_chat(
+        self, request: dict[str, Any], *, task_settings: dict[str, Any]
+    ) -> AsyncIterator[dict[str, Any]]:
+        return self.chat.stream_chat(request, task_settings=task_settings)
 
     async def _embed(self, texts: list[str]) -> list[Any]:
         out: list[Any] = []

@@ -182,9 +182,14 @@ class OpenAICompatibleRuntime(Runtime):
         body.update({k: request[k] for k in CHAT_FIELDS if request.get(k) is not None})
         return body
 
-    async def stream_chat(self, request: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+    async def stream_chat(
+        self, request: dict[str, Any], *, task_settings: dict[str, Any]
+    ) -> AsyncIterator[dict[str, Any]]:
         body = self.chat_body(request)
-        async for event in self.caller.stream_events(self._endpoint("chat"), body, await self._headers({})):
+        if task_settings.get("user") and "user" not in body:
+            body["user"] = task_settings["user"]
+        headers = await self._headers(task_settings)
+        async for event in self.caller.stream_events(self._endpoint("chat"), body, headers):
             if not isinstance(event, dict) or not isinstance(event.get("choices", []), list):
                 raise self._fail("a streamed chunk is not a chat.completion.chunk object")
             yield unified_chunk(event)

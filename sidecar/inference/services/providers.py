@@ -154,11 +154,11 @@ PROVIDER_ROWS: dict[str, dict[str, Any]] = {
     ),
     "anthropic": _row(
         "sidecar.inference.services.anthropic:AnthropicRuntime",
-        {COMPLETION},
+        {COMPLETION, CHAT},
         ("api_key", "model_id"),
         {"url"},
         task_settings={"max_tokens", "temperature", "top_p", "top_k"},
-        doc="Anthropic Messages API completions (max_tokens task setting required).",
+        doc="Anthropic Messages API completions and chat completions (max_tokens task setting required).",
         requests_per_minute=50,
     ),
     "amazon_sagemaker": {

@@ -219,6 +219,8 @@ class SageMakerRuntime(OpenAICompatibleRuntime):
         raise StatusError("The [amazon_sagemaker] service does not support streaming")
         yield ""  # pragma: no cover - makes this an async generator
 
-    async def stream_chat(self, request: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+    async def stream_chat(
+        self, request: dict[str, Any], *, task_settings: dict[str, Any]
+    ) -> AsyncIterator[dict[str, Any]]:
         raise StatusError("The [amazon_sagemaker] service does not support streaming")
         yield {}  # pragma: no cover - makes this an async generator

@@ -123,3 +123,166 @@ async def test_an_error_event_mid_stream_fails_the_stream(remote: InferenceServi
         assert err.value.reason == (
             "Received an error response for request from inference entity id [claude]. Error message: [Overloaded]"
         )
+
+
+TOOL_STREAM = [
+    {
+        "type": "message_start",
+        "message": {
+            "id": "msg_2",
+            "type": "message",
+            "role": "assistant",
+            "content": [],
+            "model": "claude-3-5-haiku-20241022",
+            "usage": {"input_tokens": 12, "output_tokens": 1},
+        },
+    },
+    {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
+    {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "Checking."}},
+    {"type": "content_block_stop", "index": 0},
+    {
+        "type": "content_block_start",
+        "index": 1,
+        "content_block": {"type": "tool_use", "id": "toolu_1", "name": "get_weather", "input": {}},
+    },
+    {"type": "content_block_delta", "index": 1, "delta": {"type": "input_json_delta", "partial_json": ""}},
+    {
+        "type": "content_block_delta",
+        "index": 1,
+        "delta": {"type": "input_json_delta", "partial_json": '{"city": "Par'},
+    },
+    {
+        "type": "content_block_delta",
+        "index": 1,
+        "delta": {"type": "input_json_delta", "partial_json": 'is"}'},
+    },
+    {"type": "content_block_stop", "index": 1},
+    {"type": "ping"},
+    {
+        "type": "message_delta",
+        "delta": {"stop_reason": "tool_use", "stop_sequence": None},
+        "usage": {"output_tokens": 20},
+    },
+    {"type": "message_stop"},
+]
+
+
+async def test_chat_completion_translates_messages_and_tool_use_stream(remote: InferenceService) -> None:
+    from sidecar.api.results import chat_completion_body
+
+    with fake_provider(lambda rec: (200, EventStream(TOOL_STREAM, done=False), {})) as server:
+        remote.registry.create(
+            "claude-chat",
+            "chat_completion",
+            {
+                "service": "anthropic",
+                "service_settings": {
+                    "api_key": "sk-ant",
+                    "model_id": "claude-3-5-haiku-latest",
+                    "url": server.url,
+                },
+                "task_settings": {"max_tokens": 256, "top_k": 5},
+            },
+        )
+        ask = {
+            "messages": [
+                {"role": "system", "content": "Be brief."},
+                {"role": "user", "content": [{"type": "text", "text": "Weather in Paris?"}]},
+                {
+                    "role": "assistant",
+                    "tool_calls": [
+                        {
+                            "id": "toolu_0",
+                            "type": "function",
+                            "function": {"name": "get_weather", "arguments": '{"city": "Oslo"}'},
+                        }
+                    ],
+                },
+                {"role": "tool", "tool_call_id": "toolu_0", "content": "rain"},
+            ],
+            "tools": [
+                {
+                    "type": "function",
+                    "function": {
+                        "name": "get_weather",
+                        "description": "Weather",
+                        "parameters": {"type": "object"},
+                    },
+                }
+            ],
+            "tool_choice": "required",
+            "temperature": 0.1,
+        }
+        chunks = [c async for c in remote.stream_chat("claude-chat", ask)]
+        sent = server.requests[0]
+        assert sent.headers["x-api-key"] == "sk-ant" and sent.headers["anthropic-version"] == "2023-06-01"
+        assert sent.body == {
+            "model": "claude-3-5-haiku-latest",
+            "max_tokens": 256,
+            "messages": [
+                {"role": "user", "content": "Weather in Paris?"},
+                {
+                    "role": "assistant",
+                    "content": [
+                        {
+                            "type": "tool_use",
+                            "id": "toolu_0",
+                            "name": "get_weather",
+                            "input": {"city": "Oslo"},
+                        }
+                    ],
+                },
+                {
+                    "role": "user",
+                    "content": [{"type": "tool_result", "tool_use_id": "toolu_0", "content": "rain"}],
+                },
+            ],
+            "stream": True,
+            "system": "Be brief.",
+            "temperature": 0.1,
+            "top_k": 5,
+            "tools": [{"name": "get_weather", "input_schema": {"type": "object"}, "description": "Weather"}],
+            "tool_choice": {"type": "any"},
+        }
+    assert {c["id"] for c in chunks} == {"msg_2"} and {c["model"] for c in chunks} == {
+        "claude-3-5-haiku-20241022"
+    }
+    answer = chat_completion_body(chunks)
+    assert answer["choices"] == [
+        {
+            "finish_reason": "tool_calls",
+            "index": 0,
+            "message": {
+                "content": "Checking.",
+                "role": "assistant",
+                "tool_calls": [
+                    {
+                        "function": {"arguments": '{"city": "Paris"}', "name": "get_weather"},
+                        "id": "toolu_1",
+                        "type": "function",
+                    }
+                ],
+            },
+        }
+    ]
+    assert answer["usage"] == {"completion_tokens": 20, "prompt_tokens": 12, "total_tokens": 32}
+
+
+async def test_chat_completion_error_event_fails_the_stream(remote: InferenceService) -> None:
+    with fake_provider(lambda rec: (200, stream_events("Hel", error="Overloaded"), {})) as server:
+        remote.registry.create(
+            "claude-chat-err",
+            "chat_completion",
+            {
+                "service": "anthropic",
+                "service_settings": {"api_key": "sk-ant", "model_id": "m", "url": server.url},
+                "task_settings": {"max_tokens": 16},
+            },
+        )
+        seen: list[Any] = []
+        with pytest.raises(RemoteServiceError, match=r"Error message: \[Overloaded\]"):
+            async for chunk in remote.stream_chat(
+                "claude-chat-err", {"messages": [{"role": "user", "content": "hi"}]}
+            ):
+                seen.append(chunk)
+        assert [c["choices"][0]["delta"].get("content") for c in seen] == [None, "Hel"]
