@@ -54,8 +54,11 @@ class CommandOptions:
 
 
 @asynccontextmanager
-async def open_inference(config: PipelineConfig, settings: Settings) -> AsyncIterator[tuple[Any, Any]]:
-    """(service, catalog): the remote sidecar of `inference.url`, else an in-process service."""
+async def open_inference(
+    config: PipelineConfig, settings: Settings, *, preload: bool = True
+) -> AsyncIterator[tuple[Any, Any]]:
+    """(service, catalog): the remote sidecar of `inference.url`, else an in-process service whose
+    models load now (logged), before the scan starts, unless `preload` is off (a dry run)."""
     from sidecar.inference.catalog import LocalCatalog
 
     if config.inference.url is not None:
@@ -67,7 +70,7 @@ async def open_inference(config: PipelineConfig, settings: Settings) -> AsyncIte
         return
     from sidecar.worker.main import open_local_service
 
-    local = await open_local_service(settings)
+    local = await open_local_service(settings, config.endpoint_ids if preload else ())
     try:
         yield local, LocalCatalog(local)
     finally:
@@ -106,7 +109,8 @@ async def run_backfill(options: CommandOptions, settings: Settings, stop: asynci
     config = load_pipeline(options.pipeline)
     bf = options.backfill
     async with AsyncExitStack() as stack:
-        service, catalog = await stack.enter_async_context(open_inference(config, settings))
+        inference = open_inference(config, settings, preload=not bf.dry_run)  # a dry run loads no model
+        service, catalog = await stack.enter_async_context(inference)
         sink = create_sink(config.sink, config.errors, pipeline=config.name)
         stack.push_async_callback(sink.close)
         letters = await _dead_letters(config, sink, stack)
