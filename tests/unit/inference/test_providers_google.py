@@ -437,3 +437,19 @@ async def test_gemini_stream_cut_before_the_finish_reason_is_an_error(
     server.script.append((200, EventStream([part], done=False), {}))
     with pytest.raises(RemoteServiceError):
         _ = [d async for d in remote.stream_completion("vx-cut", ["hi"])]
+
+
+async def test_vertex_chat_applies_stored_task_settings(
+    remote: InferenceService, server: FakeProvider
+) -> None:
+    body = vertex(server, location="us-central1", model_id="gemini-2.5-flash")
+    body["task_settings"] = {"max_tokens": 32, "thinking_config": {"thinking_budget": 0}}
+    remote.registry.create("vx-chat-ts", "chat_completion", body)
+    _ = [c async for c in remote.stream_chat("vx-chat-ts", {"messages": [{"role": "user", "content": "hi"}]})]
+    assert server.requests[-1].body["generationConfig"] == {
+        "maxOutputTokens": 32,
+        "thinkingConfig": {"thinkingBudget": 0},
+    }
+    ask = {"messages": [{"role": "user", "content": "hi"}], "max_completion_tokens": 8}
+    _ = [c async for c in remote.stream_chat("vx-chat-ts", ask)]
+    assert server.requests[-1].body["generationConfig"]["maxOutputTokens"] == 8
