@@ -2,24 +2,32 @@
 
 `POST https://{resource_name}.openai.azure.com/openai/deployments/{deployment_id}/{embeddings |
 chat/completions}?api-version={api_version}`; the deployment fixes the model, so bodies carry none.
-Auth: `api-key: <api_key>` or `Authorization: Bearer <entra_id>` (exactly one of them, as
-Elasticsearch requires). `url` (a sidecar extension) replaces `https://{resource_name}.openai.azure.com`,
+Auth (exactly one, as Elasticsearch requires): `api-key: <api_key>`, `Authorization: Bearer
+<entra_id>`, or OAuth 2.0 client credentials (`client_id`, `client_secret`, `tenant_id`, `scopes`,
+default `https://cognitiveservices.azure.com/.default`): a token from Microsoft Entra ID's
+`POST https://login.microsoftonline.com/{tenant_id}/oauth2/v2.0/token` (form `grant_type=
+client_credentials&client_id&client_secret&scope`), reused until it nears expiry. `url` (a sidecar extension) replaces `https://{resource_name}.openai.azure.com`,
 e.g. for a gateway in front of Azure or a test server.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import quote
 
+from sidecar.inference.services.bearer_tokens import BearerTokens
 from sidecar.inference.services.openai_compatible import OpenAICompatibleRuntime
 from sidecar.inference.services.remote import RemoteCaller
 from sidecar.inference.services.validation import Errors
 from sidecar.inference.types import InputType, TaskType
 
+_CLIENT_CREDENTIALS = ("client_id", "client_secret", "tenant_id")
+DEFAULT_SCOPE = "https://cognitiveservices.azure.com/.default"
+
 
 class AzureOpenAIRuntime(OpenAICompatibleRuntime):
     service = "azureopenai"
+    login_host: ClassVar[str] = "https://login.microsoftonline.com"
 
     def __init__(
         self, inference_id: str, settings: dict[str, Any], secrets: dict[str, Any], caller: RemoteCaller
@@ -33,10 +41,26 @@ class AzureOpenAIRuntime(OpenAICompatibleRuntime):
             "chat": f"{deployment}/chat/completions{version}",
             "rerank": None,
         }
+        self.tokens: BearerTokens | None = None
         if secrets.get("api_key"):
             self.headers = {"api-key": str(secrets["api_key"])}
-        else:
+        elif secrets.get("entra_id"):
             self.headers = {"Authorization": f"Bearer {secrets['entra_id']}"}
+        else:
+            form = {
+                "grant_type": "client_credentials",
+                "client_id": str(settings["client_id"]),
+                "client_secret": str(secrets["client_secret"]),
+                "scope": " ".join(settings.get("scopes") or [DEFAULT_SCOPE]),
+            }
+            tenant = quote(str(settings["tenant_id"]), safe="")
+            url = f"{self.login_host}/{tenant}/oauth2/v2.0/token"
+            self.tokens = BearerTokens(url, form, inference_id, caller.policy.timeout_s)
+            self.headers = {}
+
+    async def _headers(self, task_settings: dict[str, Any]) -> dict[str, str]:
+        headers = await super()._headers(task_settings)
+        return {**headers, **(await self.tokens.header())} if self.tokens else headers
 
     @classmethod
     def check_task_settings(cls, task_settings: dict[str, Any], errors: Errors) -> None:
@@ -48,10 +72,24 @@ class AzureOpenAIRuntime(OpenAICompatibleRuntime):
     ) -> None:
         errors = Errors()
         has_key, has_entra = bool(service_settings.get("api_key")), bool(service_settings.get("entra_id"))
-        if not has_key and not has_entra:
+        oauth = [k for k in _CLIENT_CREDENTIALS if service_settings.get(k)]
+        if oauth and (has_key or has_entra):
+            errors.add(
+                "[secret_settings] must have only one of the [api_key], the [entra_id] or the client "
+                "credentials ([client_id], [client_secret], [tenant_id]) set"
+            )
+        elif oauth and len(oauth) < len(_CLIENT_CREDENTIALS):
+            missing = ", ".join(f"[{k}]" for k in _CLIENT_CREDENTIALS if k not in oauth)
+            errors.add(f"[service_settings] client credentials also need {missing}")
+        elif not oauth and not has_key and not has_entra:
             errors.add("[secret_settings] must have either the [api_key] or the [entra_id] key set")
         elif has_key and has_entra:
             errors.add("[secret_settings] must have only one of the [api_key] or the [entra_id] key set")
+        scopes = service_settings.get("scopes")
+        if scopes is not None and (
+            not isinstance(scopes, list) or not scopes or not all(isinstance(x, str) and x for x in scopes)
+        ):
+            errors.add("[service_settings] [scopes] must be a non-empty list of strings")
         errors.raise_any()
         super().check_settings(task_type, service_settings, task_settings)
 

@@ -61,10 +61,12 @@ PROVIDER_ROWS: dict[str, dict[str, Any]] = {
     "azureopenai": {
         "task_types": frozenset({DENSE, COMPLETION, CHAT}),
         "required": ("resource_name", "deployment_id", "api_version"),
-        "optional": _REMOTE | _DENSE | {"api_key", "entra_id", "url"},
-        "secrets": frozenset({"api_key", "entra_id"}),
+        "optional": _REMOTE
+        | _DENSE
+        | {"api_key", "entra_id", "url", "client_id", "client_secret", "tenant_id", "scopes"},
+        "secrets": frozenset({"api_key", "entra_id", "client_secret"}),
         "task_settings": frozenset({"user", "headers"}),
-        "doc": "Azure OpenAI deployments: embeddings and chat completions (api-key or Entra ID).",
+        "doc": "Azure OpenAI deployments: embeddings and chat completions (api-key, Entra ID token or client credentials).",
         "runtime": "sidecar.inference.services.azure_openai:AzureOpenAIRuntime",
         "defaults": {
             "requests_per_minute": {"text_embedding": 1440, "completion": 120, "chat_completion": 120}

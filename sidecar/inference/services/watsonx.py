@@ -13,14 +13,10 @@ Errors: `{"errors": [{"code", "message"}], "status_code"}`.
 
 from __future__ import annotations
 
-import asyncio
-import time
 from typing import Any, ClassVar
 from urllib.parse import quote
 
-import httpx
-
-from sidecar.errors import RemoteServiceError
+from sidecar.inference.services.bearer_tokens import BearerTokens
 from sidecar.inference.services.openai_compatible import OpenAICompatibleRuntime, ranked_documents
 from sidecar.inference.services.remote import RemoteCaller
 from sidecar.inference.services.validation import Errors
@@ -41,49 +37,15 @@ class WatsonxRuntime(OpenAICompatibleRuntime):
             kind: f"{base}/ml/v1/text/{kind}{version}" for kind in ("embeddings", "rerank", "chat")
         }
         self.project = str(settings["project_id"])
-        self.api_key = str(secrets["api_key"])
-        self._token: tuple[str, float] | None = None  # (token, monotonic expiry)
-        self._lock = asyncio.Lock()
+        form = {"grant_type": "urn:ibm:params:oauth:grant-type:apikey", "apikey": str(secrets["api_key"])}
+        self.tokens = BearerTokens(self.iam_url, form, inference_id, caller.policy.timeout_s)
 
     @classmethod
     def check_task_settings(cls, task_settings: dict[str, Any], errors: Errors) -> None:
         errors.positive_int(task_settings, "truncate_input_tokens", "task_settings")
 
     async def _headers(self, task_settings: dict[str, Any]) -> dict[str, str]:
-        return {"Authorization": f"Bearer {await self._bearer()}"}
-
-    async def _bearer(self) -> str:
-        async with self._lock:
-            if self._token is None or time.monotonic() >= self._token[1]:
-                self._token = await self._fetch_token()
-            return self._token[0]
-
-    async def _fetch_token(self) -> tuple[str, float]:
-        form = {"grant_type": "urn:ibm:params:oauth:grant-type:apikey", "apikey": self.api_key}
-        try:
-            async with httpx.AsyncClient(timeout=self.caller.policy.timeout_s) as client:
-                response = await client.post(self.iam_url, data=form, headers={"Accept": "application/json"})
-        except httpx.HTTPError as exc:
-            raise RemoteServiceError(
-                self._token_failure(f"could not connect: {exc}"), status=502, retriable=True
-            ) from exc
-        if response.status_code >= 400:
-            raise RemoteServiceError(
-                self._token_failure(
-                    f"status [{response.status_code}]. Error message: [{response.reason_phrase}]"
-                ),
-                status=response.status_code if response.status_code < 500 else 502,
-                retriable=response.status_code >= 500 or response.status_code == 429,
-            )
-        try:
-            body = response.json()
-            token, lifetime = str(body["access_token"]), float(body.get("expires_in", 3600))
-        except (ValueError, KeyError, TypeError) as exc:
-            raise self._fail(f"the IAM token answer has no access_token: {exc}") from exc
-        return token, time.monotonic() + max(lifetime - 60.0, 0.0)
-
-    def _token_failure(self, what: str) -> str:
-        return f"Failed to generate a Bearer Token for inference entity id [{self.inference_id}]: {what}"
+        return await self.tokens.header()
 
     def embedding_body(
         self, texts: list[str], input_type: InputType | None, task_settings: dict[str, Any]

@@ -105,6 +105,19 @@ async def test_persistent_429_surfaces_azures_message(remote: InferenceService) 
             {"api_key": "k", "entra_id": "e"},
             "Validation Failed: 1: [secret_settings] must have only one of the [api_key] or the [entra_id] key set;",
         ),
+        (
+            {"api_key": "k", "client_id": "c", "client_secret": "s", "tenant_id": "t"},
+            "Validation Failed: 1: [secret_settings] must have only one of the [api_key], the [entra_id] or the "
+            "client credentials ([client_id], [client_secret], [tenant_id]) set;",
+        ),
+        (
+            {"client_id": "c", "client_secret": "s"},
+            "Validation Failed: 1: [service_settings] client credentials also need [tenant_id];",
+        ),
+        (
+            {"client_id": "c", "client_secret": "s", "tenant_id": "t", "scopes": "one"},
+            "Validation Failed: 1: [service_settings] [scopes] must be a non-empty list of strings;",
+        ),
     ],
 )
 def test_exactly_one_credential(remote: InferenceService, extra: dict[str, Any], message: str) -> None:
@@ -149,3 +162,69 @@ async def test_default_rate_limits_are_elasticsearchs(remote: InferenceService) 
         runtime = remote._build_runtime(endpoint)
         assert runtime.caller.limiter.interval == pytest.approx(60 / per_minute)  # type: ignore[attr-defined]
         await runtime.aclose()
+
+
+def entra(rec: Recorded) -> tuple[int, Any, dict[str, str]]:
+    """Microsoft Entra ID's token endpoint (client credentials grant), then the deployment, which
+    accepts only the token it issued."""
+    if rec.path == "/tenant-1/oauth2/v2.0/token":
+        if rec.body.get("client_secret") != "secret-1":
+            return (
+                401,
+                {
+                    "error": "invalid_client",
+                    "error_description": "AADSTS7000215: Invalid client secret provided.",
+                },
+                {},
+            )
+        return 200, {"token_type": "Bearer", "expires_in": 3599, "access_token": "aad-token"}, {}
+    if rec.headers.get("authorization") != "Bearer aad-token":
+        return (
+            401,
+            {"error": {"code": "401", "message": "Access denied due to invalid subscription key."}},
+            {},
+        )
+    return azure_answer(rec)
+
+
+async def test_client_credentials_fetch_one_entra_token(
+    remote: InferenceService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sidecar.inference.services.azure_openai import AzureOpenAIRuntime
+
+    with fake_provider(entra) as server:
+        monkeypatch.setattr(AzureOpenAIRuntime, "login_host", server.url)
+        credentials = {"client_id": "app-1", "client_secret": "secret-1", "tenant_id": "tenant-1"}
+        endpoint = remote.registry.create(
+            "az-oauth",
+            "completion",
+            {"service": "azureopenai", "service_settings": settings(server.url, **credentials)},
+        )
+        assert endpoint.secrets == {"client_secret": "secret-1"}
+        assert "client_secret" not in endpoint.public_dict()["service_settings"]
+        for _ in range(2):
+            out = await remote.infer("az-oauth", ["hello"])
+            assert [r.result for r in out.results] == ["hi from azure"]
+        token_requests = [r for r in server.requests if r.path.endswith("/token")]
+        assert len(token_requests) == 1  # reused until it nears expiry
+        assert token_requests[0].body == {
+            "grant_type": "client_credentials",
+            "client_id": "app-1",
+            "client_secret": "secret-1",
+            "scope": "https://cognitiveservices.azure.com/.default",
+        }
+
+        wrong = {**credentials, "client_secret": "nope", "scopes": ["api://x/.default"]}
+        remote.registry.create(
+            "az-wrong",
+            "completion",
+            {"service": "azureopenai", "service_settings": settings(server.url, **wrong)},
+        )
+        with pytest.raises(RemoteServiceError) as err:
+            await remote.infer("az-wrong", ["hello"])
+        assert err.value.status == 401
+        assert err.value.reason == (
+            "Failed to generate a Bearer Token for inference entity id [az-wrong]: status [401]. "
+            "Error message: [AADSTS7000215: Invalid client secret provided.]"
+        )
+        assert server.requests[-1].body["scope"] == "api://x/.default"

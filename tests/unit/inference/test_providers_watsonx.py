@@ -126,5 +126,5 @@ async def test_a_refused_api_key_is_reported(remote: InferenceService, server: F
         await remote.infer("wx", ["x"])
     assert err.value.status == 400
     assert err.value.reason == (
-        "Failed to generate a Bearer Token for inference entity id [wx]: status [400]. Error message: [Bad Request]"
+        "Failed to generate a Bearer Token for inference entity id [wx]: status [400]. Error message: [Provided API key could not be found.]"
     )
