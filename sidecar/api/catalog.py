@@ -54,7 +54,7 @@ _MAPS = {
 def _type(key: str) -> str:
     if key in _INTS:
         return "int"
-    if key == "query_parameters":
+    if key in ("query_parameters", "scopes"):
         return "list"
     return "map" if key in _MAPS else "str"
 

@@ -21,8 +21,8 @@ from sidecar.inference.services.remote import RemoteCaller
 from sidecar.inference.services.validation import Errors
 from sidecar.inference.types import InputType, TaskType
 
-_CLIENT_CREDENTIALS = ("client_id", "client_secret", "tenant_id")
-DEFAULT_SCOPE = "https://cognitiveservices.azure.com/.default"
+# Elasticsearch's OAuth2 group (all or none; `client_secret` is the secret).
+_CLIENT_CREDENTIALS = ("client_id", "client_secret", "scopes", "tenant_id")
 
 
 class AzureOpenAIRuntime(OpenAICompatibleRuntime):
@@ -51,7 +51,7 @@ class AzureOpenAIRuntime(OpenAICompatibleRuntime):
                 "grant_type": "client_credentials",
                 "client_id": str(settings["client_id"]),
                 "client_secret": str(secrets["client_secret"]),
-                "scope": " ".join(settings.get("scopes") or [DEFAULT_SCOPE]),
+                "scope": " ".join(settings["scopes"]),
             }
             tenant = quote(str(settings["tenant_id"]), safe="")
             url = f"{self.login_host}/{tenant}/oauth2/v2.0/token"
@@ -75,12 +75,14 @@ class AzureOpenAIRuntime(OpenAICompatibleRuntime):
         oauth = [k for k in _CLIENT_CREDENTIALS if service_settings.get(k)]
         if oauth and (has_key or has_entra):
             errors.add(
-                "[secret_settings] must have only one of the [api_key], the [entra_id] or the client "
-                "credentials ([client_id], [client_secret], [tenant_id]) set"
+                "[secret_settings] must have only one of the [api_key], the [entra_id] or the OAuth2 "
+                "client credentials ([client_id], [client_secret], [scopes], [tenant_id]) set"
             )
         elif oauth and len(oauth) < len(_CLIENT_CREDENTIALS):
-            missing = ", ".join(f"[{k}]" for k in _CLIENT_CREDENTIALS if k not in oauth)
-            errors.add(f"[service_settings] client credentials also need {missing}")
+            missing = ", ".join(k for k in _CLIENT_CREDENTIALS if k not in oauth)
+            errors.add(
+                f"[service_settings] all Azure OpenAI OAuth2 fields must be provided together; missing: [{missing}]"
+            )
         elif not oauth and not has_key and not has_entra:
             errors.add("[secret_settings] must have either the [api_key] or the [entra_id] key set")
         elif has_key and has_entra:

@@ -108,11 +108,12 @@ async def test_persistent_429_surfaces_azures_message(remote: InferenceService) 
         (
             {"api_key": "k", "client_id": "c", "client_secret": "s", "tenant_id": "t"},
             "Validation Failed: 1: [secret_settings] must have only one of the [api_key], the [entra_id] or the "
-            "client credentials ([client_id], [client_secret], [tenant_id]) set;",
+            "OAuth2 client credentials ([client_id], [client_secret], [scopes], [tenant_id]) set;",
         ),
         (
             {"client_id": "c", "client_secret": "s"},
-            "Validation Failed: 1: [service_settings] client credentials also need [tenant_id];",
+            "Validation Failed: 1: [service_settings] all Azure OpenAI OAuth2 fields must be provided together; "
+            "missing: [scopes, tenant_id];",
         ),
         (
             {"client_id": "c", "client_secret": "s", "tenant_id": "t", "scopes": "one"},
@@ -194,7 +195,12 @@ async def test_client_credentials_fetch_one_entra_token(
 
     with fake_provider(entra) as server:
         monkeypatch.setattr(AzureOpenAIRuntime, "login_host", server.url)
-        credentials = {"client_id": "app-1", "client_secret": "secret-1", "tenant_id": "tenant-1"}
+        credentials = {
+            "client_id": "app-1",
+            "client_secret": "secret-1",
+            "tenant_id": "tenant-1",
+            "scopes": ["https://cognitiveservices.azure.com/.default"],
+        }
         endpoint = remote.registry.create(
             "az-oauth",
             "completion",
