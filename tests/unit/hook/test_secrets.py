@@ -1,4 +1,4 @@
-"""The engine's credentials never come back: not in an answer, not in a log record."""
+"""The engine's credentials never come back: not in an answer, a log record or a metric."""
 
 from __future__ import annotations
 
@@ -35,7 +35,9 @@ async def test_url_credentials_stay_out_of_answers_and_logs(
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://sidecar") as client:
             answer = await client.put("/logs/_doc/1", json={"message": "m"})
+            exposition = (await client.get("/metrics")).text
     assert answer.status_code == 502, answer.text
+    assert "sidecar_http_requests_total" in exposition and PASSWORD not in exposition
     assert PASSWORD not in answer.text and "admin" not in answer.text
     assert "http://<redacted>@127.0.0.1:1" in answer.json()["error"]["reason"]
     assert "ingest hook forwards to [http://<redacted>@127.0.0.1:1]" in caplog.text  # the startup log
