@@ -7,7 +7,8 @@ Voyage AI (`https://api.voyageai.com/v1`): `/embeddings` with `{"input", "model"
 
 Jina AI (`https://api.jina.ai/v1`): `/embeddings` with `{"model", "input", "task"?, "embedding_type"?,
 "dimensions"?, "late_chunking"?}` (`task`: `retrieval.passage` | `retrieval.query` |
-`classification` | `separation`); `/rerank` with `{"model", "query", "documents", "top_n"?,
+`classification` | `separation`; `input` items are `{"text"}` objects for a `multimodal_model`, which
+also serves the 9.x `embedding` task with text content); `/rerank` with `{"model", "query", "documents", "top_n"?,
 "return_documents"?}` answered by `{"results": [{"index", "relevance_score", "document"?}]}`.
 
 Both authenticate with `Authorization: Bearer <api_key>` and answer errors as `{"detail": ...}`.
@@ -124,6 +125,20 @@ class JinaAIRuntime(_EmbedAndRerank):
     }
     rerank_top_key = "top_n"
     rerank_results_key = "results"
+
+    @classmethod
+    def check_settings(
+        cls, task_type: TaskType, service_settings: dict[str, Any], task_settings: dict[str, Any]
+    ) -> None:
+        multimodal = service_settings.get("multimodal_model")
+        if multimodal is not None and not isinstance(multimodal, bool):
+            errors = Errors()
+            errors.add(
+                f"[service_settings] Invalid value [{multimodal}]. [multimodal_model] must be a boolean"
+            )
+            errors.raise_any()
+        super().check_settings(task_type, service_settings, task_settings)
+
     _TASKS: ClassVar[dict[str, str]] = {
         "ingest": "retrieval.passage",
         "search": "retrieval.query",
@@ -134,7 +149,9 @@ class JinaAIRuntime(_EmbedAndRerank):
     def embedding_body(
         self, texts: list[str], input_type: InputType | None, task_settings: dict[str, Any]
     ) -> dict[str, Any]:
-        body: dict[str, Any] = {"model": self.model, "input": texts}
+        # Multimodal models (jina-clip, jina-embeddings-v4) take content objects; text ones strings.
+        inputs: list[Any] = [{"text": t} for t in texts] if self.settings.get("multimodal_model") else texts
+        body: dict[str, Any] = {"model": self.model, "input": inputs}
         kind = str(input_type) if input_type is not None else task_settings.get("input_type")
         if kind in self._TASKS:
             body["task"] = self._TASKS[str(kind)]

@@ -120,7 +120,7 @@ PROVIDER_ROWS: dict[str, dict[str, Any]] = {
     ),
     "jinaai": _row(
         "sidecar.inference.services.embedding_providers:JinaAIRuntime",
-        {DENSE, RERANK},
+        {DENSE, RERANK, TaskType.EMBEDDING},
         ("api_key", "model_id"),
         _DENSE | {"embedding_type", "multimodal_model", "url"},
         task_settings={"input_type", "late_chunking", "return_documents", "top_n"},

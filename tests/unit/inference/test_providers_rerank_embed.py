@@ -26,7 +26,7 @@ def answer(rec: Recorded) -> tuple[int, Any, dict[str, str]]:
                 "index": i,
                 "embedding": [len(t), -3] if integer else [float(len(t)), 0.5],
             }
-            for i, t in enumerate(rec.body["input"])
+            for i, t in enumerate(x["text"] if isinstance(x, dict) else x for x in rec.body["input"])
         ]
         return (
             200,
@@ -205,3 +205,30 @@ async def test_contextual_ai_rerank_with_instruction(remote: InferenceService) -
             "top_n": 2,
             "instruction": "Prefer recent documents",
         }
+
+
+async def test_jina_multimodal_model_serves_the_embedding_task_with_text_objects(
+    remote: InferenceService,
+) -> None:
+    with fake_provider(answer) as server:
+        create(
+            remote,
+            "ji-mm",
+            "embedding",
+            "jinaai",
+            f"{server.url}/v1/embeddings",
+            model_id="jina-clip-v2",
+            multimodal_model=True,
+        )
+        out = await remote.infer("ji-mm", ["abcd", "ef"], input_type=InputType.SEARCH)
+        assert [r.embedding for r in out.results] == [[4.0, 0.5], [2.0, 0.5]]
+        assert server.requests[0].body == {
+            "model": "jina-clip-v2",
+            "input": [{"text": "abcd"}, {"text": "ef"}],
+            "task": "retrieval.query",
+        }
+    with pytest.raises(SettingsValidationError) as err:
+        create(remote, "ji-bad", "embedding", "jinaai", "http://x", model_id="m", multimodal_model="yes")
+    assert err.value.reason == (
+        "Validation Failed: 1: [service_settings] Invalid value [yes]. [multimodal_model] must be a boolean;"
+    )
