@@ -18,6 +18,7 @@ _NAMES = {
     "amazon_sagemaker": "Amazon SageMaker",
     "amazonbedrock": "Amazon Bedrock",
     "anthropic": "Anthropic",
+    "azureaistudio": "Azure AI Studio",
     "azureopenai": "Azure OpenAI",
     "cohere": "Cohere",
     "contextualai": "Contextual AI",

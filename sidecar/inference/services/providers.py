@@ -58,6 +58,18 @@ PROVIDER_ROWS: dict[str, dict[str, Any]] = {
         "runtime": "sidecar.inference.services.custom:CustomRuntime",
         "defaults": {"requests_per_minute": 10000},
     },
+    "azureaistudio": {
+        "task_types": frozenset({DENSE, RERANK, COMPLETION}),
+        "required": ("api_key", "target", "provider", "endpoint_type"),
+        "optional": _REMOTE | _DENSE,
+        "secrets": _API_KEY,
+        "task_settings": frozenset(
+            {"do_sample", "max_new_tokens", "temperature", "top_p", "user", "return_documents", "top_n"}
+        ),
+        "doc": "Azure AI Studio (Foundry) deployments: embeddings, completions, Cohere reranking.",
+        "runtime": "sidecar.inference.services.azure_ai_studio:AzureAIStudioRuntime",
+        "defaults": {"requests_per_minute": 240},
+    },
     "azureopenai": {
         "task_types": frozenset({DENSE, COMPLETION, CHAT}),
         "required": ("resource_name", "deployment_id", "api_version"),
