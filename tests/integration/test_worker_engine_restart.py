@@ -24,8 +24,8 @@ from tests.integration.worker_harness import (
     committed_offsets,
     end_offsets,
     kafka_topics,
-    malformed_messages,
     mixed_stream,
+    poison_of_every_kind,
     produce,
     scifact_titles,
     wait_for,
@@ -35,7 +35,7 @@ from tests.integration.worker_harness import (
 pytestmark = pytest.mark.integration
 
 DOCS = 1_500
-POISON = 42
+POISON = 48  # 4 of each of the 12 kinds
 PARTITIONS = 2
 
 
@@ -58,7 +58,7 @@ async def test_opensearch_paused_then_killed_and_restarted(
     try:
         async with kafka_topics(kafka_bootstrap, names.topic, names.dlq_topic, partitions=PARTITIONS):
             produced = await produce(
-                kafka_bootstrap, names.topic, mixed_stream(docs, malformed_messages(POISON))
+                kafka_bootstrap, names.topic, mixed_stream(docs, poison_of_every_kind(POISON))
             )
             expected = {at: m.malformed for at, m in produced.at.items() if m.malformed}
             ends = await end_offsets(kafka_bootstrap, names.topic, PARTITIONS)
@@ -123,5 +123,6 @@ async def test_opensearch_paused_then_killed_and_restarted(
                 for v in letters.values()
             }
             assert found == expected
+            assert all(v["error"]["reason"] for v in letters.values())
     finally:
         await client.close()

@@ -24,8 +24,8 @@ from tests.integration.worker_harness import (
     committed_offsets,
     end_offsets,
     kafka_topics,
-    malformed_messages,
     mixed_stream,
+    poison_of_every_kind,
     produce,
     read_topic,
     scifact_titles,
@@ -36,7 +36,7 @@ from tests.integration.worker_harness import (
 pytestmark = pytest.mark.integration
 
 DOCS = 1_200
-POISON = 42
+POISON = 48  # 4 of each of the 12 kinds
 PARTITIONS = 2
 
 
@@ -58,7 +58,7 @@ async def test_kafka_killed_and_restarted_while_dead_lettering(
     client.own(names.index, names.dlq_index)
     bootstrap = own_kafka.address
     docs = scifact_titles(DOCS)
-    poison = malformed_messages(POISON)
+    poison = poison_of_every_kind(POISON)
     try:
         async with kafka_topics(bootstrap, names.topic, names.dlq_topic, partitions=PARTITIONS):
             produced = await produce(bootstrap, names.topic, mixed_stream(docs, poison))
@@ -107,6 +107,7 @@ async def test_kafka_killed_and_restarted_while_dead_lettering(
                 for v in letters.values()
             }
             assert found == expected
+            assert all(v["error"]["reason"] for v in letters.values())
             records = await read_topic(bootstrap, names.dlq_topic, len(expected))
             in_topic = {
                 (
