@@ -1,5 +1,6 @@
 """The target index deleted, or recreated with a wrong mapping, while the worker runs; a mapping
-conflict at start. Valid documents are never dead-lettered for the index's fault, and offsets wait.
+conflict at start. Valid documents are never dead-lettered for the index's fault, and offsets wait;
+poison of every kind around the delete is dead-lettered with a reason, nothing else.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from tests.integration.worker_harness import (
     committed_offsets,
     end_offsets,
     kafka_topics,
+    mixed_stream,
+    poison_of_every_kind,
     produce,
     scifact_titles,
     wait_for,
@@ -61,9 +64,10 @@ async def test_index_deleted_mid_run_is_recreated_with_the_pipeline_mapping(
     client.own(names.index, names.dlq_index)
     docs = scifact_titles(400)
     before, after = docs[:100], docs[100:]
+    poison = poison_of_every_kind(24)  # each of the 12 kinds before the delete and after it
     pipeline = write_pipeline(tmp_path / "p.yaml", names, engine_name, url, kafka_bootstrap)
     async with kafka_topics(kafka_bootstrap, names.topic, names.dlq_topic, partitions=PARTITIONS):
-        await produce(kafka_bootstrap, names.topic, messages(before))
+        produced = await produce(kafka_bootstrap, names.topic, mixed_stream(before, poison[:12]))
         worker = WorkerProcess(pipeline, tmp_path)
         try:
             await worker.wait_ready()
@@ -71,9 +75,10 @@ async def test_index_deleted_mid_run_is_recreated_with_the_pipeline_mapping(
             assert (await client.client.delete(f"/{names.index}")).status_code == 200
             # The next bulk recreates the index; by dynamic mapping the sparse vectors would become
             # float fields and, past 1,000 tokens in all, every document a dead letter.
-            await produce(kafka_bootstrap, names.topic, messages(after))
+            later = await produce(kafka_bootstrap, names.topic, mixed_stream(after, poison[12:]))
+            produced.at.update(later.at)
             await wait_for(lambda: caught_up(kafka_bootstrap, names), 300, "the documents after the delete")
-            assert await worker.metric("sidecar_worker_dead_lettered_total") == 0
+            assert await worker.metric("sidecar_worker_dead_lettered_total") == len(poison)
             assert (await health(worker))["target_problem"] is None
             assert worker.terminate() == 0, worker.log_tail()
         finally:
@@ -82,7 +87,12 @@ async def test_index_deleted_mid_run_is_recreated_with_the_pipeline_mapping(
         assert sorted(stored) == sorted(d["id"] for d in after)
         assert all(source["ml"]["tokens"] for source in stored.values())
         assert await tokens_type(client, names.index) == "rank_features"
-        assert await client.count(names.dlq_index) == 0
+        letters = await client.docs(names.dlq_index)
+        found = {(v["source"]["partition"], v["source"]["offset"]): v["error"] for v in letters.values()}
+        assert {at: error["type"] for at, error in found.items()} == {
+            at: m.malformed for at, m in produced.at.items() if m.malformed
+        }
+        assert all(error["reason"] for error in found.values())
 
 
 async def test_a_wrongly_mapped_target_pauses_the_pipeline_until_it_is_fixed(
