@@ -6,7 +6,9 @@
   `search_document`).
 - completion: the Converse API, `POST /model/{model}/converse` with one user message per input,
   `inferenceConfig` (`temperature`, `topP`, `maxTokens`) and, for `top_k`,
-  `additionalModelRequestFields`; the answer's `output.message.content[].text` is the result.
+  `additionalModelRequestFields`; the answer's `output.message.content[].text` is the result;
+  `_stream` answers it as one delta (ConverseStream's AWS binary event stream is not spoken);
+- chat_completion: one Converse call (`bedrock_chat`), answered as one unified chunk.
 
 Host `https://bedrock-runtime.{region}.amazonaws.com`; `url` (a sidecar extension) replaces it,
 e.g. for a VPC endpoint or a test server. Errors are AWS's `{"message": ...}` bodies.
@@ -15,24 +17,26 @@ e.g. for a VPC endpoint or a test server. Errors are AWS's `{"message": ...}` bo
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import quote
 
 from sidecar.errors import StatusError
 from sidecar.inference.services.aws_sigv4 import SigV4
-from sidecar.inference.services.base import COMPLETION, DENSE, Runtime
+from sidecar.inference.services.base import CHAT, COMPLETION, DENSE, Runtime
+from sidecar.inference.services.bedrock_chat import converse_chat_body, converse_chunk
 from sidecar.inference.services.remote import RemoteCaller, parse_failure
 from sidecar.inference.services.validation import SIMILARITIES, Errors
 from sidecar.inference.types import CompletionResult, DenseEmbedding, InputType, TaskType
 
 # Which provider serves which task here (Elasticsearch's table, for the task types served here).
 PROVIDER_TASKS: dict[str, frozenset[TaskType]] = {
-    "amazontitan": frozenset({DENSE, COMPLETION}),
-    "cohere": frozenset({DENSE, COMPLETION}),
-    "anthropic": frozenset({COMPLETION}),
-    "ai21labs": frozenset({COMPLETION}),
-    "meta": frozenset({COMPLETION}),
-    "mistral": frozenset({COMPLETION}),
+    "amazontitan": frozenset({DENSE, COMPLETION, CHAT}),
+    "cohere": frozenset({DENSE, COMPLETION, CHAT}),
+    "anthropic": frozenset({COMPLETION, CHAT}),
+    "ai21labs": frozenset({COMPLETION, CHAT}),
+    "meta": frozenset({COMPLETION, CHAT}),
+    "mistral": frozenset({COMPLETION, CHAT}),
 }
 _MODEL_PREFIXES = {
     "amazon.titan": "amazontitan",
@@ -180,3 +184,20 @@ class AmazonBedrockRuntime(Runtime):
         except (KeyError, TypeError) as exc:
             raise self._fail(f"missing {exc}") from exc
         return [CompletionResult(text)]
+
+    async def stream_completion(
+        self, texts: list[str], *, task_settings: dict[str, Any]
+    ) -> AsyncIterator[str]:
+        """The whole completion as one delta (ConverseStream's binary event stream is not spoken)."""
+        for result in await self.complete(texts, task_settings=task_settings, time_limit=None):
+            yield result.result
+
+    async def stream_chat(
+        self, request: dict[str, Any], *, task_settings: dict[str, Any]
+    ) -> AsyncIterator[dict[str, Any]]:
+        """One Converse call; its answer as one unified chunk."""
+        answer = await self._post("converse", converse_chat_body(request, task_settings))
+        try:
+            yield converse_chunk(answer, str(request.get("model") or self.settings["model"]))
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise self._fail(f"missing {exc}") from exc

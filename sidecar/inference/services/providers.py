@@ -85,7 +85,7 @@ PROVIDER_ROWS: dict[str, dict[str, Any]] = {
         },
     },
     "amazonbedrock": {
-        "task_types": frozenset({DENSE, COMPLETION}),
+        "task_types": frozenset({DENSE, COMPLETION, CHAT}),
         "required": ("access_key", "secret_key", "region", "model"),
         "optional": _REMOTE | _DENSE | {"provider", "url"},
         "secrets": frozenset({"access_key", "secret_key"}),

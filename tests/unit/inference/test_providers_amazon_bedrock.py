@@ -30,7 +30,17 @@ def bedrock(rec: Recorded) -> tuple[int, Any, dict[str, str]]:
             },
         )
     if rec.path.endswith("/converse"):
-        texts = [block["text"] for message in rec.body["messages"] for block in message["content"]]
+        blocks = [block for message in rec.body["messages"] for block in message["content"]]
+        if rec.body.get("toolConfig") and not any("toolResult" in b for b in blocks):
+            use = {"toolUseId": "tooluse_1", "name": "get_weather", "input": {"city": "Paris"}}
+            message = {"role": "assistant", "content": [{"toolUse": use}]}
+            usage = {"inputTokens": 9, "outputTokens": 4, "totalTokens": 13}
+            return 200, {"output": {"message": message}, "stopReason": "tool_use", "usage": usage}, {}
+        texts = [
+            b["text"] if "text" in b else b["toolResult"]["content"][0]["text"]
+            for b in blocks
+            if "toolUse" not in b
+        ]
         message = {"role": "assistant", "content": [{"text": "Bedrock says: "}, {"text": " / ".join(texts)}]}
         return (
             200,
@@ -192,3 +202,80 @@ def test_signer_reproduces_awss_published_example() -> None:
         "SignedHeaders=content-type;host;x-amz-date, "
         "Signature=5d672d79c15b13162d9279b0855cfba6789a8edb4c82c400e06b5924a6f2b5d7"
     )
+
+
+async def test_chat_completion_through_one_converse_call(remote: InferenceService) -> None:
+    from sidecar.api.results import chat_completion_body
+
+    with fake_provider(bedrock) as server:
+        create(
+            remote,
+            "claude-chat",
+            "chat_completion",
+            server.url,
+            "anthropic.claude-3-haiku-20240307-v1:0",
+            task_settings={"max_new_tokens": 100},
+        )
+        tools = [{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}]
+        ask: dict[str, Any] = {
+            "messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Weather?"}],
+            "tools": tools,
+            "tool_choice": {"type": "function", "function": {"name": "get_weather"}},
+        }
+        chunks = [c async for c in remote.stream_chat("claude-chat", ask)]
+        assert server.requests[-1].path.endswith("/converse")
+        assert sigv4_valid(server.requests[-1], SECRET, REGION, "bedrock")
+        assert server.requests[-1].body == {
+            "messages": [{"role": "user", "content": [{"text": "Weather?"}]}],
+            "system": [{"text": "Be brief."}],
+            "inferenceConfig": {"maxTokens": 100},
+            "toolConfig": {
+                "tools": [{"toolSpec": {"name": "get_weather", "inputSchema": {"json": {"type": "object"}}}}],
+                "toolChoice": {"tool": {"name": "get_weather"}},
+            },
+        }
+        answer = chat_completion_body(chunks)
+        assert answer["choices"][0]["finish_reason"] == "tool_calls"
+        assert answer["choices"][0]["message"]["tool_calls"] == [
+            {
+                "function": {"arguments": '{"city": "Paris"}', "name": "get_weather"},
+                "id": "tooluse_1",
+                "type": "function",
+            }
+        ]
+        assert answer["usage"] == {"completion_tokens": 4, "prompt_tokens": 9, "total_tokens": 13}
+
+        ask["messages"] += [
+            {
+                "role": "assistant",
+                "tool_calls": [
+                    {
+                        "id": "tooluse_1",
+                        "type": "function",
+                        "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'},
+                    }
+                ],
+            },
+            {"role": "tool", "tool_call_id": "tooluse_1", "content": "sunny"},
+        ]
+        chunks = [c async for c in remote.stream_chat("claude-chat", ask)]
+        assert server.requests[-1].body["messages"][1:] == [
+            {
+                "role": "assistant",
+                "content": [
+                    {"toolUse": {"toolUseId": "tooluse_1", "name": "get_weather", "input": {"city": "Paris"}}}
+                ],
+            },
+            {
+                "role": "user",
+                "content": [{"toolResult": {"toolUseId": "tooluse_1", "content": [{"text": "sunny"}]}}],
+            },
+        ]
+        assert chunks[0]["choices"][0]["delta"]["content"] == "Bedrock says: Weather? / sunny"
+        assert chunks[0]["choices"][0]["finish_reason"] == "stop"
+
+
+async def test_streamed_completion_is_one_delta(remote: InferenceService) -> None:
+    with fake_provider(bedrock) as server:
+        create(remote, "claude-s", "completion", server.url, "anthropic.claude-3-haiku-20240307-v1:0")
+        assert [d async for d in remote.stream_completion("claude-s", ["hi"])] == ["Bedrock says: hi"]
