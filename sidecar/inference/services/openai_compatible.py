@@ -346,6 +346,28 @@ def unified_chunk(event: dict[str, Any]) -> dict[str, Any]:
     return chunk
 
 
+def completion_chunk(answer: Any) -> dict[str, Any]:
+    """A whole (non-streamed) `chat.completion` answer as one unified chunk: each choice's
+    message becomes its delta (tool calls numbered), with its finish reason and the usage."""
+    if not isinstance(answer, dict) or not isinstance(answer.get("choices"), list):
+        raise ValueError("not a chat.completion object")
+    choices = []
+    for position, choice in enumerate(answer["choices"]):
+        message = choice.get("message") or {}
+        calls = [{"index": i, **call} for i, call in enumerate(message.get("tool_calls") or [])]
+        event_choice = {
+            "delta": {
+                **{k: message[k] for k in ("content", "refusal", "role") if message.get(k) is not None}
+            },
+            "index": choice.get("index", position),
+            "finish_reason": choice.get("finish_reason"),
+        }
+        if calls:
+            event_choice["delta"]["tool_calls"] = calls
+        choices.append(event_choice)
+    return unified_chunk({**answer, "object": "chat.completion.chunk", "choices": choices})
+
+
 def ranked_documents(
     fail: Callable[[str], Exception],
     pairs: list[tuple[int, float]],

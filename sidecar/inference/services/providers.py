@@ -176,7 +176,7 @@ PROVIDER_ROWS: dict[str, dict[str, Any]] = {
         requests_per_minute=50,
     ),
     "amazon_sagemaker": {
-        "task_types": frozenset({DENSE, SPARSE, RERANK, COMPLETION}),
+        "task_types": frozenset({DENSE, SPARSE, RERANK, COMPLETION, CHAT}),
         "required": ("access_key", "secret_key", "endpoint_name", "api", "region"),
         "optional": _REMOTE
         | _DENSE

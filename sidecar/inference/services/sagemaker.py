@@ -9,7 +9,9 @@ attributes, session and inference ids, explanations) from the settings. The body
   "return_documents"?, "top_n"?}` answered by `{"text_embedding" | "text_embedding_bytes" |
   "text_embedding_bits" | "sparse_embedding" | "rerank" | "completion": [...]}` (so another
   sidecar, or any model server speaking that format, can sit behind the endpoint).
-Streaming (InvokeEndpointWithResponseStream's binary event stream) is not offered.
+InvokeEndpointWithResponseStream's binary event stream is not spoken: `_stream` answers with the
+whole completion as one delta, and `chat_completion` (`openai` api) sends one chat request and
+answers it as one unified chunk.
 """
 
 from __future__ import annotations
@@ -21,8 +23,12 @@ from urllib.parse import quote
 
 from sidecar.errors import StatusError
 from sidecar.inference.services.aws_sigv4 import SigV4
-from sidecar.inference.services.base import COMPLETION, DENSE, RERANK, SPARSE
-from sidecar.inference.services.openai_compatible import OpenAICompatibleRuntime, ranked_documents
+from sidecar.inference.services.base import CHAT, COMPLETION, DENSE, RERANK, SPARSE
+from sidecar.inference.services.openai_compatible import (
+    OpenAICompatibleRuntime,
+    completion_chunk,
+    ranked_documents,
+)
 from sidecar.inference.services.remote import RemoteCaller
 from sidecar.inference.services.validation import SIMILARITIES, Errors
 from sidecar.inference.types import (
@@ -34,7 +40,7 @@ from sidecar.inference.types import (
 )
 
 API_TASKS = {
-    "openai": frozenset({DENSE, COMPLETION}),
+    "openai": frozenset({DENSE, COMPLETION, CHAT}),
     "elastic": frozenset({DENSE, SPARSE, RERANK, COMPLETION}),
 }
 _SETTING_HEADERS = {
@@ -216,11 +222,19 @@ class SageMakerRuntime(OpenAICompatibleRuntime):
     async def stream_completion(
         self, texts: list[str], *, task_settings: dict[str, Any]
     ) -> AsyncIterator[str]:
-        raise StatusError("The [amazon_sagemaker] service does not support streaming")
-        yield ""  # pragma: no cover - makes this an async generator
+        """The whole completion as one delta (the response stream's binary event framing is not spoken)."""
+        for result in await self.complete(texts, task_settings=task_settings, time_limit=None):
+            yield result.result
 
     async def stream_chat(
         self, request: dict[str, Any], *, task_settings: dict[str, Any]
     ) -> AsyncIterator[dict[str, Any]]:
-        raise StatusError("The [amazon_sagemaker] service does not support streaming")
-        yield {}  # pragma: no cover - makes this an async generator
+        """`openai` api: one chat request (not streamed), its answer as one unified chunk."""
+        body = self.chat_body(request)
+        for key in ("stream", "stream_options", "model"):
+            body.pop(key, None)
+        answer = await self._post("chat", body, task_settings)
+        try:
+            yield completion_chunk(answer)
+        except (ValueError, TypeError, AttributeError) as exc:
+            raise self._fail(str(exc)) from exc

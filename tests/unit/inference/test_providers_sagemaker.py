@@ -25,6 +25,23 @@ def endpoint(rec: Recorded) -> tuple[int, Any, dict[str, str]]:
         )
     body = rec.body
     if "messages" in body:  # openai chat
+        if body.get("tools"):
+            call = {
+                "id": "call_1",
+                "type": "function",
+                "function": {"name": "lookup", "arguments": '{"q": 1}'},
+            }
+            message = {"role": "assistant", "content": None, "tool_calls": [call]}
+            choice = {"index": 0, "message": message, "finish_reason": "tool_calls"}
+            usage = {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7}
+            answer = {
+                "id": "c1",
+                "object": "chat.completion",
+                "model": "m",
+                "choices": [choice],
+                "usage": usage,
+            }
+            return 200, answer, {}
         message = {"role": "assistant", "content": "sm: " + body["messages"][0]["content"]}
         return 200, {"object": "chat.completion", "choices": [{"index": 0, "message": message}]}, {}
     if "input" in body and "query" in body:  # elastic rerank
@@ -139,3 +156,42 @@ def test_api_and_task_checks(remote: InferenceService) -> None:
         "Validation Failed: 1: [service_settings] does not contain the required setting [element_type];"
         "2: [service_settings] does not contain the required setting [similarity];"
     )
+
+
+async def test_openai_api_chat_completion_and_stream_as_one_chunk(remote: InferenceService) -> None:
+    from sidecar.api.results import chat_completion_body
+
+    with fake_provider(endpoint) as server:
+        create(remote, "sm-chat", "chat_completion", server.url, "my-endpoint", "openai")
+        tools = [{"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}}]
+        ask = {"messages": [{"role": "user", "content": "find"}], "tools": tools}
+        chunks = [c async for c in remote.stream_chat("sm-chat", ask)]
+        sent = server.requests[-1]
+        assert sent.body == {"messages": [{"role": "user", "content": "find"}], "n": 1, "tools": tools}
+        assert sigv4_valid(sent, SECRET, REGION, "sagemaker")
+        answer = chat_completion_body(chunks)
+        assert answer["id"] == "c1" and answer["usage"] == {
+            "prompt_tokens": 5,
+            "completion_tokens": 2,
+            "total_tokens": 7,
+        }
+        assert answer["choices"] == [
+            {
+                "finish_reason": "tool_calls",
+                "index": 0,
+                "message": {
+                    "content": None,
+                    "role": "assistant",
+                    "tool_calls": [
+                        {
+                            "function": {"arguments": '{"q": 1}', "name": "lookup"},
+                            "id": "call_1",
+                            "type": "function",
+                        }
+                    ],
+                },
+            }
+        ]
+
+        create(remote, "sm-s", "completion", server.url, "my-endpoint", "openai")
+        assert [d async for d in remote.stream_completion("sm-s", ["hello"])] == ["sm: hello"]
