@@ -4,7 +4,8 @@ An OpenSearch of the test's own (devstack, its own ports and state, data kept ac
 is the sink and the dead-letter index. A quarter of the way through it is frozen until the worker
 reports it unreachable, then resumed; half way through it is killed and started again. At the end,
 by id and by coordinates: every document indexed (acknowledged writes survive the kill through the
-translog), every poison message dead-lettered once with its type, the offsets at the end.
+translog), every poison message dead-lettered once in the index with its type and a reason and in
+the dead-letter topic, the offsets at the end.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from tests.integration.worker_harness import (
     mixed_stream,
     poison_of_every_kind,
     produce,
+    read_topic,
     scifact_titles,
     wait_for,
     write_pipeline,
@@ -124,5 +126,14 @@ async def test_opensearch_paused_then_killed_and_restarted(
             }
             assert found == expected
             assert all(v["error"]["reason"] for v in letters.values())
+            records = await read_topic(kafka_bootstrap, names.dlq_topic, len(expected))
+            in_topic = {
+                (
+                    int(dict(r.headers)["sidecar.source.partition"]),
+                    int(dict(r.headers)["sidecar.source.offset"]),
+                )
+                for r in records
+            }
+            assert in_topic == set(expected)
     finally:
         await client.close()
