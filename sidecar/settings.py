@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import yaml
 from dotenv import dotenv_values
@@ -101,6 +101,13 @@ class Settings(BaseSettings):
     max_queue: int = Field(4096, description="Texts waiting per model before 429 Overloaded.")
     max_seq_length: int = Field(512, description="Model input length in tokens; longer input is truncated.")
     torch_threads: int | None = Field(None, description="CPU threads for torch; default = cores.")
+    cpu_runtime: Literal["auto", "torch", "openvino"] = Field(
+        "auto",
+        description=(
+            "Runtime of local models on CPU: `auto` (OpenVINO when installed and the model exports, "
+            "else torch), `torch`, `openvino` (a model it cannot run fails to load). GPUs run torch."
+        ),
+    )
     warmup: bool = Field(True, description="Run a warm-up batch when a model loads.")
     model_dirs: Annotated[list[Path], NoDecode] = Field(
         default_factory=list,

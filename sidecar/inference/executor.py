@@ -64,24 +64,34 @@ def build_engine(
     settings: Settings, kind: str, model_id: str, length: int, **options: Any
 ) -> BatchingEngine:
     """Load a `sparse` or `dense` model and start its engine (blocking: call from a thread).
-    On CPU the model is loaded, warmed up and run on the process's one torch thread."""
+    On CPU the model is loaded, warmed up and run on the process's one torch thread, with the
+    runtime `SIDECAR_CPU_RUNTIME` picks (docs/inference.md, "CPU runtime")."""
     device = choose_device(settings.device).device
-    backend: Any
+    from sidecar.inference.services.eland import is_eland_model
+
+    eland = is_eland_model(model_id)  # Eland: TorchScript .pt + vocabulary, torch only
     if kind == "sparse":
-        from sidecar.inference.services.eland import ElandSpladeBackend, is_eland_model
+        from sidecar.inference.services.eland import ElandSpladeBackend
         from sidecar.inference.services.splade import SpladeBackend
 
-        sparse = ElandSpladeBackend if is_eland_model(model_id) else SpladeBackend  # Eland: .pt + vocab
+        sparse = ElandSpladeBackend if eland else SpladeBackend
         make: Any = partial(sparse, model_id, device=device, max_length=length, **options)
     else:
         from sidecar.inference.services.dense import DenseBackend
-        from sidecar.inference.services.eland import ElandDenseBackend, is_eland_model
+        from sidecar.inference.services.eland import ElandDenseBackend
 
-        dense = ElandDenseBackend if is_eland_model(model_id) else DenseBackend
-        make = partial(
-            dense, model_id, device=device, max_length=min(length, _dense_limit(model_id)), **options
-        )
+        dense = ElandDenseBackend if eland else DenseBackend
+        length = min(length, _dense_limit(model_id))
+        make = partial(dense, model_id, device=device, max_length=length, **options)
     make = partial(make, threads=settings.torch_threads)
+    if device == "cpu" and not eland:  # SIDECAR_CPU_RUNTIME: OpenVINO or torch (the fallback)
+        from sidecar.inference.services.openvino_runtime import load_cpu_backend
+
+        make = partial(
+            load_cpu_backend, settings.cpu_runtime, kind, model_id, make,
+            max_length=length, threads=settings.torch_threads,
+        )  # fmt: skip
+    # On CPU every model (torch or OpenVINO) loads and runs on the one CPU model thread.
     call = run_on_torch_thread if device == "cpu" else call_here
     backend = call(make)
     limits, replicas = engine_limits(settings, device)

@@ -11,6 +11,7 @@ A `model_id` is one of:
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import re
 from collections.abc import Sequence
@@ -41,6 +42,25 @@ def resolve_model_path(model_id: str) -> str:
     if Path(spec).expanduser().is_dir():
         return str(Path(spec).expanduser())
     return spec
+
+
+def model_fingerprint(model_id: str) -> str | None:
+    """What identifies a model's files for caches derived from them: the folder's real path plus each
+    file's name, size and modification time (a hub model's snapshot folder names its revision).
+    None for a hub model not downloaded yet."""
+    path = Path(resolve_model_path(model_id))
+    if not path.is_dir():
+        from huggingface_hub import try_to_load_from_cache
+
+        try:
+            found = try_to_load_from_cache(str(path), "config.json")
+        except Exception:  # not a valid hub id either: the model loaders say why
+            return None
+        if not isinstance(found, str):
+            return None
+        path = Path(found).parent
+    files = sorted((f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in path.iterdir() if f.is_file())
+    return json.dumps([os.path.realpath(path), files])
 
 
 _HUB_ID = re.compile(r"[\w\-]+(?:/[\w\-][\w.\-]*)?")

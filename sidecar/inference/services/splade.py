@@ -217,22 +217,27 @@ class SpladeBackend:
 
     def decode(self, batch: list[Encoded], raw: tuple[Any, Any, Any]) -> list[SparseEmbedding]:
         """`infer`'s arrays as token maps: plain numpy and Python, so it runs off the torch thread."""
-        cols, values, counts = raw
-        cols_list, values_list = cols.tolist(), values.tolist()
-        vocab = self.vocab
-        results = []
-        pos = 0
-        for enc, count in zip(batch, counts.tolist(), strict=True):
-            end = pos + count
-            embedding = {vocab[c]: v for c, v in zip(cols_list[pos:end], values_list[pos:end], strict=True)}
-            embedding.pop("", None)
-            results.append(SparseEmbedding(embedding=embedding, is_truncated=enc.truncated))
-            pos = end
-        return results
+        return token_maps(self.vocab, batch, raw)
 
     def forward(self, batch: list[Encoded]) -> list[SparseEmbedding]:
         """`infer` then `decode` on the calling thread."""
         return self.decode(batch, self.infer(batch))
+
+
+def token_maps(vocab: list[str], batch: list[Encoded], raw: tuple[Any, Any, Any]) -> list[SparseEmbedding]:
+    """Non-zero weights (vocabulary ids, weights, count per text, row-major numpy arrays) as one
+    token map per text; ids whose token is not a legal `rank_features` name are dropped."""
+    cols, values, counts = raw
+    cols_list, values_list = cols.tolist(), values.tolist()
+    results = []
+    pos = 0
+    for enc, count in zip(batch, counts.tolist(), strict=True):
+        end = pos + count
+        embedding = {vocab[c]: v for c, v in zip(cols_list[pos:end], values_list[pos:end], strict=True)}
+        embedding.pop("", None)
+        results.append(SparseEmbedding(embedding=embedding, is_truncated=enc.truncated))
+        pos = end
+    return results
 
 
 def _vocab_block(positions: int) -> int:
