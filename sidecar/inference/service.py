@@ -27,6 +27,7 @@ from sidecar.inference.services.base import (
     default_requests_per_minute,
     runtime_class,
     spec_for,
+    unknown_task_settings,
 )
 from sidecar.inference.services.local import LocalRuntime
 from sidecar.inference.services.remote import RemoteCaller, RetryPolicy, rate_limit_from
@@ -266,7 +267,7 @@ class InferenceService:
             endpoint = with_task_settings(endpoint, task_settings)
             if task_settings:
                 spec = spec_for(endpoint.service, endpoint.service_settings, inference_id)
-                unknown = set(task_settings) - spec.task_settings
+                unknown = set(unknown_task_settings(spec, endpoint.service_settings, task_settings))
                 if unknown:
                     raise StatusError(
                         f"Model configuration contains settings {sorted(unknown)} unknown to the "

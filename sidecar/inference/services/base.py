@@ -79,6 +79,12 @@ class Runtime:
         return None
 
     @classmethod
+    def free_task_settings(cls, service_settings: dict[str, Any]) -> bool:
+        """Whether task settings beyond the service's own are passed on to the provider (the
+        amazon_sagemaker `elastic` api) instead of refused."""
+        return False
+
+    @classmethod
     def check_settings(
         cls, task_type: TaskType, service_settings: dict[str, Any], task_settings: dict[str, Any]
     ) -> None:
@@ -227,7 +233,7 @@ def validate_settings(
         raise StatusError(
             f"Model configuration contains settings {_java_map(shown)} unknown to the [{service}] service"
         )
-    unknown_task = {k: v for k, v in task_settings.items() if k not in spec.task_settings}
+    unknown_task = unknown_task_settings(spec, service_settings, task_settings)
     if unknown_task:
         raise StatusError(
             f"Model configuration contains settings {_java_map(unknown_task)} "
@@ -253,6 +259,15 @@ def merge_task_settings(service: str, stored: dict[str, Any], new: dict[str, Any
         if isinstance(old, dict) and isinstance(extra, dict):
             merged[key] = {**old, **extra}
     return merged
+
+
+def unknown_task_settings(
+    spec: ServiceSpec, service_settings: dict[str, Any], task_settings: dict[str, Any]
+) -> dict[str, Any]:
+    """Task settings the service does not know (none for services that pass them on)."""
+    if spec.runtime and runtime_class(spec).free_task_settings(service_settings):
+        return {}
+    return {k: v for k, v in task_settings.items() if k not in spec.task_settings}
 
 
 def secret_keys(service: str, service_settings: dict[str, Any]) -> frozenset[str]:

@@ -61,6 +61,8 @@ _ELASTIC_EMBEDDING_KEYS = {
     "bit": "text_embedding_bits",
 }
 DEFAULT_BATCH_SIZE = 256
+# Task settings of the service itself (headers, `user`); the elastic api passes any other on.
+_SAGEMAKER_TASK_SETTINGS = frozenset({*_TASK_HEADERS, "user"})
 
 
 class SageMakerRuntime(OpenAICompatibleRuntime):
@@ -103,6 +105,10 @@ class SageMakerRuntime(OpenAICompatibleRuntime):
                     errors.add(f"[service_settings] does not contain the required setting [{key}]")
         errors.raise_any()
 
+    @classmethod
+    def free_task_settings(cls, service_settings: dict[str, Any]) -> bool:
+        return str(service_settings.get("api", "")).lower() == "elastic"
+
     async def _headers(self, task_settings: dict[str, Any]) -> dict[str, str]:
         headers = {"Content-Type": "application/json", "Accept": "application/json", **self.fixed_headers}
         headers.update({h: str(task_settings[k]) for k, h in _TASK_HEADERS.items() if task_settings.get(k)})
@@ -119,10 +125,15 @@ class SageMakerRuntime(OpenAICompatibleRuntime):
         )
 
     # --- the `elastic` API ------------------------------------------------------------------------
-    def _elastic_body(self, texts: list[str], input_type: InputType | None) -> dict[str, Any]:
+    def _elastic_body(
+        self, texts: list[str], input_type: InputType | None, task_settings: dict[str, Any]
+    ) -> dict[str, Any]:
         body: dict[str, Any] = {"input": texts if len(texts) > 1 else texts[0]}
         if input_type is not None:
             body["input_type"] = str(input_type)
+        passthrough = {k: v for k, v in task_settings.items() if k not in _SAGEMAKER_TASK_SETTINGS}
+        if passthrough:  # Elasticsearch passes the elastic api's other task settings on as they are
+            body["task_settings"] = passthrough
         return body
 
     def _results(self, answer: Any, key: str) -> list[Any]:
@@ -135,7 +146,7 @@ class SageMakerRuntime(OpenAICompatibleRuntime):
         self, texts: list[str], input_type: InputType | None, task_settings: dict[str, Any]
     ) -> dict[str, Any]:
         if self.api == "elastic":
-            return self._elastic_body(texts, input_type)
+            return self._elastic_body(texts, input_type, task_settings)
         body = super().embedding_body(texts, input_type, task_settings)
         body.pop("model", None)
         body.pop("encoding_format", None)
@@ -164,7 +175,9 @@ class SageMakerRuntime(OpenAICompatibleRuntime):
         out: list[SparseEmbedding] = []
         for start in range(0, len(texts), self.batch_size):
             part = texts[start : start + self.batch_size]
-            answer = await self._post("embeddings", self._elastic_body(part, input_type), task_settings)
+            answer = await self._post(
+                "embeddings", self._elastic_body(part, input_type, task_settings), task_settings
+            )
             rows = self._results(answer, "sparse_embedding")
             if len(rows) != len(part):
                 raise self._fail(f"{len(rows)} sparse embeddings for {len(part)} inputs")
@@ -189,9 +202,13 @@ class SageMakerRuntime(OpenAICompatibleRuntime):
         task_settings: dict[str, Any],
         time_limit: float | None,
     ) -> list[RankedDocument]:
-        body = {**self._elastic_body(documents, None), "query": query, "return_documents": return_documents}
+        body: dict[str, Any] = {"input": documents if len(documents) > 1 else documents[0], "query": query}
+        body["return_documents"] = return_documents
         if top_n:
             body["top_n"] = top_n
+        body.update(
+            {k: v for k, v in self._elastic_body(documents, None, task_settings).items() if k != "input"}
+        )
         rows = self._results(await self._post("rerank", body, task_settings), "rerank")
         try:
             pairs = [(int(r["index"]), float(r["relevance_score"])) for r in rows]
@@ -205,7 +222,8 @@ class SageMakerRuntime(OpenAICompatibleRuntime):
         if self.api != "elastic":
             return await super().complete(texts, task_settings=task_settings, time_limit=time_limit)
         rows = self._results(
-            await self._post("chat", self._elastic_body(texts, None), task_settings), "completion"
+            await self._post("chat", self._elastic_body(texts, None, task_settings), task_settings),
+            "completion",
         )
         try:
             return [CompletionResult(str(r["result"])) for r in rows]

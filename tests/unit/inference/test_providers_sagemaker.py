@@ -195,3 +195,27 @@ async def test_openai_api_chat_completion_and_stream_as_one_chunk(remote: Infere
 
         create(remote, "sm-s", "completion", server.url, "my-endpoint", "openai")
         assert [d async for d in remote.stream_completion("sm-s", ["hello"])] == ["sm: hello"]
+
+
+async def test_elastic_api_passes_other_task_settings_on(remote: InferenceService) -> None:
+    # Elasticsearch's elastic api takes free-form task settings, stored and per request (a request's
+    # map replacing the stored one per key as for other services), and sends them as `task_settings`;
+    # the service's own (custom_attributes, ...) stay headers.
+    with fake_provider(endpoint) as server:
+        create(
+            remote,
+            "el-t",
+            "sparse_embedding",
+            server.url,
+            "sparse-elser",
+            "elastic",
+            task_settings={"threshold": {"min_weight": 0.1}, "session_id": "s-1"},
+        )
+        await remote.infer("el-t", ["sky"])
+        sent = server.requests[-1]
+        assert sent.body == {"input": "sky", "task_settings": {"threshold": {"min_weight": 0.1}}}
+        assert sent.headers["x-amzn-sagemaker-session-id"] == "s-1"
+        await remote.infer("el-t", ["sky"], task_settings={"expand": True})
+        assert server.requests[-1].body["task_settings"] == {"threshold": {"min_weight": 0.1}, "expand": True}
+    with pytest.raises(StatusError):  # the openai api still refuses what it does not know
+        create(remote, "oa-t", "text_embedding", "http://x", "e", "openai", task_settings={"expand": True})
