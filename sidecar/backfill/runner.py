@@ -1,9 +1,10 @@
 """One backfill run over one slice: scan, select, enrich, write, dead-letter, checkpoint, repeat.
 
 Only one batch is ever inferred but not yet acknowledged (the next page is read meanwhile), so a
-crash costs at most one batch of inference. Within a batch, parts of `PART_DOCS` documents are queued
-for inference two at a time and each part is written as soon as it is enriched, while the next one
-is inferred: the engine's work overlaps the model's instead of adding to it. On resume, a new point in time is opened after a
+crash costs at most one batch of inference. Within a batch, parts of `PART_DOCS` documents of similar
+input length (a part is about one model batch, padded to its longest text) are queued for inference
+two at a time and each part is written as soon as it is enriched, while the next one is inferred:
+the engine's work overlaps the model's instead of adding to it. On resume, a new point in time is opened after a
 refresh: documents finished before the crash no longer match (`missing`) or are skipped by their
 hash (`changed`); with `--force` the cursor continues, in a new point in time where the sort allows
 it (OpenSearch) or in the saved one while it lives (Elasticsearch), else the scan starts over.
@@ -29,7 +30,7 @@ from sidecar.backfill.reindex import swap_alias
 from sidecar.backfill.scan import Page, PitExpired, PitScanner, scanner_for
 from sidecar.backfill.selection import Mode, build_query, fields_to_do, source_paths
 from sidecar.deadletter import DeadLetter, DeadLetterWriter
-from sidecar.enrichment import Enricher, EnrichResult, EnrichTask, apply_additions, nested
+from sidecar.enrichment import Enricher, EnrichResult, EnrichTask, apply_additions, get_path, nested
 from sidecar.errors import RetriableInferenceError
 from sidecar.hook.scripts import replacement_script
 from sidecar.inference.types import InferenceServiceProtocol
@@ -221,6 +222,7 @@ class Backfill:
             return
         await self.throttle.wait(len(todo) + len(copies))
         letters: list[DeadLetter] = []
+        todo.sort(key=lambda item: self._input_chars(item[0]))
         parts = [todo[i : i + PART_DOCS] for i in range(0, len(todo), PART_DOCS)]
         enriching: list[asyncio.Task[list[EnrichResult]]] = []
 
@@ -249,6 +251,11 @@ class Backfill:
         failed = len({(letter.topic, letter.key) for letter in letters})  # one per document
         self._count(failed=failed)
         metrics.BACKFILL_FAILED.labels(name).inc(failed)
+
+    def _input_chars(self, hit: dict[str, Any]) -> int:
+        source = hit.get("_source") or {}
+        values = (get_path(source, path) for path in self.enricher.input_paths)
+        return sum(len(value) for value in values if isinstance(value, str))
 
     async def _write(
         self, enriched: list[tuple[dict[str, Any], EnrichResult]], letters: list[DeadLetter]

@@ -88,3 +88,15 @@ async def test_a_failed_part_is_dead_lettered_and_the_checkpoint_covers_the_whol
     resumed = await make(index, service, MemorySink(index), tmp_path).run()
     # The whole first batch was acknowledged: the rerun reads on after it, from the checkpoint's cursor.
     assert resumed.finished and resumed.resumed and resumed.run == Stats(scanned=10, enriched=10, inferred=10)
+
+
+async def test_parts_hold_texts_of_similar_length(tmp_path: Any) -> None:
+    # Titles of 1 to 10 words in a shuffled order: each part (one model batch) is padded to its
+    # longest text, so the batch is cut into parts by length.
+    lengths = [7, 2, 9, 4, 1, 10, 5, 3, 8, 6]
+    index = MemoryIndex({f"d{i:04d}": {"title": " ".join(["word"] * n)} for i, n in enumerate(lengths)})
+    service = FakeService()
+    result = await make(index, service, MemorySink(index), tmp_path).run()
+    assert result.finished and result.run.enriched == 10
+    words = [sorted(len(text.split()) for text in inputs) for _, inputs, _ in service.calls]
+    assert words == [[1, 2, 3, 4], [5, 6, 7, 8], [9, 10]]
