@@ -18,6 +18,7 @@ import json
 import os
 import random
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -129,6 +130,8 @@ def servers(names: Sequence[str], cpus: Sequence[int]) -> Iterator[dict[str, str
         for var in PORT_VARS[name]:
             env[f"SIDECAR_DEVSTACK_{var}"] = str(free_port())
     print(f"[bench] starting {', '.join(names)} on CPU {cpu_list(cpus)} in {state}", flush=True)
+    # A terminated benchmark still stops its servers (SIGTERM's default would skip the `finally`).
+    previous = signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     try:
         _stack("up", names, env)
         urls: dict[str, str] = {}
@@ -142,6 +145,7 @@ def servers(names: Sequence[str], cpus: Sequence[int]) -> Iterator[dict[str, str
     finally:
         _stack("down", names, env)
         shutil.rmtree(state, ignore_errors=True)
+        signal.signal(signal.SIGTERM, previous)
 
 
 def warm_up(url: str, docs: int = 3000) -> None:
