@@ -99,10 +99,8 @@ class SageMakerRuntime(OpenAICompatibleRuntime):
             raise StatusError(
                 f"The [{api}] api of the [amazon_sagemaker] service does not support task type [{task_type}]"
             )
-        if api == "elastic" and task_type == DENSE:
-            for key in ("element_type", "similarity"):
-                if not service_settings.get(key):
-                    errors.add(f"[service_settings] does not contain the required setting [{key}]")
+        if api == "elastic" and task_type == DENSE and not service_settings.get("element_type"):
+            errors.add("[service_settings] does not contain the required setting [element_type]")
         errors.raise_any()
 
     @classmethod

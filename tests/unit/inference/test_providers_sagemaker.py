@@ -154,7 +154,10 @@ def test_api_and_task_checks(remote: InferenceService) -> None:
         create(remote, "x", "text_embedding", "http://x", "e", "elastic")
     assert missing.value.reason == (
         "Validation Failed: 1: [service_settings] does not contain the required setting [element_type];"
-        "2: [service_settings] does not contain the required setting [similarity];"
+    )
+    # similarity is optional (the specification's example names dimensions and element_type only)
+    create(
+        remote, "el-ok", "text_embedding", "http://x", "e", "elastic", element_type="float", dimensions=384
     )
 
 
