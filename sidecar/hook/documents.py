@@ -15,7 +15,7 @@ from __future__ import annotations
 import copy
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sidecar import jsontext
@@ -91,6 +91,9 @@ class UpdatePlan:
     doc_task: EnrichTask | None = None
     upsert_task: EnrichTask | None = None
     needs_stored: bool = False  # the partial doc touches only some inputs of a field
+    # The touched fields' target and hash paths: removed when their new text gives no value (an
+    # input now empty or absent), so no vector of the old text stays behind.
+    cleared: dict[str, None] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -127,6 +130,9 @@ def plan_update(enricher: Enricher, body: dict[str, Any], stored: Mapping[str, A
         elif touched and body.get("doc_as_upsert") is True:
             plan.doc_task = EnrichTask(partial, touched)  # no stored document: the partial one is created
         # else: no stored document to complete the inputs; the engine answers `document_missing`.
+        if plan.doc_task is not None:
+            specs = [enricher.fields[i] for i in touched]
+            plan.cleared = {path: None for spec in specs for path in (spec.target, spec.hash_path)}
     upsert = body.get("upsert")
     if isinstance(upsert, dict):
         plan.upsert_task = EnrichTask(upsert)
@@ -149,7 +155,9 @@ def apply_update(
             return problem
         body = {**body, "upsert": upsert}
         changed = True
-    replacement = doc_result.additions if doc_result is not None and doc_result.additions else None
+    replacement = (
+        {**plan.cleared, **doc_result.additions} if doc_result is not None and plan.cleared else None
+    )
     if not changed and replacement is None:
         return None
     return RewrittenUpdate(dumps(body) if changed else None, replacement)

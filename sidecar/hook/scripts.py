@@ -17,13 +17,21 @@ def _literal(name: str) -> str:
 
 
 def replacement_script(additions: Mapping[str, Any]) -> dict[str, Any]:
-    """`{"source", "lang", "params"}` setting every dotted path of `additions` to its value."""
+    """`{"source", "lang", "params"}` setting every dotted path of `additions` to its value; a
+    None value removes the path instead (where its parents are objects)."""
     lines: list[str] = []
     params: dict[str, Any] = {}
     ensured: set[str] = set()
     for n, (path, value) in enumerate(sorted(additions.items())):
         parts = path.split(".")
         node = "ctx._source"
+        if value is None:
+            guards = ["ctx._source instanceof Map"]
+            for part in parts[:-1]:
+                node += f"[{_literal(part)}]"
+                guards.append(f"{node} instanceof Map")
+            lines.append(f"if ({' && '.join(guards)}) {{ {node}.remove({_literal(parts[-1])}); }}")
+            continue
         for depth, part in enumerate(parts[:-1]):
             node += f"[{_literal(part)}]"
             prefix = ".".join(parts[: depth + 1])

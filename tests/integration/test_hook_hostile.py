@@ -182,3 +182,23 @@ def test_compressed_bulks_and_date_math_paths_like_the_engine(hooked: Hooked) ->
     index = answer.json()["items"][0]["index"]["_index"]
     assert index in {f"{hooked.index}-{before}", f"{hooked.index}-{after}"}
     assert "date" in _stored(hooked, "dm1", index)["ml"]["tokens"]
+
+
+def test_emptying_the_input_removes_the_vector(hooked: Hooked) -> None:
+    """An input with no content gets no vector (as semantic_text): on index, and on a partial update,
+    which must not leave the old text's vector behind."""
+    lines = ndjson(
+        [{"index": {"_id": "e1"}}, {"title": "Zinc supplements"}, {"index": {"_id": "e2"}}, {"title": " "}]
+    )
+    answer = httpx.post(
+        f"{hooked.sidecar}/{hooked.index}/_bulk?refresh=true", content=lines, headers=NDJSON, timeout=120
+    )
+    assert answer.status_code == 200 and answer.json()["errors"] is False, answer.text
+    assert "zinc" in _stored(hooked, "e1")["ml"]["tokens"]
+    assert _stored(hooked, "e2") == {"title": " "}
+    update = ndjson([{"update": {"_id": "e1"}}, {"doc": {"title": ""}}])
+    answer = httpx.post(
+        f"{hooked.sidecar}/{hooked.index}/_bulk?refresh=true", content=update, headers=NDJSON, timeout=120
+    )
+    assert answer.status_code == 200 and answer.json()["errors"] is False, answer.text
+    assert _stored(hooked, "e1") == {"title": "", "ml": {}}

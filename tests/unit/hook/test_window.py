@@ -187,3 +187,16 @@ async def test_a_partial_update_of_a_missing_document_is_left_to_the_engine(make
     )
     assert plain.companion is None and plain.error is None  # the engine answers document_missing
     assert upserted.error is not None  # it would be created without its body: refused
+
+
+async def test_an_update_emptying_the_inputs_removes_the_vector(make_hook: HookFactory) -> None:
+    hook = make_hook(stored={"1": {"title": "old title", "body": ""}})
+    [emptied] = await hook.processor.process([op("update", "articles", "1", {"doc": {"title": " "}})])
+    assert emptied.error is None and emptied.companion is not None
+    script = json.loads(emptied.companion.decode().splitlines()[1])["script"]
+    assert script["source"] == (
+        "if (ctx._source instanceof Map && ctx._source['ml'] instanceof Map) { ctx._source['ml'].remove('tokens'); } "
+        "if (ctx._source instanceof Map && ctx._source['ml'] instanceof Map) "
+        "{ ctx._source['ml'].remove('tokens_hash'); }"
+    )
+    assert script["params"] == {}
