@@ -95,12 +95,14 @@ class AnthropicRuntime(OpenAICompatibleRuntime):
             if delta.get("type") == "text_delta" and delta.get("text"):
                 yield str(delta["text"])
 
+    def chat_request_body(self, request: dict[str, Any], task_settings: dict[str, Any]) -> dict[str, Any]:
+        return anthropic_chat_body(request, task_settings, self.model)
+
     async def stream_chat(
         self, request: dict[str, Any], *, task_settings: dict[str, Any]
     ) -> AsyncIterator[dict[str, Any]]:
         translator = ChunkTranslator()
-        body = anthropic_chat_body(request, task_settings, self.model)
-        async for event in self._events(body, task_settings):
+        async for event in self._events(self.chat_request_body(request, task_settings), task_settings):
             chunk = translator.translate(event)
             if chunk is not None:
                 yield chunk

@@ -31,8 +31,8 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any, ClassVar
 
-from sidecar.errors import RemoteServiceError, SettingsValidationError
-from sidecar.inference.services.base import RERANK, Runtime
+from sidecar.errors import RemoteServiceError, SettingsValidationError, StatusError
+from sidecar.inference.services.base import CHAT, COMPLETION, RERANK, Runtime
 from sidecar.inference.services.gemini_chat import (
     gemini_chat_body,
     gemini_finished,
@@ -42,6 +42,7 @@ from sidecar.inference.services.gemini_chat import (
 from sidecar.inference.services.openai_compatible import ranked_documents
 from sidecar.inference.services.remote import RemoteCaller, parse_failure
 from sidecar.inference.services.validation import SIMILARITIES, Errors
+from sidecar.inference.services.vertex_garden import PROVIDERS, garden_runtime, sse_url
 from sidecar.inference.types import CompletionResult, DenseEmbedding, InputType, RankedDocument, TaskType
 
 SCOPE = "https://www.googleapis.com/auth/cloud-platform"
@@ -125,6 +126,10 @@ class _Google(Runtime):
     service: ClassVar[str]
     model_url: str  # `.../models/{model_id}`, the Gemini methods' base
 
+    @property
+    def stream_url(self) -> str:
+        return f"{self.model_url}:streamGenerateContent?alt=sse"
+
     def __init__(self, inference_id: str, caller: RemoteCaller) -> None:
         self.inference_id = inference_id
         self.caller = caller
@@ -151,10 +156,8 @@ class _Google(Runtime):
             raise self._fail(f"missing {exc}") from exc
 
     async def _events(self, url: str, body: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
-        """`:streamGenerateContent?alt=sse` responses until the one with a finish reason."""
-        events = self.caller.stream_events(
-            f"{url}:streamGenerateContent?alt=sse", body, await self._headers(), last=gemini_finished
-        )
+        """Server-sent `streamGenerateContent` responses from `url` until the one with a finish reason."""
+        events = self.caller.stream_events(url, body, await self._headers(), last=gemini_finished)
         async for event in events:
             if not isinstance(event, dict) or event.get("error"):
                 raise self._fail(f"the stream sent {str(event)[:300]}")
@@ -163,7 +166,7 @@ class _Google(Runtime):
     async def stream_completion(
         self, texts: list[str], *, task_settings: dict[str, Any]
     ) -> AsyncIterator[str]:
-        async for event in self._events(self.model_url, gemini_body(texts, task_settings)):
+        async for event in self._events(self.stream_url, gemini_body(texts, task_settings)):
             text = stream_text(event)
             if text:
                 yield text
@@ -188,14 +191,69 @@ class GoogleVertexAIRuntime(_Google):
             f"{settings.get('model_id', '')}"
         )
         self.token = ServiceAccountToken(service_account_info(secrets["service_account_json"]))
+        # Model Garden: another publisher's model at `url` / `streaming_url` (see vertex_garden).
+        self.provider = str(settings["provider"]).lower() if settings.get("provider") else None
+        self.call_url = str(settings["url"]) if settings.get("url") else None
+        self.streaming_url = str(settings["streaming_url"]) if settings.get("streaming_url") else None
+        self.garden: dict[str, Runtime] = {}
+        if self.provider not in (None, "google"):
+            model = str(settings["model_id"]) if settings.get("model_id") else None
+            for kind, url in (("call", self.call_url), ("stream", self.streaming_url)):
+                if url:
+                    self.garden[kind] = garden_runtime(
+                        self.provider, inference_id, model, url, self.token, caller
+                    )
+
+    @property
+    def stream_url(self) -> str:
+        if self.provider == "google":
+            if not self.streaming_url:
+                raise StatusError(
+                    "The [googlevertexai] service needs [streaming_url] in [service_settings] for this request"
+                )
+            return sse_url(self.streaming_url)
+        return f"{self.model_url}:streamGenerateContent?alt=sse"
+
+    def _garden(self, kind: str) -> Runtime | None:
+        """The Model Garden runtime for plain (`call`) or streamed requests, None for Gemini."""
+        if self.provider in (None, "google"):
+            return None
+        runtime = self.garden.get(kind)
+        if runtime is None:
+            needed = "url" if kind == "call" else "streaming_url"
+            raise StatusError(
+                f"The [googlevertexai] service needs [{needed}] in [service_settings] for this request"
+            )
+        return runtime
 
     @classmethod
     def check_settings(
         cls, task_type: TaskType, service_settings: dict[str, Any], task_settings: dict[str, Any]
     ) -> None:
         service_account_info(service_settings.get("service_account_json"))
-        needed = ("project_id",) if task_type == RERANK else ("project_id", "location", "model_id")
         errors = Errors()
+        errors.one_of(service_settings, "provider", PROVIDERS)
+        errors.raise_any()
+        provider = service_settings.get("provider")
+        if provider is None and (service_settings.get("url") or service_settings.get("streaming_url")):
+            errors.add(
+                "[service_settings] [url] and [streaming_url] need [provider] (a Model Garden publisher)"
+            )
+        if provider is not None:
+            if task_type not in (COMPLETION, CHAT):
+                raise StatusError(
+                    f"The [googlevertexai] service supports [provider] only for task types [completion, "
+                    f"chat_completion], not [{task_type}]"
+                )
+            wanted = "streaming_url" if task_type == CHAT else "url"
+            if not service_settings.get(wanted):
+                errors.add(f"[service_settings] does not contain the required setting [{wanted}]")
+        if provider is not None and provider != "google":
+            needed: tuple[str, ...] = ()
+        else:
+            needed = ("project_id",) if task_type == RERANK else ("project_id", "location", "model_id")
+            if provider == "google":
+                needed = ()
         for key in needed:
             if not service_settings.get(key):
                 errors.add(f"[service_settings] does not contain the required setting [{key}]")
@@ -245,13 +303,37 @@ class GoogleVertexAIRuntime(_Google):
     async def complete(
         self, texts: list[str], *, task_settings: dict[str, Any], time_limit: float | None
     ) -> list[CompletionResult]:
-        return await self._generate(f"{self.model_url}:generateContent", texts, task_settings)
+        garden = self._garden("call")
+        if garden is not None:
+            return await garden.complete(texts, task_settings=task_settings, time_limit=time_limit)
+        url = (
+            self.call_url
+            if self.provider == "google" and self.call_url
+            else f"{self.model_url}:generateContent"
+        )
+        return await self._generate(url, texts, task_settings)
+
+    async def stream_completion(
+        self, texts: list[str], *, task_settings: dict[str, Any]
+    ) -> AsyncIterator[str]:
+        garden = self._garden("stream")
+        if garden is None:
+            stream = super().stream_completion(texts, task_settings=task_settings)
+        else:
+            stream = garden.stream_completion(texts, task_settings=task_settings)
+        async for delta in stream:
+            yield delta
 
     async def stream_chat(
         self, request: dict[str, Any], *, task_settings: dict[str, Any]
     ) -> AsyncIterator[dict[str, Any]]:
+        garden = self._garden("stream")
+        if garden is not None:
+            async for chunk in garden.stream_chat(request, task_settings=task_settings):
+                yield chunk
+            return
         body = gemini_chat_body(request, task_settings)
-        async for event in self._events(self.model_url, body):
+        async for event in self._events(self.stream_url, body):
             yield unified_chat_chunk(event, self.settings.get("model_id"))
 
     async def rerank(

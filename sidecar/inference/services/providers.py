@@ -97,7 +97,9 @@ PROVIDER_ROWS: dict[str, dict[str, Any]] = {
     "googlevertexai": {
         "task_types": frozenset({DENSE, RERANK, COMPLETION, CHAT}),
         "required": ("service_account_json",),
-        "optional": _REMOTE | _DENSE | {"project_id", "location", "model_id", "max_batch_size"},
+        "optional": _REMOTE
+        | _DENSE
+        | {"project_id", "location", "model_id", "max_batch_size", "provider", "url", "streaming_url"},
         "secrets": frozenset({"service_account_json"}),
         "task_settings": frozenset(
             {"auto_truncate", "input_type", "top_n", "return_documents", "thinking_config", "max_tokens"}

@@ -12,7 +12,7 @@ import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from sidecar.errors import RemoteServiceError, SettingsValidationError
+from sidecar.errors import RemoteServiceError, SettingsValidationError, StatusError
 from sidecar.inference.service import InferenceService
 from sidecar.inference.services.google import GoogleAIStudioRuntime, GoogleVertexAIRuntime
 from sidecar.inference.types import InputType
@@ -91,6 +91,8 @@ def google(rec: Recorded) -> tuple[int, Any, dict[str, str]]:
             },
             {},
         )
+    if rec.path.startswith("/garden/"):
+        return garden(rec)
     if rec.path.endswith(":streamGenerateContent?alt=sse"):
         return 200, EventStream(gemini_stream(rec.body), done=False), {}
     if rec.path.endswith(":generateContent"):
@@ -104,6 +106,46 @@ def google(rec: Recorded) -> tuple[int, Any, dict[str, str]]:
         records = [{"id": r["id"], "score": 1.0 / (1 + len(r["content"]))} for r in rec.body["records"]]
         return 200, {"records": sorted(records, key=lambda r: -float(r["score"]))[: rec.body.get("topN")]}, {}
     return 404, {"error": {"code": 404, "message": "Not found", "status": "NOT_FOUND"}}, {}
+
+
+def garden(rec: Recorded) -> tuple[int, Any, dict[str, str]]:
+    """Model Garden publishers on Vertex AI: Claude through (stream)rawPredict in Anthropic's format,
+    the others through an OpenAI-compatible chat completions URL."""
+    if rec.path.endswith(":rawPredict"):
+        said = " / ".join(m["content"] for m in rec.body["messages"])
+        return (
+            200,
+            {
+                "type": "message",
+                "role": "assistant",
+                "content": [{"type": "text", "text": f"claude: {said}"}],
+            },
+            {},
+        )
+    if rec.path.endswith(":streamRawPredict"):
+        events = [
+            {
+                "type": "message_start",
+                "message": {"id": "msg_v", "model": "claude-on-vertex", "usage": {"input_tokens": 3}},
+            },
+            {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "from "}},
+            {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "vertex"}},
+            {"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": 2}},
+            {"type": "message_stop"},
+        ]
+        return 200, EventStream(events, done=False), {}
+    said = " / ".join(str(m["content"]) for m in rec.body["messages"])
+    if rec.body.get("stream"):
+        chunks = [
+            {"id": "c", "model": rec.body.get("model"), "choices": [{"index": 0, "delta": {"content": said}}]}
+        ]
+        return 200, EventStream(chunks), {}
+    message = {"role": "assistant", "content": f"{rec.body.get('model')}: {said}"}
+    return (
+        200,
+        {"object": "chat.completion", "choices": [{"index": 0, "message": message, "finish_reason": "stop"}]},
+        {},
+    )
 
 
 def gemini_stream(body: dict[str, Any]) -> list[dict[str, Any]]:
@@ -453,3 +495,77 @@ async def test_vertex_chat_applies_stored_task_settings(
     ask = {"messages": [{"role": "user", "content": "hi"}], "max_completion_tokens": 8}
     _ = [c async for c in remote.stream_chat("vx-chat-ts", ask)]
     assert server.requests[-1].body["generationConfig"]["maxOutputTokens"] == 8
+
+
+async def test_model_garden_publishers_at_their_urls(remote: InferenceService, server: FakeProvider) -> None:
+    # The specification's Model Garden examples: Claude at rawPredict / streamRawPredict (Anthropic's
+    # format, no model, Vertex's anthropic_version), Llama at an OpenAI-compatible URL; the service
+    # account's token on each request.
+    claude = vertex(
+        server,
+        provider="anthropic",
+        url=f"{server.url}/garden/claude:rawPredict",
+        streaming_url=f"{server.url}/garden/claude:streamRawPredict",
+    )
+    del claude["service_settings"]["project_id"]
+    claude["task_settings"] = {"max_tokens": 128}
+    remote.registry.create("mg-claude", "completion", claude)
+    out = await remote.infer("mg-claude", ["hi"])
+    assert [r.result for r in out.results] == ["claude: hi"]
+    sent = server.requests[-1]
+    assert sent.headers["authorization"] == f"Bearer {TOKEN}"
+    assert sent.body == {
+        "anthropic_version": "vertex-2023-10-16",
+        "max_tokens": 128,
+        "messages": [{"role": "user", "content": "hi"}],
+    }
+    assert [d async for d in remote.stream_completion("mg-claude", ["hi"])] == ["from ", "vertex"]
+    assert server.requests[-1].path == "/garden/claude:streamRawPredict"
+
+    chat = {**claude, "service_settings": {k: v for k, v in claude["service_settings"].items() if k != "url"}}
+    remote.registry.create("mg-claude-chat", "chat_completion", chat)
+    chunks = [
+        c
+        async for c in remote.stream_chat("mg-claude-chat", {"messages": [{"role": "user", "content": "yo"}]})
+    ]
+    assert "".join(c["choices"][0]["delta"].get("content", "") for c in chunks) == "from vertex"
+    assert (
+        "model" not in server.requests[-1].body
+        and server.requests[-1].body["anthropic_version"] == "vertex-2023-10-16"
+    )
+
+    llama = vertex(
+        server,
+        provider="meta",
+        model_id="meta/llama-3.3-70b-instruct-maas",
+        url=f"{server.url}/garden/openapi/chat/completions",
+    )
+    del llama["service_settings"]["project_id"]
+    remote.registry.create("mg-llama", "completion", llama)
+    out = await remote.infer("mg-llama", ["hello"])
+    assert [r.result for r in out.results] == ["meta/llama-3.3-70b-instruct-maas: hello"]
+    assert server.requests[-1].body == {
+        "messages": [{"role": "user", "content": "hello"}],
+        "n": 1,
+        "model": "meta/llama-3.3-70b-instruct-maas",
+    }
+    assert server.requests[-1].headers["authorization"] == f"Bearer {TOKEN}"
+
+
+def test_model_garden_settings_are_checked(remote: InferenceService, server: FakeProvider) -> None:
+    body = vertex(server, provider="anthropic", url="https://x.example/m:rawPredict")
+    with pytest.raises(SettingsValidationError) as err:
+        remote.registry.create("mg-1", "chat_completion", body)
+    assert err.value.reason == (
+        "Validation Failed: 1: [service_settings] does not contain the required setting [streaming_url];"
+    )
+    with pytest.raises(StatusError, match=r"only for task types \[completion, chat_completion\]"):
+        remote.registry.create("mg-2", "text_embedding", body)
+    with pytest.raises(SettingsValidationError, match=r"\[provider\] must be one of"):
+        remote.registry.create(
+            "mg-3", "completion", vertex(server, provider="openai", url="https://x.example/c")
+        )
+    with pytest.raises(SettingsValidationError, match=r"need \[provider\]"):
+        remote.registry.create(
+            "mg-4", "completion", vertex(server, location="l", model_id="m", url="https://x.example/c")
+        )
