@@ -42,11 +42,13 @@ ROWS = [
     ),
     Row(
         "empty input list (3 routes); empty or whitespace-only text (sparse, dense, worker/hook/backfill)",
-        "400 validation; sparse `{}`, dense 400; the document gets no value",
+        "400 validation; sparse `{}`, dense 400; the document gets no value (an update removes the old one)",
         [
             f"{API}::test_an_empty_input_list_is_a_validation_error",
             "tests/unit/api/test_perform.py::test_an_empty_text_",
             "tests/unit/enrichment/test_enricher.py::test_an_input_with_no_content",
+            "tests/unit/hook/test_window.py::test_an_update_emptying_the_inputs_removes_the_vector",
+            f"{HOOK_IT}::test_emptying_the_input_removes_the_vector",
         ],
     ),
     Row(
@@ -66,7 +68,7 @@ ROWS = [
     ),
     Row(
         "secrets with CR/LF and URL credentials (API, hook upstream)",
-        "redacted from every answer and log record",
+        "redacted from every answer, log record and metric",
         [
             f"{API}::test_credentials_in_a_remote_url_are_not_echoed",
             f"{API}::test_a_transport_error_quoting_the_key_is_redacted",
