@@ -160,13 +160,16 @@ SERVICES: dict[str, ServiceSpec] = {
     "openai": ServiceSpec(
         "openai",
         frozenset({DENSE, TaskType.EMBEDDING, COMPLETION, CHAT}),
-        ("api_key", "model_id"),
-        _REMOTE | {"url", "dimensions", "organization_id", "similarity", "max_input_tokens"},
-        frozenset({"api_key"}),
+        ("model_id",),
+        _REMOTE
+        | {"api_key", "url", "dimensions", "organization_id", "similarity", "max_input_tokens"}
+        | {"client_id", "client_secret", "scopes", "token_url"},
+        frozenset({"api_key", "client_secret"}),
         frozenset({"user", "headers"}),
         doc="OpenAI embeddings and chat completions (completion, chat_completion streaming).",
         # Elasticsearch's defaults: 3000 for embeddings, 500 for (chat) completions.
         defaults={"requests_per_minute": {"completion": 500, "chat_completion": 500}},
+        runtime="sidecar.inference.services.openai:OpenAIRuntime",
     ),
     "cohere": ServiceSpec(
         "cohere",

@@ -243,3 +243,74 @@ async def test_task_settings_headers_are_sent_and_default_rate_limits_are_elasti
         runtime = remote._build_runtime(embeddings)
         assert runtime.caller.limiter.interval == pytest.approx(60 / 3000)  # type: ignore[attr-defined]
         await runtime.aclose()
+
+
+def oauth_openai(rec: Recorded) -> tuple[int, Any, dict[str, str]]:
+    """An OAuth 2.0 token endpoint (client credentials) in front of an OpenAI-compatible API that
+    accepts only the tokens it issued."""
+    if rec.path == "/token":
+        if rec.body.get("client_secret") != "secret" or rec.body.get("grant_type") != "client_credentials":
+            return 401, {"error": "invalid_client", "error_description": "Client authentication failed."}, {}
+        return 200, {"access_token": "oauth-token", "token_type": "Bearer", "expires_in": 3600}, {}
+    if rec.headers.get("authorization") != "Bearer oauth-token":
+        return 401, {"error": {"message": "Incorrect API key provided", "type": "invalid_request_error"}}, {}
+    return chat_answer(rec)
+
+
+async def test_oauth2_client_credentials_instead_of_an_api_key(remote: InferenceService) -> None:
+    # The specification's OAuth2 example: client_id, client_secret, scopes and token_url, no api_key.
+    with fake_provider(oauth_openai) as server:
+        settings = {
+            "model_id": "gpt-4o-mini",
+            "client_id": "test_client_id",
+            "scopes": ["scope1", "scope2"],
+            "client_secret": "secret",
+            "token_url": f"{server.url}/token",
+            "url": f"{server.url}/v1/chat/completions",
+        }
+        endpoint = remote.registry.create(
+            "gpt-oauth", "completion", {"service": "openai", "service_settings": settings}
+        )
+        assert endpoint.secrets == {"client_secret": "secret"}
+        for _ in range(2):
+            out = await remote.infer("gpt-oauth", ["hi"])
+            assert out.results == [CompletionResult("echo: hi")]
+        tokens = [r for r in server.requests if r.path == "/token"]
+        assert len(tokens) == 1
+        assert tokens[0].body == {
+            "grant_type": "client_credentials",
+            "client_id": "test_client_id",
+            "client_secret": "secret",
+            "scope": "scope1 scope2",
+        }
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({}, "[service_settings] does not contain the required setting [api_key]"),
+        (
+            {"client_id": "c", "client_secret": "s"},
+            "[service_settings] all OpenAI OAuth2 fields must be provided together; missing: [scopes, token_url]",
+        ),
+        (
+            {
+                "api_key": "k",
+                "client_id": "c",
+                "client_secret": "s",
+                "scopes": ["a"],
+                "token_url": "http://t",
+            },
+            "[secret_settings] must have only one of the [api_key] or the OAuth2 settings "
+            "([client_id], [client_secret], [scopes], [token_url]) set",
+        ),
+    ],
+)
+def test_one_way_to_authenticate(remote: InferenceService, settings: dict[str, Any], message: str) -> None:
+    from sidecar.errors import SettingsValidationError
+
+    with pytest.raises(SettingsValidationError) as err:
+        remote.registry.create(
+            "gpt-x", "completion", {"service": "openai", "service_settings": {"model_id": "m", **settings}}
+        )
+    assert err.value.reason == f"Validation Failed: 1: {message};"
