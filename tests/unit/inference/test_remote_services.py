@@ -1,6 +1,5 @@
 """Remote services against local servers that speak each provider's documented formats."""
 
-
 import pytest
 
 from sidecar.errors import RemoteServiceError
