@@ -22,6 +22,11 @@ from benchmarks.report import REPORT, ROOT, THROUGHPUT, hardware, write_section
 # name -> size -> arguments; in this order (the unpinned ones first, before the servers start)
 BENCHMARKS: dict[str, dict[str, list[str]]] = {
     "bench_inference": {"tiny": ["--limit", "20"], "quick": ["--limit", "500"], "full": []},
+    "bench_runtimes": {
+        "tiny": ["--limit", "20", "--rounds", "1"],
+        "quick": ["--limit", "500", "--rounds", "3"],
+        "full": ["--limit", "500", "--rounds", "9"],
+    },
     "bench_api": {"tiny": ["--duration", "2"], "quick": ["--duration", "10"], "full": ["--duration", "30"]},
     "bench_worker": {
         "tiny": ["--docs", "200", "--memory-docs", "1000"],
