@@ -100,7 +100,7 @@ class Settings(BaseSettings):
     max_wait_ms: float = Field(2.0, description="Longest a text waits for others to join its batch.")
     max_queue: int = Field(4096, description="Texts waiting per model before 429 Overloaded.")
     max_seq_length: int = Field(512, description="Model input length in tokens; longer input is truncated.")
-    torch_threads: int | None = Field(None, description="CPU threads for torch; default = cores.")
+    torch_threads: int | None = Field(None, description="CPU threads for torch, OpenVINO; default = cores.")
     cpu_runtime: Literal["auto", "torch", "openvino"] = Field(
         "auto",
         description=(
