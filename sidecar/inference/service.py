@@ -27,6 +27,7 @@ from sidecar.inference.services.base import (
     default_requests_per_minute,
     runtime_class,
     spec_for,
+    streaming_refusal,
     unknown_task_settings,
 )
 from sidecar.inference.services.local import LocalRuntime
@@ -369,6 +370,15 @@ class InferenceService:
             )
         return endpoint
 
+    def _streaming_runtime(self, endpoint: Endpoint) -> Runtime:
+        """The endpoint's runtime, refused with Elasticsearch's 405 when its service cannot stream."""
+        runtime = self._runtime(endpoint)
+        spec = spec_for(endpoint.service, endpoint.service_settings, endpoint.inference_id)
+        refusal = streaming_refusal(endpoint.service, spec, runtime, endpoint.task_type)
+        if refusal is not None:
+            raise refusal
+        return runtime
+
     async def stream_completion(
         self,
         inference_id: str,
@@ -381,7 +391,8 @@ class InferenceService:
         endpoint = self._streaming_endpoint(inference_id, task_type, TaskType.COMPLETION, "input")
         self._validate(endpoint.task_type, inputs, None, None, None, None)
         endpoint = with_task_settings(endpoint, task_settings)
-        deltas = self._runtime(endpoint).stream_completion(inputs, task_settings=endpoint.task_settings)
+        runtime = self._streaming_runtime(endpoint)
+        deltas = runtime.stream_completion(inputs, task_settings=endpoint.task_settings)
         async for delta in _counted(endpoint, deltas):
             yield delta
 
@@ -390,7 +401,7 @@ class InferenceService:
     ) -> AsyncIterator[dict[str, Any]]:
         """Unified chat-completion chunks of a `chat_completion` endpoint for a `messages` request."""
         endpoint = self._streaming_endpoint(inference_id, task_type, TaskType.CHAT_COMPLETION, "messages")
-        chunks = self._runtime(endpoint).stream_chat(request, task_settings=endpoint.task_settings)
+        chunks = self._streaming_runtime(endpoint).stream_chat(request, task_settings=endpoint.task_settings)
         async for chunk in _counted(endpoint, chunks):
             yield chunk
 

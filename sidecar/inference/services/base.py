@@ -187,6 +187,27 @@ SERVICES: dict[str, ServiceSpec] = {
 SERVICES.update({name: ServiceSpec(name, **row) for name, row in PROVIDER_ROWS.items()})
 
 
+def _streams(runtime: Runtime, task: TaskType) -> bool:
+    method = "stream_chat" if task == CHAT else "stream_completion"
+    return getattr(type(runtime), method) is not getattr(Runtime, method)
+
+
+def streaming_refusal(
+    service: str, spec: ServiceSpec, runtime: Runtime, task: TaskType
+) -> StatusError | None:
+    """Elasticsearch's 405 for a streamed request the service cannot stream, else None."""
+    if _streams(runtime, task):
+        return None
+    supported = [str(t) for t in (COMPLETION, CHAT) if t in spec.task_types and _streams(runtime, t)]
+    if not supported:
+        return StatusError(f"Streaming is not allowed for service [{service}].", status=405)
+    return StatusError(
+        f"Streaming is not allowed for service [{service}] and task [{task}]. "
+        f"Supported tasks: [{','.join(supported)}]",
+        status=405,
+    )
+
+
 def runtime_class(spec: ServiceSpec) -> type[Runtime]:
     module, _, name = spec.runtime.partition(":")
     cls: type[Runtime] = getattr(importlib.import_module(module), name)

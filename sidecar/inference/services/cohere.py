@@ -10,6 +10,7 @@ Rerank request `{"model", "query", "documents", "top_n", "return_documents"}`; a
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
 from sidecar.errors import SettingsValidationError
@@ -101,6 +102,29 @@ class CohereRuntime(Runtime):
         except (KeyError, TypeError, AttributeError) as exc:
             raise parse_failure("cohere", self.inference_id, f"missing {exc}") from exc
         return [CompletionResult(text)]
+
+    async def stream_completion(
+        self, texts: list[str], *, task_settings: dict[str, Any]
+    ) -> AsyncIterator[str]:
+        """The v2 chat stream: `content-delta` events' `delta.message.content.text` until
+        `message-end`."""
+        body: dict[str, Any] = {"messages": [{"role": "user", "content": t} for t in texts], "stream": True}
+        if self.model:
+            body["model"] = self.model
+        events = self.caller.stream_events(
+            f"{self.base}/v2/chat",
+            body,
+            self.headers,
+            last=lambda event: isinstance(event, dict) and event.get("type") == "message-end",
+        )
+        async for event in events:
+            if not isinstance(event, dict):
+                raise parse_failure("cohere", self.inference_id, "a streamed event is not an object")
+            if event.get("type") != "content-delta":
+                continue
+            text = (((event.get("delta") or {}).get("message") or {}).get("content") or {}).get("text")
+            if text:
+                yield str(text)
 
     async def rerank(
         self,

@@ -118,3 +118,72 @@ async def test_hugging_face_completion_and_chat_on_an_openai_compatible_endpoint
             c async for c in remote.stream_chat("hf-chat", {"messages": [{"role": "user", "content": "yo"}]})
         ]
         assert chunks[0]["choices"][0]["delta"] == {"content": "tgi: yo", "role": "assistant"}
+
+
+def cohere_stream(rec: Recorded) -> tuple[int, Any, dict[str, str]]:
+    """Cohere's v2 chat stream: message-start, content deltas, content-end, message-end (no [DONE])."""
+    said = rec.body["messages"][0]["content"]
+    events: list[Any] = [
+        {"type": "message-start", "id": "m1", "delta": {"message": {"role": "assistant"}}},
+        {
+            "type": "content-start",
+            "index": 0,
+            "delta": {"message": {"content": {"type": "text", "text": ""}}},
+        },
+    ]
+    events += [
+        {"type": "content-delta", "index": 0, "delta": {"message": {"content": {"text": piece}}}}
+        for piece in ("Cohere: ", said)
+    ]
+    events += [
+        {"type": "content-end", "index": 0},
+        {
+            "type": "message-end",
+            "delta": {"finish_reason": "COMPLETE", "usage": {"tokens": {"output_tokens": 2}}},
+        },
+    ]
+    return 200, EventStream(events, done=False), {}
+
+
+async def test_cohere_completion_streams_content_deltas_until_message_end(remote: InferenceService) -> None:
+    with fake_provider(cohere_stream) as server:
+        remote.registry.create(
+            "co-s",
+            "completion",
+            {
+                "service": "cohere",
+                "service_settings": {"api_key": "co", "model_id": "command-r", "url": server.url},
+            },
+        )
+        assert [d async for d in remote.stream_completion("co-s", ["hi"])] == ["Cohere: ", "hi"]
+        assert server.requests[0].body == {
+            "messages": [{"role": "user", "content": "hi"}],
+            "stream": True,
+            "model": "command-r",
+        }
+
+
+async def test_a_service_that_cannot_stream_answers_elasticsearchs_405(remote: InferenceService) -> None:
+    import pytest
+
+    from sidecar.errors import StatusError
+
+    remote.registry.create(
+        "al-c",
+        "completion",
+        {
+            "service": "alibabacloud-ai-search",
+            "service_settings": {
+                "api_key": "k",
+                "host": "http://x.example",
+                "service_id": "s",
+                "workspace": "w",
+            },
+        },
+    )
+    with pytest.raises(StatusError) as err:
+        _ = [d async for d in remote.stream_completion("al-c", ["hi"])]
+    assert (err.value.status, err.value.reason) == (
+        405,
+        "Streaming is not allowed for service [alibabacloud-ai-search].",
+    )
