@@ -26,6 +26,7 @@ import json
 import logging
 import os
 import shutil
+import sys
 import threading
 import warnings
 from collections.abc import Callable
@@ -53,6 +54,17 @@ exports = 0  # graphs exported by this process (a cached graph is read, not expo
 
 class ExportUnsupported(Exception):
     """This model cannot run on OpenVINO here (the reason is the message); torch can."""
+
+
+def import_openvino() -> Any:
+    """The `openvino` module, imported without its usage telemetry: importing it (and converting a
+    model) sends events to Google Analytics unless a consent file in the user's home says no. When
+    `openvino_telemetry` cannot be imported OpenVINO uses its own no-op stub, so it is made
+    unimportable before the first import. The sidecar never reports usage anywhere."""
+    sys.modules.setdefault("openvino_telemetry", None)  # type: ignore[arg-type]
+    import openvino as ov
+
+    return ov
 
 
 def available() -> bool:
@@ -120,7 +132,7 @@ def dense_graph(model: Any) -> Any:
 
 def export_graph(module: Any, tokenizer: Any, max_positions: int) -> Any:
     """`module` as an OpenVINO model with dynamic batch and length (torch.export, then convert)."""
-    import openvino as ov
+    ov = import_openvino()
     import torch
 
     from sidecar.inference.models import pad_batch
@@ -147,7 +159,7 @@ def export_graph(module: Any, tokenizer: Any, max_positions: int) -> Any:
 # --- cache -----------------------------------------------------------------------------------------
 def cache_entry(kind: str, model_id: str, cache_dir: Path) -> Path | None:
     """The cache folder of this model's graph (None while a hub model is not downloaded yet)."""
-    import openvino as ov
+    ov = import_openvino()
     import transformers
 
     fingerprint = model_fingerprint(model_id)
@@ -162,7 +174,7 @@ def cache_entry(kind: str, model_id: str, cache_dir: Path) -> Path | None:
 def save_entry(entry: Path, model: Any, meta: dict[str, Any]) -> None:
     """Write graph + metadata to a temporary folder and rename it into place (atomic for readers;
     a concurrent writer's identical entry wins)."""
-    import openvino as ov
+    ov = import_openvino()
 
     tmp = entry.with_name(f".{entry.name}.{os.getpid()}.{threading.get_ident()}")
     try:
@@ -200,7 +212,7 @@ def core() -> Any:
     """The process's one OpenVINO core (loads run on the CPU model thread, one at a time)."""
     global _core
     if _core is None:
-        import openvino as ov
+        ov = import_openvino()
 
         _core = ov.Core()
     return _core
@@ -221,7 +233,7 @@ class OpenVinoBackend:
     def __init__(
         self, name: str, compiled: Any, tokenizer: Any, max_length: int, meta: dict[str, Any]
     ) -> None:
-        import openvino as ov
+        ov = import_openvino()
 
         self.name = name
         self.tokenizer = tokenizer

@@ -167,6 +167,15 @@ def test_model_files_changing_changes_the_cache_key(tmp_path: Path) -> None:
     assert ovr.cache_entry("sparse", str(model), tmp_path) != ovr.cache_entry("dense", str(model), tmp_path)
 
 
+def test_openvino_reports_no_usage_telemetry(ov_sparse: ovr.OpenVinoSparseBackend) -> None:
+    """Without the block, importing openvino (and converting) sends events to Google Analytics."""
+    import sys
+
+    assert sys.modules["openvino_telemetry"] is None
+    for name in ("openvino.tools.ovc.telemetry_utils", "openvino.tools.ovc.convert_impl"):
+        assert sys.modules[name].tm.__name__ == "openvino.tools.ovc.telemetry_stub"
+
+
 def test_text_longer_than_the_model_positions_fails_like_torch(ov_sparse: ovr.OpenVinoSparseBackend) -> None:
     with pytest.raises(ValueError, match=r"\[600\] tokens exceed the model's \[512\] positions"):
         ov_sparse.infer([Encoded(list(range(1000, 1600)))])
