@@ -29,7 +29,7 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.pinned import layout, pin_sidecar, servers  # noqa: E402
+from benchmarks.pinned import layout, pin_sidecar, servers, servers_cpu_seconds  # noqa: E402
 from benchmarks.report import hardware, record_throughput, write_section  # noqa: E402
 from sidecar.backfill.checkpoint import EngineCheckpointStore  # noqa: E402
 from sidecar.backfill.runner import Backfill, BackfillOptions  # noqa: E402
@@ -95,11 +95,12 @@ async def index_corpus(http: httpx.AsyncClient, index: str, docs: list[dict[str,
     await http.post(f"/{index}/_refresh")
 
 
-async def inference_alone(service: Any, titles: list[str], batch: int) -> float:
-    started = time.perf_counter()
+async def inference_alone(service: Any, titles: list[str], batch: int) -> tuple[float, float]:
+    """Docs/s and this process's CPU seconds."""
+    started, cpu = time.perf_counter(), time.process_time()
     for i in range(0, len(titles), batch):
         await service.infer(ENDPOINT, titles[i : i + batch], task_type=TaskType.SPARSE_EMBEDDING)
-    return len(titles) / (time.perf_counter() - started)
+    return len(titles) / (time.perf_counter() - started), time.process_time() - cpu
 
 
 async def one_backfill(
@@ -130,14 +131,15 @@ async def one_backfill(
     busy.wrap(backfill.sink, "write", "write")
     busy.wrap(backfill.store, "save", "save")
     try:
-        started = time.perf_counter()
+        started, cpu, engine_cpu = time.perf_counter(), time.process_time(), servers_cpu_seconds([engine])
         result = await backfill.run()
         seconds = time.perf_counter() - started
+        cpu, engine_cpu = time.process_time() - cpu, servers_cpu_seconds([engine]) - engine_cpu
         assert result.finished and result.run.enriched == len(docs), result
     finally:
         await sink.close()
         await http.delete(f"/{index}")
-    return len(docs) / seconds, {**busy.seconds, "total": seconds}
+    return len(docs) / seconds, {**busy.seconds, "total": seconds, "cpu": cpu, "engine_cpu": engine_cpu}
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -156,12 +158,15 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         await service.start(preload=[ENDPOINT])
         await inference_alone(service, titles[:512], args.batch_size)  # warm-up
         alone: list[float] = []
+        alone_cpu: list[float] = []
         backfill: list[float] = []
         phases: list[dict[str, float]] = []
         checkpoints = f"bench-checkpoints-{uuid.uuid4().hex[:8]}"
         async with httpx.AsyncClient(base_url=url, timeout=300) as http:
             for _ in range(repeats):  # alternate, so drifting machine load hits both alike
-                alone.append(await inference_alone(service, titles, args.batch_size))
+                rate, seconds = await inference_alone(service, titles, args.batch_size)
+                alone.append(rate)
+                alone_cpu.append(seconds)
                 rate, totals = await one_backfill(
                     service, url, args.engine, docs, args.batch_size, http, checkpoints
                 )
@@ -170,7 +175,14 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             await http.delete(f"/{checkpoints}")
         await service.close()
     share = {
-        k: statistics.median(p.get(k, 0.0) / p["total"] for p in phases) for k in ("enrich", "write", "save")
+        k: statistics.median(p.get(k, 0.0) / p["total"] for p in phases)
+        for k in ("enrich", "write", "save", "engine_cpu")
+    }
+    per_1000 = 1000 / count
+    cpu = {
+        "alone": statistics.median(alone_cpu) * per_1000,
+        "backfill": statistics.median(p["cpu"] for p in phases) * per_1000,
+        "engine": statistics.median(p["engine_cpu"] for p in phases) * per_1000,
     }
     return {
         "docs": count,
@@ -179,6 +191,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "alone": statistics.median(alone),
         "backfill": statistics.median(backfill),
         "share": share,
+        "cpu": cpu,
         "layout": cpus.describe(),
     }
 
@@ -194,7 +207,7 @@ def main() -> None:
     args = parser.parse_args()
     out = asyncio.run(run(args))
     ratio = out["backfill"] / out["alone"]
-    share = out["share"]
+    share, cpu = out["share"], out["cpu"]
     table = (
         "| contender | docs/s |\n| --- | ---: |\n"
         f"| inference engine alone ({out['batch']} titles per request) | {out['alone']:.1f} |\n"
@@ -202,6 +215,10 @@ def main() -> None:
         f"Backfill / inference alone: **{ratio:.0%}** (goal >= 85%). Share of the backfill's wall time with "
         f"inference running {share['enrich']:.0%}, bulk updates running {share['write']:.0%} (mostly while "
         f"the next part is inferred), checkpoints {share['save']:.0%}.\n\n"
+        f"CPU seconds per 1,000 documents: inference alone {cpu['alone']:.2f}, backfill process "
+        f"{cpu['backfill']:.2f} (what it adds: {cpu['backfill'] - cpu['alone']:+.2f}), {args.engine} "
+        f"{cpu['engine']:.2f} (its CPUs busy {share['engine_cpu']:.0%} of the backfill's wall time: near "
+        f"100% per server CPU, the engine bounds the backfill).\n\n"
         f"{out['docs']} SciFact documents, titles encoded with `{ENDPOINT}`, median of {out['repeats']} "
         f"alternating runs; {out['layout']}. {hardware()}.\n\n"
         f"`python benchmarks/bench_backfill.py --size {args.size} --engine {args.engine}`"

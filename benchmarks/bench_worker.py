@@ -41,7 +41,16 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from benchmarks.pinned import Layout, free_port, layout, pin, pin_sidecar, servers  # noqa: E402
+from benchmarks.pinned import (  # noqa: E402
+    Layout,
+    cpu_seconds,
+    free_port,
+    layout,
+    pin,
+    pin_sidecar,
+    servers,
+    servers_cpu_seconds,
+)
 from benchmarks.report import hardware, record_throughput, write_section  # noqa: E402
 from sidecar.inference.types import TaskType  # noqa: E402
 from sidecar.settings import load_settings  # noqa: E402
@@ -51,6 +60,7 @@ CORPUS = REPO / "datasets" / "scifact" / "corpus.jsonl"
 SIDECAR = Path(sys.executable).parent / "sidecar"
 ENDPOINT = ".splade-tiny"
 PARTITIONS = 4
+SERVERS = ["kafka", "opensearch"]
 
 
 def corpus() -> list[dict[str, str]]:
@@ -64,8 +74,8 @@ def rss_mib(pid: int) -> float:
     return 0.0
 
 
-async def engine_alone(texts: list[str]) -> float:
-    """Docs/s of the inference service alone, fed as the worker feeds it."""
+async def engine_alone(texts: list[str]) -> tuple[float, float]:
+    """Docs/s of the inference service alone, fed as the worker feeds it, and its CPU seconds."""
     service = await open_local_service(load_settings(), [ENDPOINT])
     try:
         gate = asyncio.Semaphore(15)
@@ -74,9 +84,9 @@ async def engine_alone(texts: list[str]) -> float:
             async with gate:
                 await service.infer(ENDPOINT, chunk, task_type=TaskType.SPARSE_EMBEDDING, timeout=600)
 
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         await asyncio.gather(*(one(texts[i : i + 256]) for i in range(0, len(texts), 256)))
-        return len(texts) / (time.perf_counter() - started)
+        return len(texts) / (time.perf_counter() - started), time.process_time() - cpu
     finally:
         await service.close()
 
@@ -111,7 +121,7 @@ async def wait_acknowledged(bootstrap: str, topic: str, marks: list[int], at_mar
                 marks.pop(0)
                 if at_mark is not None:
                     at_mark(done)
-            await asyncio.sleep(0.2)
+            await asyncio.sleep(0.1)
     finally:
         await admin.close()
 
@@ -135,6 +145,9 @@ class Worker:
             "source": {"kafka": {"bootstrap_servers": bootstrap, "topics": [topic], "group_id": topic}},
             "fields": [{"input": input_fields, "endpoint": ENDPOINT, "target": "ml.tokens"}],
             "sink": {"engine": "opensearch", "urls": [url], "index": topic},
+            # Offsets are how this benchmark sees progress: commit them promptly (default 1 s) so the
+            # clock stops when the last document is acknowledged, not up to a second later.
+            "worker": {"commit_interval_ms": 100},
         }
         pipeline = workdir / f"{topic}.yaml"
         pipeline.write_text(yaml.safe_dump(config))
@@ -184,7 +197,8 @@ class Worker:
 
 async def end_to_end(
     docs: list[dict[str, str]], workdir: Path, bootstrap: str, url: str, cpus: Layout
-) -> float:
+) -> tuple[float, float, float]:
+    """Docs/s, and the CPU seconds of the worker and of the servers meanwhile."""
     topic = f"bench-{uuid.uuid4().hex[:8]}"
     await produce(bootstrap, topic, docs)
     worker = Worker(workdir, bootstrap, url, topic, ["title", "text"])  # on the sidecar's CPUs
@@ -192,8 +206,10 @@ async def end_to_end(
     try:
         await worker.wait_ready()
         started = time.perf_counter()
+        cpu, servers_cpu = cpu_seconds(worker.proc.pid), servers_cpu_seconds(SERVERS)
         await wait_acknowledged(bootstrap, topic, [len(docs)])
-        return len(docs) / (time.perf_counter() - started)
+        rate = len(docs) / (time.perf_counter() - started)
+        return rate, cpu_seconds(worker.proc.pid) - cpu, servers_cpu_seconds(SERVERS) - servers_cpu
     finally:
         pin_sidecar(cpus)
         worker.stop()
@@ -223,14 +239,19 @@ async def main(args: argparse.Namespace) -> None:
     cpus = layout()
     print(f"[bench] {cpus.describe()}", flush=True)
     docs = [{"id": d["_id"], "title": d["title"], "text": d["text"]} for d in corpus()[: args.docs]]
-    with servers(["kafka", "opensearch"], cpus.servers) as urls, tempfile.TemporaryDirectory() as tmp:
+    with servers(SERVERS, cpus.servers) as urls, tempfile.TemporaryDirectory() as tmp:
         bootstrap, url = urls["kafka"], urls["opensearch"]
         pin_sidecar(cpus)
         workdir = Path(tmp)
-        alone = await engine_alone([f"{d['title']}\n{d['text']}" for d in docs])
+        alone, alone_cpu = await engine_alone([f"{d['title']}\n{d['text']}" for d in docs])
         print(f"inference engine alone: {alone:.1f} docs/s")
-        e2e = await end_to_end(docs, workdir, bootstrap, url, cpus)
+        e2e, worker_cpu, servers_cpu = await end_to_end(docs, workdir, bootstrap, url, cpus)
         print(f"Kafka -> worker -> OpenSearch: {e2e:.1f} docs/s ({e2e / alone:.0%} of the engine alone)")
+        per_doc = 1000 / len(docs)
+        print(
+            f"CPU seconds per 1,000 documents: engine alone {alone_cpu * per_doc:.1f}, worker "
+            f"{worker_cpu * per_doc:.1f}, Kafka + OpenSearch {servers_cpu * per_doc:.1f}"
+        )
         samples = await memory(args.memory_docs, workdir, bootstrap, url)
         for count, mib in samples:
             print(f"worker RSS after {count} documents: {mib:.0f} MiB")
@@ -238,6 +259,7 @@ async def main(args: argparse.Namespace) -> None:
         return
     record_throughput("Kafka worker end to end (SciFact title+abstract)", e2e)
     rows = "\n".join(f"| {count:,} | {mib:.0f} MiB |" for count, mib in samples)
+    per_1000 = 1000 / len(docs)
     body = f"""
 `benchmarks/bench_worker.py --docs {args.docs} --memory-docs {args.memory_docs}` on {hardware()};
 the benchmark's own Apache Kafka 4.1 (KRaft) and OpenSearch 2.19.1 on the same machine: {cpus.describe()}.
@@ -249,6 +271,11 @@ the benchmark's own Apache Kafka 4.1 (KRaft) and OpenSearch 2.19.1 on the same m
 | inference service alone (256-text requests, 15 in flight) | {alone:.1f} |
 | Kafka -> `sidecar worker` -> OpenSearch bulk (partitions owned to all offsets committed) | {e2e:.1f} |
 | end to end / engine alone (goal >= 85%) | {e2e / alone:.0%} |
+
+CPU seconds per 1,000 documents: engine alone {alone_cpu * per_1000:.1f}, worker process
+{worker_cpu * per_1000:.1f} (what it adds: {(worker_cpu - alone_cpu) * per_1000:+.1f}); Kafka and OpenSearch
+{servers_cpu * per_1000:.1f} (their CPUs busy {servers_cpu * e2e / len(docs):.0%} of the run's wall time:
+near 100% per server CPU, the servers bound the worker).
 
 **Worker memory** (short documents: SciFact titles cycled with new ids; RSS of the worker process):
 

@@ -33,6 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SIDECAR_CPUS = "SIDECAR_BENCH_SIDECAR_CPUS"
 SERVER_CPUS = "SIDECAR_BENCH_SERVER_CPUS"
 HANDED_DOWN = "SIDECAR_BENCH_SERVERS"  # servers a parent started for us (comma-separated names)
+STATE = "SIDECAR_BENCH_STATE"  # their state folder (PID files)
 URL_VARS = {
     "kafka": "SIDECAR_KAFKA_BOOTSTRAP",
     "opensearch": "SIDECAR_OPENSEARCH_URL",
@@ -132,6 +133,7 @@ def servers(names: Sequence[str], cpus: Sequence[int]) -> Iterator[dict[str, str
     print(f"[bench] starting {', '.join(names)} on CPU {cpu_list(cpus)} in {state}", flush=True)
     # A terminated benchmark still stops its servers (SIGTERM's default would skip the `finally`).
     previous = signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    os.environ[STATE] = str(state)
     try:
         _stack("up", names, env)
         urls: dict[str, str] = {}
@@ -146,6 +148,7 @@ def servers(names: Sequence[str], cpus: Sequence[int]) -> Iterator[dict[str, str
         _stack("down", names, env)
         shutil.rmtree(state, ignore_errors=True)
         signal.signal(signal.SIGTERM, previous)
+        os.environ.pop(STATE, None)
 
 
 def warm_up(url: str, docs: int = 3000) -> None:
@@ -182,6 +185,23 @@ def warm_up(url: str, docs: int = 3000) -> None:
         for _ in range(20):
             http.post(f"/{index}/_search", json=query).raise_for_status()
         http.delete(f"/{index}")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process, all its threads."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def servers_cpu_seconds(names: Sequence[str]) -> float:
+    """CPU time of this benchmark's own servers `names` so far (0 for one it cannot find)."""
+    total = 0.0
+    for name in names:
+        try:
+            total += cpu_seconds(int((Path(os.environ[STATE]) / f"{name}.pid").read_text()))
+        except (KeyError, OSError, ValueError):
+            pass
+    return total
 
 
 def hand_down(urls: dict[str, str]) -> None:
