@@ -137,6 +137,10 @@ class PipelineRunner:
             pause=lambda delta: self.partitions.add_reason("target", delta),
         )
         self._tasks: set[asyncio.Task[None]] = set()
+        # One batch's texts in inference at a time: the engine batches all queued texts by length, so
+        # batches inferred together finish together and none of their bulk writes would overlap
+        # inference; one at a time, a batch is written while the next one is inferred.
+        self._inferring = asyncio.Semaphore(1)
         self._in_flight = 0
         self._stopping = asyncio.Event()
         self.started = False
@@ -409,9 +413,10 @@ class PipelineRunner:
         attempt = 0
         while True:
             try:
-                docs = await self.enricher.write(
-                    [e.source for e in envelopes], [stored.get(e.doc_id) for e in envelopes]
-                )
+                async with self._inferring:
+                    docs = await self.enricher.write(
+                        [e.source for e in envelopes], [stored.get(e.doc_id) for e in envelopes]
+                    )
             except RetriableInferenceError as exc:
                 attempt += 1
                 metrics.WORKER_RETRIED.labels(self.name, "inference").inc()
