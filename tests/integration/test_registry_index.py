@@ -147,7 +147,9 @@ def test_elasticsearch_semantics_over_the_index(
     )
     assert updated.service_settings == {"model_id": "text-embedding-3-small", "dimensions": 256}
     assert updated.secrets == {"api_key": "sk-secret-123"}
-    with pytest.raises(StatusError, match=r"cannot be updated, remove these fields and try again \{service=cohere\}"):
+    with pytest.raises(
+        StatusError, match=r"cannot be updated, remove these fields and try again \{service=cohere\}"
+    ):
         fresh.update("my-openai", None, {"service": "cohere"})
     with pytest.raises(StatusError, match=r"^Task type must match the task type of the existing endpoint$"):
         fresh.update("my-openai", "rerank", {"task_settings": {"user": "x"}})
