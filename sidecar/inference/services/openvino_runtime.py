@@ -7,10 +7,9 @@ the vocabulary is projected in blocks of `VOCAB_BLOCK` rows with a max over posi
 (so `[batch, length, vocab]` never exists), the bias is added after the max, then log(1 + relu).
 The dense graph is `DenseBackend.embed`: mean over real tokens, L2-normalised.
 
-Each text is its own inference request (no padding at all), spread over the compiled model's
-streams (OpenVINO's throughput hint: on 2 cores, two single-threaded streams), the way the
-runtime measured fastest here (docs/benchmarks.md, "CPU runtimes"). Precision is fp32 whatever
-the CPU, so the weights match the torch path's within `rank_features`' 9 significant bits.
+Each text is its own inference request (no padding at all), on a model compiled with OpenVINO's
+latency hint (`compile_graph` says why). Precision is fp32 whatever the CPU, so the weights match
+the exact torch path's within `rank_features`' 9 significant bits.
 
 Only model families whose export is tested run here (`EXPORTABLE`); a new export is also checked
 against the eager torch module on probe texts before it is cached. Anything else — OpenVINO not
@@ -20,6 +19,7 @@ logs why), unless `openvino` was required.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.util
 import json
@@ -219,8 +219,10 @@ def core() -> Any:
 
 
 def compile_graph(model: Any, threads: int | None) -> Any:
-    """Compiled for throughput (one stream per few cores, one text per request) in fp32."""
-    config: dict[str, Any] = {"PERFORMANCE_HINT": "THROUGHPUT", "INFERENCE_PRECISION_HINT": "f32"}
+    """Compiled for latency (all threads on one request) in fp32: on 2 cores one sentence took
+    2.0-3.1 ms against 3.6-5.7 ms with the throughput hint's two single-thread streams, and
+    documents one at a time ran as fast as two at once on those streams (within noise)."""
+    config: dict[str, Any] = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32"}
     if threads:
         config["INFERENCE_NUM_THREADS"] = threads
     return core().compile_model(model, "CPU", config)
@@ -228,22 +230,19 @@ def compile_graph(model: Any, threads: int | None) -> Any:
 
 class OpenVinoBackend:
     """A batching-engine backend over a compiled graph: `infer` runs each text as its own request
-    on the compiled model's streams; subclasses turn the `[batch, width]` output into results."""
+    (on as many requests at once as the compiled model has streams); subclasses turn the
+    `[batch, width]` output into results."""
 
     def __init__(
         self, name: str, compiled: Any, tokenizer: Any, max_length: int, meta: dict[str, Any]
     ) -> None:
-        ov = import_openvino()
-
         self.name = name
         self.tokenizer = tokenizer
         self.max_length = max_length
         self.max_positions = int(meta["max_positions"])
         self.compiled = compiled
-        self._queue = ov.AsyncInferQueue(
-            compiled, int(compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
-        )
-        self._queue.set_callback(_collect)
+        streams = int(compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
+        self._requests = [compiled.create_infer_request() for _ in range(max(1, streams))]
 
     def tokenize(self, texts: list[str]) -> list[Encoded]:
         return [Encoded(e.ids, bool(e.overflowing)) for e in self.tokenizer.encode_batch(texts)]
@@ -256,17 +255,34 @@ class OpenVinoBackend:
         longest = max(len(e.ids) for e in batch)
         if longest > self.max_positions:  # torch fails on these too; OpenVINO would not say so
             raise ValueError(f"[{longest}] tokens exceed the model's [{self.max_positions}] positions")
+        # Text i runs on request i mod n, once that request's previous text (i - n) is done and
+        # read: each request's tensors are written only while it is idle. (OpenVINO's
+        # AsyncInferQueue may write a running request's input tensors when shapes change: heap
+        # corruption.)
+        requests = self._requests
         rows: list[Any] = [None] * len(batch)
-        for index, enc in enumerate(batch):
-            ids = np.asarray([enc.ids], dtype=np.int64)
-            self._queue.start_async({"input_ids": ids, "attention_mask": np.ones_like(ids)}, (rows, index))
-        self._queue.wait_all()
+        try:
+            for index, enc in enumerate(batch):
+                request = requests[index % len(requests)]
+                if index >= len(requests):
+                    request.wait()
+                    rows[index - len(requests)] = _output(request)
+                ids = np.asarray([enc.ids], dtype=np.int64)
+                request.start_async({"input_ids": ids, "attention_mask": np.ones_like(ids)})
+            for index in range(max(0, len(batch) - len(requests)), len(batch)):
+                request = requests[index % len(requests)]
+                request.wait()
+                rows[index] = _output(request)
+        except BaseException:
+            for request in requests:  # none may still run when the next batch writes its inputs
+                with contextlib.suppress(Exception):
+                    request.wait()
+            raise
         return np.stack(rows)
 
 
-def _collect(request: Any, target: tuple[list[Any], int]) -> None:
-    rows, index = target
-    rows[index] = request.get_output_tensor(0).data[0].copy()  # the request's buffer is reused
+def _output(request: Any) -> Any:
+    return request.get_output_tensor(0).data[0].copy()  # the request's buffer is reused
 
 
 class OpenVinoSparseBackend(OpenVinoBackend):

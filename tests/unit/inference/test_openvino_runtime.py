@@ -126,6 +126,28 @@ def test_dense_vectors_match_torch(ov_dense: ovr.OpenVinoDenseBackend, torch_den
         assert float(vector @ w) >= 0.9999
 
 
+def test_texts_spread_over_several_requests_come_back_in_order(
+    cache: Path, ov_sparse: ovr.OpenVinoSparseBackend
+) -> None:
+    """With several streams each request's inputs are written only once its last text is read."""
+    entry = ovr.cache_entry("sparse", ".splade_tiny", cache)
+    assert entry is not None
+    found = ovr.read_entry(entry)
+    assert found is not None
+    graph, meta = found
+    config = {"PERFORMANCE_HINT": "THROUGHPUT", "NUM_STREAMS": "2", "INFERENCE_PRECISION_HINT": "f32"}
+    streams = ovr.OpenVinoSparseBackend(
+        "s", ovr.core().compile_model(graph, "CPU", config), ov_sparse.tokenizer, 512, meta
+    )
+    assert len(streams._requests) >= 2
+    encoded = ov_sparse.tokenize(TEXTS)
+    want = ov_sparse.infer(encoded)
+    for batch in (encoded, encoded[::-1], encoded[:3], encoded[:1]):
+        got = streams.infer(batch)
+        expected = want[[encoded.index(e) for e in batch]]
+        assert np.allclose(got, expected, rtol=1e-5, atol=1e-6)
+
+
 def test_second_load_reads_the_cached_graph_without_exporting(
     cache: Path, ov_sparse: ovr.OpenVinoSparseBackend, ov_dense: ovr.OpenVinoDenseBackend
 ) -> None:
