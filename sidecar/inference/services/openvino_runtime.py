@@ -233,6 +233,8 @@ class OpenVinoBackend:
     (on as many requests at once as the compiled model has streams); subclasses turn the
     `[batch, width]` output into results."""
 
+    runtime = "openvino"
+
     def __init__(
         self, name: str, compiled: Any, tokenizer: Any, max_length: int, meta: dict[str, Any]
     ) -> None:

@@ -15,12 +15,13 @@ import pytest
 import torch
 
 from sidecar.errors import ModelNotReadyError
-from sidecar.inference.batching import Encoded
+from sidecar.inference.batching import Encoded, call_here
 from sidecar.inference.executor import build_engine
 from sidecar.inference.models import model_fingerprint, pad_batch, resolve_model_path
 from sidecar.inference.services import openvino_runtime as ovr
 from sidecar.inference.services.dense import DenseBackend
 from sidecar.inference.services.splade import SpladeBackend
+from sidecar.inference.torch_thread import run_on_torch_thread
 from sidecar.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -258,6 +259,8 @@ def test_setting_picks_the_runtime_of_the_engine(
     try:
         assert isinstance(forced.backend, SpladeBackend)
         assert isinstance(default.backend, ovr.OpenVinoSparseBackend)
+        # torch runs on the one torch thread; OpenVINO on the engine's model thread
+        assert forced._call is run_on_torch_thread and default._call is call_here
     finally:
         forced.close()
         default.close()
