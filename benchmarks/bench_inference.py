@@ -69,18 +69,20 @@ def model_dir(size: str, workdir: Path) -> str:
 
 
 # --- contenders (each runs inside its own subprocess) ---------------------------------------------
-def production_engine(path: str, device: str, **options: Any) -> Any:
-    """The engine exactly as `sidecar serve` builds it (default batch limits for the device)."""
+def production_engine(path: str, device: str, runtime: str = "auto", **options: Any) -> Any:
+    """The engine exactly as `sidecar serve` builds it (default batch limits and CPU runtime)."""
     from sidecar.inference.executor import build_engine
     from sidecar.settings import Settings
 
-    return build_engine(Settings(device=device, max_queue=1 << 20), "sparse", path, MAX_LEN, **options)
+    settings = Settings(device=device, max_queue=1 << 20, cpu_runtime=runtime)
+    return build_engine(settings, "sparse", path, MAX_LEN, **options)
 
 
 def run_engine(texts: list[str], path: str, device: str, bf16: bool | None) -> dict[str, Any]:
     from sidecar.rank_features import clean_features
 
-    engine = production_engine(path, device, cpu_bf16=bf16)
+    # An explicit projection precision is a torch option: that row measures the torch path.
+    engine = production_engine(path, device, "auto" if bf16 is None else "torch", cpu_bf16=bf16)
 
     async def main() -> tuple[int, int]:
         # Like the worker: bulks of 32, a bounded number in flight, results consumed as they come
@@ -257,7 +259,7 @@ def main() -> None:
     st_rate = results["sparse_encoder"]["docs"] / results["sparse_encoder"]["seconds"]
     labels = {
         "engine": "this engine",
-        "engine-fp32": "this engine, fp32 projection",
+        "engine-fp32": "this engine, torch runtime, fp32 projection",
         "naive": "naive loop (batch 32)",
         "sparse_encoder": "sentence-transformers SparseEncoder",
     }
