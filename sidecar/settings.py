@@ -108,6 +108,13 @@ class Settings(BaseSettings):
             "else torch), `torch`, `openvino` (a model it cannot run fails to load). GPUs run torch."
         ),
     )
+    openvino_cache_dir: Path | None = Field(
+        None,
+        description=(
+            "Where exported OpenVINO graphs are kept; default `$XDG_CACHE_HOME/sparse-sidecar/openvino` "
+            "(`~/.cache/...`), shared by every process of the user whatever its working directory."
+        ),
+    )
     warmup: bool = Field(True, description="Run a warm-up batch when a model loads.")
     model_dirs: Annotated[list[Path], NoDecode] = Field(
         default_factory=list,

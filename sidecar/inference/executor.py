@@ -89,7 +89,7 @@ def build_engine(
 
         make = partial(
             load_cpu_backend, settings.cpu_runtime, kind, model_id, make,
-            max_length=length, threads=settings.torch_threads,
+            max_length=length, threads=settings.torch_threads, cache_dir=settings.openvino_cache_dir,
         )  # fmt: skip
     # On CPU every model loads on the one torch thread (an OpenVINO export runs torch); torch
     # models also run there, OpenVINO ones on their engine's model thread (own thread pool; the

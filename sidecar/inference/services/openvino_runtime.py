@@ -44,7 +44,10 @@ log = logging.getLogger(__name__)
 
 EXPORT_VERSION = 1  # bump when the graphs change: older cache entries are then ignored
 VOCAB_BLOCK = 2048  # vocabulary rows projected (and max-reduced) at once inside the SPLADE graph
-CACHE_DIR = Path(".cache/openvino")
+def default_cache_dir() -> Path:
+    """The user's cache (not the working directory): every process, from any folder, reuses one export."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "sparse-sidecar" / "openvino"
 EXPORTABLE = {"bert"}  # `model_type`s whose export is tested (BERT masked LMs, BERT sentence encoders)
 PROBE_TEXTS = ["a probe text for the exported graph", "short", "a longer probe text, " * 12]
 PROBE_TOLERANCE = 1e-4
@@ -336,7 +339,7 @@ def load_openvino(
     """The OpenVINO backend, from the cached graph or a fresh export (then cached). Raises
     `ModelNotReadyError` for a model that cannot load at all, `_Fallback` when only OpenVINO fails."""
     name = f"{kind}:{model_id}"
-    cache_dir = cache_dir or CACHE_DIR
+    cache_dir = cache_dir or default_cache_dir()
     try:
         entry = cache_entry(kind, model_id, cache_dir)
         cached = read_entry(entry) if entry else None

@@ -249,7 +249,7 @@ def test_a_model_that_cannot_load_is_the_usual_typed_error(tmp_path: Path) -> No
 def test_setting_picks_the_runtime_of_the_engine(
     monkeypatch: pytest.MonkeyPatch, cache: Path, ov_sparse: ovr.OpenVinoSparseBackend
 ) -> None:
-    monkeypatch.setattr(ovr, "CACHE_DIR", cache)
+    monkeypatch.setenv("SIDECAR_OPENVINO_CACHE_DIR", str(cache))
     monkeypatch.setenv("SIDECAR_CPU_RUNTIME", "torch")
     assert Settings().cpu_runtime == "torch"
     forced = build_engine(Settings(device="cpu", warmup=False), "sparse", ".splade_tiny", 128)
@@ -274,7 +274,7 @@ async def test_engine_on_openvino_serves_concurrent_callers(
 ) -> None:
     import asyncio
 
-    monkeypatch.setattr(ovr, "CACHE_DIR", cache)
+    monkeypatch.setenv("SIDECAR_OPENVINO_CACHE_DIR", str(cache))
     engine = await asyncio.to_thread(build_engine, Settings(device="cpu"), "dense", ".minilm_l6", 512)
     try:
         assert isinstance(engine.backend, ovr.OpenVinoDenseBackend) and engine.backend.max_length == 256
