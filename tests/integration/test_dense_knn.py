@@ -32,7 +32,7 @@ from sidecar.search.fusion import Fusion
 from sidecar.search.searcher import BM25, DENSE, Searcher, SearchTarget
 from sidecar.sinks import BulkItem, create_sink
 from sidecar.sinks.setup import IndexSetupError, setup_pipeline
-from tests.integration.own_opensearch import own_opensearch
+from tests.integration.worker_harness import own_server
 
 pytestmark = pytest.mark.integration
 
@@ -190,14 +190,14 @@ async def test_eval_runs_dense_as_engine_knn(engine: Engine, request: pytest.Fix
 
 
 async def test_without_the_plugin_eval_falls_back_and_search_says_why(tmp_path: Path) -> None:
-    with own_opensearch(tmp_path / "devstack", plugins="") as server:
-        async with EngineClient([server.url]) as client:
+    with own_server("opensearch", tmp_path / "devstack", plugins="") as server:
+        async with EngineClient([server.address]) as client:
             assert await engine_scores_dense(client, Engine.OPENSEARCH) is False
             run, note = await eval_dense(client, Engine.OPENSEARCH, engine_dense=False)
             assert "brute force" in note
             assert_exact_order(run)
 
-            config = pipeline(Engine.OPENSEARCH, server.url, "dense-plain")
+            config = pipeline(Engine.OPENSEARCH, server.address, "dense-plain")
             sink = create_sink(config.sink, config.errors, pipeline=config.name)
             try:
                 with pytest.raises(IndexSetupError, match=r"unknown setting \[index.knn\]"):

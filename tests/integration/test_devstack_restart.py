@@ -1,7 +1,7 @@
 """The devstack keeps OpenSearch's data across a restart of that one server, so "the engine went
 away and came back" can be tested; `up --wipe` is the one way to start it empty.
 
-The test's own OpenSearch (`own_opensearch`) is stopped by its PID, killed, and started again with
+The test's own OpenSearch (`own_server`) is stopped by its PID, killed, and started again with
 `devstack/stack.py`, as a user would.
 """
 
@@ -13,14 +13,14 @@ import httpx
 import pytest
 
 from devstack import stack as devstack
-from tests.integration.own_opensearch import own_opensearch
+from tests.integration.worker_harness import own_server
 
 pytestmark = pytest.mark.integration
 
 
 def test_data_survives_a_restart_and_a_kill_until_wiped(tmp_path: Path) -> None:
-    with own_opensearch(tmp_path / "devstack") as server:
-        url = server.url
+    with own_server("opensearch", tmp_path / "devstack") as server:
+        url = server.address
         first = httpx.put(f"{url}/kept/_doc/1", params={"refresh": "true"}, json={"n": 1}, timeout=30)
         assert first.status_code == 201, first.text
 

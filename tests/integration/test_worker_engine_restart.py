@@ -26,6 +26,7 @@ from tests.integration.worker_harness import (
     end_offsets,
     kafka_topics,
     mixed_stream,
+    own_server,
     poison_of_every_kind,
     produce,
     read_topic,
@@ -43,12 +44,8 @@ PARTITIONS = 2
 
 @pytest.fixture
 def own_opensearch(tmp_path: Path) -> Iterator[OwnServer]:
-    server = OwnServer("opensearch", tmp_path / "devstack")
-    server.up()
-    try:
+    with own_server("opensearch", tmp_path / "devstack") as server:
         yield server
-    finally:
-        server.stop()  # SIGTERM then SIGKILL: also ends a server left frozen by a failed test
 
 
 async def test_opensearch_paused_then_killed_and_restarted(

@@ -25,6 +25,7 @@ from tests.integration.worker_harness import (
     end_offsets,
     kafka_topics,
     mixed_stream,
+    own_server,
     poison_of_every_kind,
     produce,
     read_topic,
@@ -42,12 +43,8 @@ PARTITIONS = 2
 
 @pytest.fixture
 def own_kafka(tmp_path: Path) -> Iterator[OwnServer]:
-    server = OwnServer("kafka", tmp_path / "devstack")
-    server.up()
-    try:
+    with own_server("kafka", tmp_path / "devstack") as server:
         yield server
-    finally:
-        server.stop()
 
 
 async def test_kafka_killed_and_restarted_while_dead_lettering(

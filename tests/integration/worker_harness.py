@@ -16,8 +16,8 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -430,7 +430,9 @@ class OwnServer:
     folder, the shared jar cache; started with `devstack/stack.py` as a user would, its data kept
     across a restart. Paused, killed and restarted by its PID, so the shared stack is never touched."""
 
-    def __init__(self, name: str, state: Path) -> None:
+    def __init__(self, name: str, state: Path, *, plugins: str | None = None) -> None:
+        """`plugins` (OpenSearch): the classpath plugins to load, comma-separated, "" for none;
+        default the stack's."""
         from devstack import stack as devstack
 
         self.name = name
@@ -447,14 +449,20 @@ class OwnServer:
                 free_port()
             ),
         }
+        if plugins is not None:
+            self.env["SIDECAR_DEVSTACK_OPENSEARCH_PLUGINS"] = plugins
         self._ready_timeout_s = devstack.READY_TIMEOUT_S + 120
 
-    def up(self) -> None:
+    def stack(self, *args: str) -> None:
+        """`devstack/stack.py <args> <name>` for this server (`up`, `down`, `up --wipe`)."""
         done = subprocess.run(
-            [sys.executable, str(ROOT / "devstack" / "stack.py"), "up", self.name],
+            [sys.executable, str(ROOT / "devstack" / "stack.py"), *args, self.name],
             env=self.env, cwd=ROOT, capture_output=True, text=True, timeout=self._ready_timeout_s,
         )  # fmt: skip
         assert done.returncode == 0, done.stdout + done.stderr
+
+    def up(self) -> None:
+        self.stack("up")
 
     def pid(self) -> int | None:
         pid_file = self.state / f"{self.name}.pid"
@@ -482,3 +490,15 @@ class OwnServer:
         pid = self.pid()
         if pid is not None:
             devstack.stop_pid(pid)
+
+
+@contextmanager
+def own_server(name: str, state: Path, *, plugins: str | None = None) -> Iterator[OwnServer]:
+    """An `OwnServer` started for the block and stopped by its PID after it (SIGTERM, then SIGKILL:
+    also ends a server a failed test left frozen)."""
+    server = OwnServer(name, state, plugins=plugins)
+    server.up()
+    try:
+        yield server
+    finally:
+        server.stop()
