@@ -14,8 +14,9 @@ call's `arguments`), `message_delta` (stop reason, output tokens), `message_stop
 
 from __future__ import annotations
 
-import json
 from typing import Any
+
+from sidecar.inference.services.chat_messages import content_text, tool_arguments
 
 _STOP_REASONS = {
     "end_turn": "stop",
@@ -26,21 +27,6 @@ _STOP_REASONS = {
 _CHOICES = {"auto": {"type": "auto"}, "required": {"type": "any"}, "none": {"type": "none"}}
 
 
-def _text(content: Any) -> str:
-    if isinstance(content, list):
-        return "".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
-    return "" if content is None else str(content)
-
-
-def _input(arguments: Any) -> Any:
-    if isinstance(arguments, str):
-        try:
-            return json.loads(arguments) if arguments else {}
-        except ValueError:
-            return {"arguments": arguments}
-    return arguments or {}
-
-
 def anthropic_chat_body(
     request: dict[str, Any], task_settings: dict[str, Any], model: str | None
 ) -> dict[str, Any]:
@@ -49,18 +35,18 @@ def anthropic_chat_body(
     for message in request["messages"]:
         role = message.get("role")
         if role in ("system", "developer"):
-            system.append(_text(message.get("content")))
+            system.append(content_text(message.get("content")))
         elif role == "tool":
             result = {
                 "type": "tool_result",
                 "tool_use_id": str(message.get("tool_call_id", "")),
-                "content": _text(message.get("content")),
+                "content": content_text(message.get("content")),
             }
             messages.append({"role": "user", "content": [result]})
         elif message.get("tool_calls"):
             blocks: list[dict[str, Any]] = []
-            if _text(message.get("content")):
-                blocks.append({"type": "text", "text": _text(message.get("content"))})
+            if content_text(message.get("content")):
+                blocks.append({"type": "text", "text": content_text(message.get("content"))})
             for call in message["tool_calls"]:
                 function = call.get("function") or {}
                 blocks.append(
@@ -68,7 +54,7 @@ def anthropic_chat_body(
                         "type": "tool_use",
                         "id": call.get("id"),
                         "name": function.get("name"),
-                        "input": _input(function.get("arguments")),
+                        "input": tool_arguments(function.get("arguments")),
                     }
                 )
             messages.append({"role": "assistant", "content": blocks})
@@ -76,7 +62,7 @@ def anthropic_chat_body(
             messages.append(
                 {
                     "role": "assistant" if role == "assistant" else "user",
-                    "content": _text(message.get("content")),
+                    "content": content_text(message.get("content")),
                 }
             )
     body: dict[str, Any] = {

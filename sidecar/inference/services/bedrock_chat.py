@@ -18,6 +18,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from sidecar.inference.services.chat_messages import content_text, tool_arguments
+
 _STOP_REASONS = {
     "end_turn": "stop",
     "stop_sequence": "stop",
@@ -26,45 +28,30 @@ _STOP_REASONS = {
 }
 
 
-def _text(content: Any) -> str:
-    if isinstance(content, list):
-        return "".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
-    return "" if content is None else str(content)
-
-
-def _input(arguments: Any) -> Any:
-    if isinstance(arguments, str):
-        try:
-            return json.loads(arguments) if arguments else {}
-        except ValueError:
-            return {"arguments": arguments}
-    return arguments or {}
-
-
 def converse_chat_body(request: dict[str, Any], task_settings: dict[str, Any]) -> dict[str, Any]:
     system: list[dict[str, str]] = []
     messages: list[dict[str, Any]] = []
     for message in request["messages"]:
         role = message.get("role")
         if role in ("system", "developer"):
-            system.append({"text": _text(message.get("content"))})
+            system.append({"text": content_text(message.get("content"))})
             continue
         if role == "tool":
             result = {
                 "toolUseId": str(message.get("tool_call_id", "")),
-                "content": [{"text": _text(message.get("content"))}],
+                "content": [{"text": content_text(message.get("content"))}],
             }
             messages.append({"role": "user", "content": [{"toolResult": result}]})
             continue
         blocks: list[dict[str, Any]] = []
-        if _text(message.get("content")):
-            blocks.append({"text": _text(message.get("content"))})
+        if content_text(message.get("content")):
+            blocks.append({"text": content_text(message.get("content"))})
         for call in message.get("tool_calls") or []:
             function = call.get("function") or {}
             use = {
                 "toolUseId": call.get("id"),
                 "name": function.get("name"),
-                "input": _input(function.get("arguments")),
+                "input": tool_arguments(function.get("arguments")),
             }
             blocks.append({"toolUse": use})
         messages.append({"role": "assistant" if role == "assistant" else "user", "content": blocks})

@@ -17,24 +17,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from sidecar.inference.services.chat_messages import content_text, tool_arguments
+
 _FINISH = {"STOP": "stop", "MAX_TOKENS": "length"}
 _CHOICE_MODES = {"auto": "AUTO", "none": "NONE", "required": "ANY"}
-
-
-def _text(content: Any) -> str:
-    """A message's content: a string, or a list of `{"type": "text", "text"}` parts."""
-    if isinstance(content, list):
-        return "".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
-    return "" if content is None else str(content)
-
-
-def _arguments(raw: Any) -> Any:
-    if isinstance(raw, str):
-        try:
-            return json.loads(raw) if raw else {}
-        except ValueError:
-            return {"arguments": raw}
-    return raw or {}
 
 
 def gemini_chat_body(request: dict[str, Any], task_settings: dict[str, Any]) -> dict[str, Any]:
@@ -44,16 +30,16 @@ def gemini_chat_body(request: dict[str, Any], task_settings: dict[str, Any]) -> 
     for message in request["messages"]:
         role = message.get("role")
         if role in ("system", "developer"):
-            system.append({"text": _text(message.get("content"))})
+            system.append({"text": content_text(message.get("content"))})
             continue
         parts: list[dict[str, Any]] = []
         if role == "tool":
             call = str(message.get("tool_call_id", ""))
-            response = {"content": _text(message.get("content"))}
+            response = {"content": content_text(message.get("content"))}
             parts.append({"functionResponse": {"name": call_names.get(call, call), "response": response}})
             contents.append({"role": "user", "parts": parts})
             continue
-        text = _text(message.get("content"))
+        text = content_text(message.get("content"))
         if text:
             parts.append({"text": text})
         for call in message.get("tool_calls") or []:
@@ -63,7 +49,7 @@ def gemini_chat_body(request: dict[str, Any], task_settings: dict[str, Any]) -> 
                 {
                     "functionCall": {
                         "name": function.get("name"),
-                        "args": _arguments(function.get("arguments")),
+                        "args": tool_arguments(function.get("arguments")),
                     }
                 }
             )
