@@ -29,7 +29,7 @@ from aiokafka.errors import MessageSizeTooLargeError
 
 from sidecar.observability import metrics
 from sidecar.pipelines.schema import BackoffConfig, Operation, PipelineConfig
-from sidecar.retry import backoff_delay
+from sidecar.retry import TryAgain, retry_async
 from sidecar.sinks.base import BulkItem, BulkSink
 from sidecar.sources.kafka import make_producer, producer_max_request_size, topic_max_message_bytes
 
@@ -202,38 +202,38 @@ class DeadLetterWriter:
         attempt: Callable[[list[DeadLetter]], Awaitable[Failures]],
         letters: Sequence[DeadLetter],
     ) -> None:
-        pending, tries = list(letters), 0
-        try:
-            while True:
-                try:
-                    failed = await attempt(pending)
-                except Exception as exc:  # whatever it is, the letters are not stored: try again
-                    failed = [(letter, f"{type(exc).__name__}: {exc}") for letter in pending]
-                if not failed:
-                    return
+        pending = list(letters)
+
+        async def deliver() -> None:
+            nonlocal pending
+            try:
+                failed = await attempt(pending)
+            except Exception as exc:  # whatever it is, the letters are not stored: try again
+                failed = [(letter, f"{type(exc).__name__}: {exc}") for letter in pending]
+            if failed:
                 pending = [letter for letter, _ in failed]
-                tries += 1
-                self.failing = f"{where}: {failed[0][1]}"[:1000]
-                if tries == 1:
-                    self._retrying += 1
-                    self.on_retry(True)
-                metrics.WORKER_RETRIED.labels(self.pipeline, "dead_letter").inc(len(pending))
-                log.warning(
-                    "%s did not accept %d dead letters (%s); retry %d, their offsets wait",
-                    where,
-                    len(pending),
-                    failed[0][1],
-                    tries,
-                )
-                await asyncio.sleep(
-                    backoff_delay(tries, self.backoff.initial_ms / 1000, self.backoff.max_ms / 1000)
-                )
-        finally:
-            if tries:
-                self._retrying -= 1
-                if not self._retrying:
-                    self.failing = None
-                self.on_retry(False)
+                raise TryAgain(failed[0][1])
+
+        def on_retry(tries: int, exc: BaseException) -> None:
+            self.failing = f"{where}: {exc}"[:1000]
+            metrics.WORKER_RETRIED.labels(self.pipeline, "dead_letter").inc(len(pending))
+            log.warning(
+                "%s did not accept %d dead letters (%s); retry %d, their offsets wait",
+                where,
+                len(pending),
+                exc,
+                tries,
+            )
+
+        def waiting(active: bool) -> None:
+            self._retrying += 1 if active else -1
+            if not active and not self._retrying:
+                self.failing = None
+            self.on_retry(active)
+
+        await retry_async(
+            deliver, self.backoff.policy(), retry_on=TryAgain, on_retry=on_retry, waiting=waiting
+        )
 
     # --- topic -------------------------------------------------------------------------------------
     async def _to_topic(self, letters: Sequence[DeadLetter]) -> None:

@@ -101,9 +101,17 @@ class RemoteServiceError(SidecarError):
     status = 502
     es_type = "status_exception"
 
-    def __init__(self, reason: str, *, status: int | None = None, retriable: bool = False) -> None:
+    def __init__(
+        self,
+        reason: str,
+        *,
+        status: int | None = None,
+        retriable: bool = False,
+        retry_after: str | None = None,
+    ) -> None:
         super().__init__(reason, status=status)
         self.retriable = retriable
+        self.retry_after = retry_after  # the provider's `Retry-After`, which the backoff honours
 
 
 class TimeoutError_(SidecarError):

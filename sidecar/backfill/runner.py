@@ -37,7 +37,7 @@ from sidecar.inference.types import InferenceServiceProtocol
 from sidecar.observability import metrics
 from sidecar.pipelines.date_math import is_date_math, static_prefix
 from sidecar.pipelines.schema import Operation, PipelineConfig
-from sidecar.retry import backoff_delay
+from sidecar.retry import retry_async
 from sidecar.sinks.base import BulkItem, BulkSink
 
 log = logging.getLogger("sidecar.backfill")
@@ -283,15 +283,18 @@ class Backfill:
                 letters.append(self._letter(hit, outcome.error_type, outcome.reason, "index"))
 
     async def _enrich(self, tasks: list[EnrichTask]) -> list[EnrichResult]:
-        attempt = 0
-        while True:
-            try:
-                return await self.enricher.enrich(tasks) if tasks else []
-            except RetriableInferenceError as exc:
-                attempt += 1
-                backoff = self.config.errors.backoff
-                log.warning("%s: inference unavailable (%s); retry %d", self.label, exc, attempt)
-                await asyncio.sleep(backoff_delay(attempt, backoff.initial_ms / 1000, backoff.max_ms / 1000))
+        if not tasks:
+            return []
+
+        def on_retry(attempt: int, exc: BaseException) -> None:
+            log.warning("%s: inference unavailable (%s); retry %d", self.label, exc, attempt)
+
+        return await retry_async(
+            lambda: self.enricher.enrich(tasks),
+            self.config.errors.backoff.policy(),
+            retry_on=RetriableInferenceError,
+            on_retry=on_retry,
+        )
 
     def _item(self, hit: dict[str, Any], result: EnrichResult) -> BulkItem:
         routing = hit.get("_routing")

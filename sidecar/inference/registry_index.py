@@ -31,7 +31,6 @@ The engine URL may carry `user:password@` (basic auth).
 from __future__ import annotations
 
 import logging
-import random
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -48,6 +47,7 @@ from sidecar.inference.endpoints import (
     endpoint_from_parts,
     not_found,
 )
+from sidecar.retry import Backoff, TryAgain, retry_sync
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +55,16 @@ ENDPOINT_KIND = "endpoint"
 USAGE_KIND = "pipeline_usage"
 MAX_RESULTS = 10_000
 UPDATE_TRIES = 5
+UPDATE_BACKOFF = Backoff(0.02, 0.2)
+READY_BACKOFF = Backoff(0.05, 0.5)  # polls of an index whose primary shard is not active yet
+
+
+class _Unready(Exception):
+    def __init__(self, response: httpx.Response) -> None:
+        super().__init__(f"HTTP {response.status_code}")
+        self.response = response
+
+
 _KEYWORD = {"type": "keyword"}
 MAPPINGS: dict[str, Any] = {
     "dynamic": False,
@@ -177,14 +187,19 @@ class IndexEndpointStore:
                 raise self._failed(resp, "create the index")
         elif not resp.is_success:
             raise self._failed(resp, "check the index")
+
         # It exists, perhaps created a moment ago by another replica: until its primary shard is
         # active, searches answer 503. Count (read privilege only) until it answers.
-        deadline = time.monotonic() + wait_s
-        while True:
+        def count() -> httpx.Response:
             resp = self._send("GET", f"{self._path}/_count", check=False)
-            if resp.status_code < 500 or time.monotonic() >= deadline:
-                break
-            time.sleep(0.1)
+            if resp.status_code >= 500:
+                raise _Unready(resp)
+            return resp
+
+        try:
+            resp = retry_sync(count, READY_BACKOFF, retry_on=_Unready, within_s=wait_s)
+        except _Unready as unready:
+            resp = unready.response
         if resp.status_code >= 500:
             raise self._unavailable(f"HTTP {resp.status_code} {_error_type(resp)}".rstrip())
         if not resp.is_success:
@@ -302,9 +317,7 @@ class IndexEndpointStore:
         self._written(endpoint.inference_id, endpoint)
 
     def update(self, inference_id: str, change: Callable[[Endpoint], Endpoint]) -> Endpoint:
-        for attempt in range(UPDATE_TRIES):
-            if attempt:  # jitter, so two replicas updating the same endpoint do not collide again
-                time.sleep(random.uniform(0.0, 0.05 * attempt))  # noqa: S311 - not cryptographic
+        def attempt() -> Endpoint:
             fetched = self._fetch(inference_id)
             if fetched is None:
                 raise not_found(inference_id)
@@ -316,16 +329,21 @@ class IndexEndpointStore:
                 "refresh": "true",
             }
             resp = self._request("PUT", self._doc(inference_id), self._document(endpoint), params)
-            if resp.is_success:
-                self._written(inference_id, endpoint)
-                return endpoint
-            if resp.status_code != 409:  # 409: another replica wrote in between; read it again
+            if resp.status_code == 409:  # another replica wrote in between: read it again
+                raise TryAgain(f"endpoint [{inference_id}] changed during the update")
+            if not resp.is_success:
                 raise self._failed(resp, f"update endpoint [{inference_id}]")
-        raise SidecarError(
-            f"Inference endpoint [{inference_id}] kept changing during the update; try again",
-            status=409,
-            es_type="version_conflict_engine_exception",
-        )
+            self._written(inference_id, endpoint)
+            return endpoint
+
+        try:  # jittered waits, so two replicas updating the same endpoint do not collide again
+            return retry_sync(attempt, UPDATE_BACKOFF, retry_on=TryAgain, attempts=UPDATE_TRIES)
+        except TryAgain:
+            raise SidecarError(
+                f"Inference endpoint [{inference_id}] kept changing during the update; try again",
+                status=409,
+                es_type="version_conflict_engine_exception",
+            ) from None
 
     def remove(self, inference_id: str) -> None:
         resp = self._request("DELETE", self._doc(inference_id), params={"refresh": "true"})

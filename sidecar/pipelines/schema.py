@@ -27,6 +27,7 @@ from sidecar.errors import PipelineConfigError, SidecarError
 from sidecar.inference.api_client import RemoteInference
 from sidecar.inference.chunking import ChunkingSettings
 from sidecar.rank_features import Pruning
+from sidecar.retry import Backoff
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_\-]*$")
 _FIELD_PATH = re.compile(r"^[^.\s]+(\.[^.\s]+)*$")
@@ -297,6 +298,9 @@ class SinkConfig(_Strict):
 class BackoffConfig(_Strict):
     initial_ms: int = Field(default=200, gt=0)
     max_ms: int = Field(default=30_000, gt=0)
+
+    def policy(self) -> Backoff:
+        return Backoff.from_ms(self.initial_ms, self.max_ms)
 
 
 class Tolerance(StrEnum):

@@ -28,7 +28,6 @@ from typing import Any
 from sidecar.errors import DocumentError
 from sidecar.observability import metrics
 from sidecar.pipelines.schema import ErrorsConfig, Operation, SinkConfig
-from sidecar.retry import backoff_delay
 
 log = logging.getLogger(__name__)
 
@@ -206,7 +205,7 @@ class BulkSink(abc.ABC):
         pending = list(range(len(items)))
         request_failures = 0
         max_bytes = self.config.bulk.max_bytes
-        backoff = self.errors.backoff
+        backoff = self.errors.backoff.policy()
         while pending:
             answered, failure = await self._send([items[i] for i in pending], max_bytes)
             retry: list[int] = []
@@ -251,7 +250,7 @@ class BulkSink(abc.ABC):
             self._backing_off += 1
             self._update_pushback()
             try:
-                await asyncio.sleep(backoff_delay(attempt, backoff.initial_ms / 1000, backoff.max_ms / 1000))
+                await asyncio.sleep(backoff.delay(attempt))
             finally:
                 self._backing_off -= 1
                 self._update_pushback()

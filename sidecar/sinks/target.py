@@ -13,13 +13,12 @@ mapped with another type cannot be changed: the problem then names it until an o
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from sidecar.pipelines.schema import BackoffConfig
-from sidecar.retry import backoff_delay
+from sidecar.retry import TryAgain, retry_async
 from sidecar.sinks.base import BulkItem, BulkResult, BulkSink
 from sidecar.sinks.setup import ensure_index, field_types, put_template, template_body
 
@@ -60,32 +59,39 @@ class TargetWriter:
         """`sink.write(items)` (one batch: one index), repeated until the target was right when the
         answers came back."""
         index = items[0].index if items else ""
-        attempt = 0
-        try:
-            while True:
-                result = await self.sink.write(items)
-                problem = await self._check(index, result)
-                if problem is None:
-                    if attempt:
-                        log.info(
-                            "pipeline [%s]: index [%s] is right again; batch written", self.pipeline, index
-                        )
-                        self.problem = None
-                    return result
-                if not attempt:
-                    self.pause(1)  # held until this batch is written: no flapping between attempts
-                attempt += 1
-                if problem != self.problem:
-                    log.error("pipeline [%s] pauses: %s", self.pipeline, problem)
-                self.problem = problem
-                delay = backoff_delay(attempt, self.backoff.initial_ms / 1000, self.backoff.max_ms / 1000)
-                await asyncio.sleep(delay)
+        tries = 0
+
+        async def attempt() -> BulkResult:
+            nonlocal tries
+            if tries:
                 await self._repair(index)
                 for item in items:
                     item.attempts = 0
-        finally:
-            if attempt:
-                self.pause(-1)
+            tries += 1
+            result = await self.sink.write(items)
+            problem = await self._check(index, result)
+            if problem is not None:
+                raise TryAgain(problem)
+            return result
+
+        def on_retry(_attempt: int, exc: BaseException) -> None:
+            problem = str(exc)
+            if problem != self.problem:
+                log.error("pipeline [%s] pauses: %s", self.pipeline, problem)
+            self.problem = problem
+
+        # The pause holds until this batch is written: no flapping between attempts.
+        result = await retry_async(
+            attempt,
+            self.backoff.policy(),
+            retry_on=TryAgain,
+            on_retry=on_retry,
+            waiting=lambda active: self.pause(1 if active else -1),
+        )
+        if tries > 1:
+            log.info("pipeline [%s]: index [%s] is right again; batch written", self.pipeline, index)
+            self.problem = None
+        return result
 
     async def _check(self, index: str, result: BulkResult) -> str | None:
         if self.mappings is None or not result.outcomes:

@@ -30,7 +30,7 @@ from sidecar.inference.types import InferenceServiceProtocol, TaskType
 from sidecar.observability import metrics
 from sidecar.pipelines.date_math import resolve_index
 from sidecar.pipelines.schema import OnMalformed, Operation, PipelineConfig, TargetType, Tolerance
-from sidecar.retry import backoff_delay
+from sidecar.retry import Backoff, retry_async
 from sidecar.settings import Settings, load_settings
 from sidecar.sinks import BulkItem, BulkSink, create_sink
 from sidecar.sinks.base import offset_version
@@ -43,6 +43,8 @@ from sidecar.worker.ordering import KeyedOrder
 from sidecar.worker.partitions import Partitions
 
 log = logging.getLogger(__name__)
+# Waits on an engine that does not answer at all while the pipeline sets itself up.
+ENGINE_AT_START = Backoff(0.5, 10.0)
 
 
 class PipelineStartError(Exception):
@@ -225,19 +227,16 @@ class PipelineRunner:
         return dims
 
     async def _with_engine_retry(self, call: Any) -> Any:
-        attempt = 0
-        while True:
-            try:
-                return await call()
-            except Exception as exc:
-                failure = self.sink.request_failure(exc)
-                if failure is None or failure.status is not None or self._stopping.is_set():
-                    raise
-                attempt += 1
-                log.warning(
-                    "pipeline [%s]: engine unreachable at start (%s); retrying", self.name, failure.reason
-                )
-                await asyncio.sleep(backoff_delay(attempt, 0.5, 10))
+        def unreachable(exc: BaseException) -> bool:
+            failure = self.sink.request_failure(exc) if isinstance(exc, Exception) else None
+            return failure is not None and failure.status is None and not self._stopping.is_set()
+
+        def on_retry(_attempt: int, exc: BaseException) -> None:
+            failure = self.sink.request_failure(exc) if isinstance(exc, Exception) else None
+            reason = failure.reason if failure is not None else exc
+            log.warning("pipeline [%s]: engine unreachable at start (%s); retrying", self.name, reason)
+
+        return await retry_async(call, ENGINE_AT_START, retry_on=unreachable, on_retry=on_retry)
 
     # --- polling -----------------------------------------------------------------------------------
     async def _poll(self) -> list[Message]:
@@ -410,27 +409,25 @@ class PipelineRunner:
             stored = await self.sink.fetch_stored(
                 index, [e.doc_id for e in envelopes], paths, [e.routing for e in envelopes]
             )
-        attempt = 0
-        while True:
-            try:
-                async with self._inferring:
-                    docs = await self.enricher.write(
-                        [e.source for e in envelopes], [stored.get(e.doc_id) for e in envelopes]
-                    )
-            except RetriableInferenceError as exc:
-                attempt += 1
-                metrics.WORKER_RETRIED.labels(self.name, "inference").inc()
-                log.warning("pipeline [%s]: inference unavailable (%s); retry %d", self.name, exc, attempt)
-                backoff = self.config.errors.backoff
-                self.partitions.add_reason("inference", 1)
-                try:
-                    await asyncio.sleep(
-                        backoff_delay(attempt, backoff.initial_ms / 1000, backoff.max_ms / 1000)
-                    )
-                finally:
-                    self.partitions.add_reason("inference", -1)
-                continue
-            return docs
+
+        async def attempt() -> list[dict[str, Any] | DocumentError]:
+            async with self._inferring:
+                return await self.enricher.write(
+                    [e.source for e in envelopes], [stored.get(e.doc_id) for e in envelopes]
+                )
+
+        def on_retry(attempt: int, exc: BaseException) -> None:
+            metrics.WORKER_RETRIED.labels(self.name, "inference").inc()
+            log.warning("pipeline [%s]: inference unavailable (%s); retry %d", self.name, exc, attempt)
+
+        # Consumption pauses (reason `inference`) until the batch is enriched.
+        return await retry_async(
+            attempt,
+            self.config.errors.backoff.policy(),
+            retry_on=RetriableInferenceError,
+            on_retry=on_retry,
+            waiting=lambda active: self.partitions.add_reason("inference", 1 if active else -1),
+        )
 
     # --- callbacks ---------------------------------------------------------------------------------
     def _engine_pushback(self, active: bool) -> None:

@@ -16,7 +16,7 @@ import httpx
 from sidecar import redact
 from sidecar.errors import RemoteServiceError, SettingsValidationError
 from sidecar.observability import metrics
-from sidecar.retry import backoff_delay
+from sidecar.retry import Backoff, retry_async
 
 
 @dataclass(frozen=True)
@@ -26,9 +26,8 @@ class RetryPolicy:
     max_delay_s: float = 8.0
     timeout_s: float = 30.0
 
-    def backoff(self, attempt: int, retry_after: str | None) -> float:
-        """Wait before retry `attempt + 1`, by the project's one backoff formula."""
-        return backoff_delay(attempt + 1, self.base_delay_s, self.max_delay_s, retry_after)
+    def backoff(self) -> Backoff:
+        return Backoff(self.base_delay_s, self.max_delay_s)
 
 
 class RateLimiter:
@@ -184,12 +183,12 @@ class RemoteCaller:
         method: str = "POST",
     ) -> httpx.Response:
         """A successful response (body unread when streaming), after retries on 429/5xx/transport."""
-        last: RemoteServiceError | None = None
-        for attempt in range(self.policy.max_retries + 1):
-            if attempt:
-                metrics.INFERENCE_REMOTE_RETRIES.labels(self.service).inc()
+
+        async def attempt() -> httpx.Response:
             await self.limiter.acquire()
-            retry_after = None
+            # Errors are raised outside the `except`: the client's exception (whose text may quote
+            # a credential header, `Bearer <key>` with a stray CR/LF) must not ride along as context.
+            failed: RemoteServiceError | None = None
             try:
                 request = (
                     self._client.build_request(method, url, json=body, headers=headers)
@@ -198,33 +197,35 @@ class RemoteCaller:
                 )
                 response = await self._client.send(request, stream=stream, auth=auth)
             except httpx.TimeoutException as exc:
-                last = RemoteServiceError(self._failure(f"timed out: {exc}"), status=504, retriable=True)
+                failed = RemoteServiceError(self._failure(f"timed out: {exc}"), status=504, retriable=True)
             except (httpx.TransportError, httpx.InvalidURL, UnicodeEncodeError) as exc:
-                # The client's text may quote a credential header (`Bearer <key>` with a stray CR/LF).
                 detail = redact.text(str(exc), redact.header_secrets(headers))
-                last = RemoteServiceError(
+                failed = RemoteServiceError(
                     self._failure(f"could not connect: {detail}"), status=502, retriable=True
                 )
-            else:
-                code = response.status_code
-                if code < 400:
-                    return response
-                if stream:
-                    await response.aread()
-                    await response.aclose()
-                retriable = code == 429 or code >= 500
-                reason = (
-                    f"Received an unsuccessful status code for request from inference entity id "
-                    f"[{self.inference_id}] status [{code}]. Error message: [{provider_message(response)}]"
-                )
-                last = RemoteServiceError(reason, status=code if code < 500 else 502, retriable=retriable)
-                if not retriable:
-                    raise last
-                retry_after = response.headers.get("retry-after")
-            if attempt < self.policy.max_retries:
-                await asyncio.sleep(self.policy.backoff(attempt, retry_after))
-        assert last is not None  # noqa: S101 - the loop ran at least once
-        raise last
+            if failed is not None:
+                raise failed
+            code = response.status_code
+            if code < 400:
+                return response
+            if stream:
+                await response.aread()
+                await response.aclose()
+            raise RemoteServiceError(
+                f"Received an unsuccessful status code for request from inference entity id "
+                f"[{self.inference_id}] status [{code}]. Error message: [{provider_message(response)}]",
+                status=code if code < 500 else 502,
+                retriable=code == 429 or code >= 500,
+                retry_after=response.headers.get("retry-after"),
+            )
+
+        return await retry_async(
+            attempt,
+            self.policy.backoff(),
+            retry_on=lambda exc: isinstance(exc, RemoteServiceError) and exc.retriable,
+            attempts=self.policy.max_retries + 1,
+            on_retry=lambda _n, _exc: metrics.INFERENCE_REMOTE_RETRIES.labels(self.service).inc(),
+        )
 
     def _failure(self, what: str) -> str:
         return (
