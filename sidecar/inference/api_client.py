@@ -2,7 +2,7 @@
 sidecar or an Elasticsearch cluster: the `elasticsearch` service's remote endpoints, and the worker,
 backfill, setup and search when a pipeline names a remote `inference.url`.
 
-Requests go through `RemoteCaller` (the one retry policy: jittered backoff on 429/5xx/transport
+Requests go through `RemoteCaller` (`sidecar.retry`'s one policy: jittered backoff on 429/5xx/transport
 errors, honouring `Retry-After`). Answers are Elasticsearch's shapes (8.11's bare sparse maps
 accepted): https://www.elastic.co/guide/en/elasticsearch/reference/current/post-inference-api.html
 """
