@@ -41,7 +41,10 @@ def legal_token(name: str) -> str | None:
 def legal_weight(value: float) -> bool:
     """True when `value` is a finite, positive, normal float32."""
     return (
-        isinstance(value, int | float) and math.isfinite(value) and FLOAT32_MIN_NORMAL <= value <= FLOAT32_MAX
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and FLOAT32_MIN_NORMAL <= value <= FLOAT32_MAX
     )
 
 
@@ -103,7 +106,16 @@ def clean_features(
         value = float(value)
         if merged.get(legal, 0.0) < value:
             merged[legal] = value
-    ordered = sorted(merged.items(), key=lambda kv: (-kv[1], kv[0]))
+    return prune(dict(sorted(merged.items(), key=lambda kv: (-kv[1], kv[0]))), pruning)
+
+
+def prune(features: Mapping[str, float], pruning: Pruning = NO_PRUNING) -> dict[str, float]:
+    """`clean_features`'s pruning alone, for a map that already follows the rules in its order
+    (an inference service's answer, or `max_combine` of such answers): cleaning it again would
+    only cost time."""
+    if pruning == NO_PRUNING:
+        return dict(features)
+    ordered = list(features.items())
     if ordered and pruning.max_ratio is not None:
         floor = ordered[0][1] * pruning.max_ratio
         ordered = [kv for kv in ordered if kv[1] >= floor]

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import Any
 
 from sidecar.inference.types import InferenceOutput, InferenceServiceProtocol, InputType, TaskType
@@ -29,12 +31,28 @@ class Throttle:
             await asyncio.sleep(start - now)
 
 
+@dataclass
+class Tally:
+    texts: int = 0
+
+
+_TALLY: ContextVar[Tally | None] = ContextVar("sidecar_backfill_tally", default=None)
+
+
 class CountingService:
-    """Counts the texts sent to inference (the summary's `inferred`), delegating everything else."""
+    """Counts the texts sent to inference (the summary's `inferred`), delegating everything else:
+    in all, and per task (`tally`), as parts of different pages infer at the same time."""
 
     def __init__(self, service: InferenceServiceProtocol) -> None:
         self.service = service
         self.texts = 0
+
+    @staticmethod
+    def tally() -> Tally:
+        """From now on, count this task's texts (its child tasks' too) in the returned `Tally`."""
+        tally = Tally()
+        _TALLY.set(tally)
+        return tally
 
     async def infer(
         self,
@@ -50,6 +68,9 @@ class CountingService:
         timeout: float | None = None,  # noqa: ASYNC109 - the protocol's signature
     ) -> InferenceOutput:
         self.texts += len(inputs)
+        tally = _TALLY.get()
+        if tally is not None:
+            tally.texts += len(inputs)
         return await self.service.infer(
             inference_id,
             inputs,

@@ -1,10 +1,12 @@
 """One backfill run over one slice: scan, select, enrich, write, dead-letter, checkpoint, repeat.
 
-Only one batch is ever inferred but not yet acknowledged (the next page is read meanwhile), so a
-crash costs at most one batch of inference. Within a batch, parts of `PART_DOCS` documents of similar
-input length (a part is about one model batch, padded to its longest text) are queued for inference
-two at a time and each part is written as soon as it is enriched, while the next one is inferred:
-the engine's work overlaps the model's instead of adding to it. On resume, a new point in time is opened after a
+Documents go to inference in parts of `PART_DOCS` of similar input length (a part is about one
+model batch, padded to its longest text), at most `PARTS_IN_FLIGHT` at once, and each part is
+written as soon as it is enriched while the next ones are inferred: the engine's work overlaps the
+model's instead of adding to it. Pages are read ahead and their parts queued across page
+boundaries, so a page's last write and its checkpoint do not idle the model either. A crash costs
+at most the parts in flight (`PARTS_IN_FLIGHT` + the one being written); a stop request finishes
+the pages already started. On resume, a new point in time is opened after a
 refresh: documents finished before the crash no longer match (`missing`) or are skipped by their
 hash (`changed`); with `--force` the cursor continues, in a new point in time where the sort allows
 it (OpenSearch) or in the saved one while it lives (Elasticsearch), else the scan starts over.
@@ -44,6 +46,26 @@ log = logging.getLogger("sidecar.backfill")
 
 PART_DOCS = 64  # a part: one model batch of short texts on CPU (its default 64 texts per batch)
 PARTS_IN_FLIGHT = 2  # the next part waits in the model's queue while one runs: no idle model between parts
+
+
+@dataclass(frozen=True)
+class _Part:
+    hits: list[dict[str, Any]]
+    enriching: asyncio.Task[tuple[list[EnrichResult], int]]
+
+
+@dataclass(frozen=True)
+class _PageEnd:
+    cursor: list[Any] | None
+    scanned: int
+    skipped: int
+    copies: list[dict[str, Any]]
+    selected: int  # documents to enrich or copy
+
+
+@dataclass(frozen=True)
+class _Failed:
+    error: Exception
 
 
 @dataclass(frozen=True)
@@ -166,22 +188,79 @@ class Backfill:
         return result
 
     async def _scan(self, after: list[Any] | None) -> bool:
-        """Pages until the end (True) or a stop request (False)."""
+        """Pages until the end (True) or a stop request (False).
+
+        A planner reads pages ahead and queues their parts for inference (at most `PARTS_IN_FLIGHT`
+        at once, across page boundaries); this loop writes the parts in order and, after a page's
+        last part, its dead letters and checkpoint. The model never waits for a page's last write
+        or checkpoint: the next page's first parts are already queued behind it. A stop request
+        takes effect at the next page the planner would start: pages already started are finished
+        and checkpointed, so no inference is thrown away."""
+        queue: asyncio.Queue[_Part | _PageEnd | _Failed | bool] = asyncio.Queue(PARTS_IN_FLIGHT + 2)
+        slots = asyncio.Semaphore(PARTS_IN_FLIGHT)
+        planner = asyncio.create_task(self._plan(after, queue, slots))
+        letters: list[DeadLetter] = []
+        try:
+            while True:
+                item = await queue.get()
+                if isinstance(item, bool):  # the end of the scan (True) or a stop request (False)
+                    if not item:
+                        log.info("%s: stopping; the checkpoint holds the position", self.label)
+                    return item
+                if isinstance(item, _Failed):
+                    raise item.error
+                if isinstance(item, _Part):
+                    try:
+                        results, inferred = await item.enriching
+                    finally:
+                        slots.release()
+                    self._count(inferred=inferred)
+                    await self._write([(hit, r) for hit, r in zip(item.hits, results, strict=True)], letters)
+                    continue
+                await self._finish_page(item, letters)
+                letters = []
+                self.progress.update(self.total)
+        finally:
+            planner.cancel()
+            queued: list[asyncio.Task[Any]] = [planner]
+            while not queue.empty():
+                left = queue.get_nowait()
+                if isinstance(left, _Part):
+                    left.enriching.cancel()  # after a failure or a stop, nothing of theirs is written
+                    queued.append(left.enriching)
+            await asyncio.gather(*queued, return_exceptions=True)
+
+    async def _plan(
+        self,
+        after: list[Any] | None,
+        queue: asyncio.Queue[_Part | _PageEnd | _Failed | bool],
+        slots: asyncio.Semaphore,
+    ) -> None:
+        """Read pages (one ahead), select what to do, queue parts for inference and page ends."""
         pending = asyncio.create_task(self._page(after))
         try:
             while True:
                 page = await pending
-                if not page.hits:
-                    return True
-                after = page.cursor
-                pending = asyncio.create_task(self._page(after))  # read ahead while enriching
-                await self._batch(page.hits)
+                if not page.hits or self.stop.is_set():
+                    await queue.put(not page.hits)
+                    return
+                pending = asyncio.create_task(self._page(page.cursor))  # read ahead while enriching
+                todo, end = self._select(page)
                 if not self.options.dry_run:
-                    await self._save(after, done=False)
-                self.progress.update(self.total)
-                if self.stop.is_set():
-                    log.info("%s: stopping; the checkpoint holds the position", self.label)
-                    return False
+                    await self.throttle.wait(end.selected)
+                    todo.sort(key=lambda item: self._input_chars(item[0]))
+                    for i in range(0, len(todo), PART_DOCS):
+                        part = todo[i : i + PART_DOCS]
+                        await slots.acquire()
+                        enriching = asyncio.create_task(self._enrich_part(part))
+                        try:
+                            await queue.put(_Part([hit for hit, _ in part], enriching))
+                        except BaseException:
+                            enriching.cancel()
+                            raise
+                await queue.put(end)
+        except Exception as exc:  # the loop above raises it, in order, after what came before
+            await queue.put(_Failed(exc))
         finally:
             if not pending.done():
                 pending.cancel()
@@ -202,55 +281,42 @@ class Backfill:
         self.pit = page.pit_id
         return page
 
-    # --- one batch -----------------------------------------------------------------------------------
-    async def _batch(self, hits: list[dict[str, Any]]) -> None:
-        name = self.config.name
+    # --- one page ------------------------------------------------------------------------------------
+    def _select(self, page: Page) -> tuple[list[tuple[dict[str, Any], list[int]]], _PageEnd]:
         todo: list[tuple[dict[str, Any], list[int]]] = []
         copies: list[dict[str, Any]] = []  # reindex: unchanged documents still get copied
-        for hit in hits:
+        skipped = 0
+        for hit in page.hits:
             fields = fields_to_do(self.mode, self.enricher, hit.get("_source") or {})
             if fields:
                 todo.append((hit, fields))
             elif self.options.reindex_to:
                 copies.append(hit)
             else:
-                self._count(skipped=1)
-        self._count(scanned=len(hits))
-        metrics.BACKFILL_SCANNED.labels(name).inc(len(hits))
+                skipped += 1
+        return todo, _PageEnd(page.cursor, len(page.hits), skipped, copies, len(todo) + len(copies))
+
+    async def _enrich_part(
+        self, part: list[tuple[dict[str, Any], list[int]]]
+    ) -> tuple[list[EnrichResult], int]:
+        """The part's results and how many texts it sent to inference."""
+        tally = self.counter.tally()  # this task's own count, whatever else is inferring meanwhile
+        results = await self._enrich([EnrichTask(h.get("_source") or {}, f) for h, f in part])
+        return results, tally.texts
+
+    async def _finish_page(self, end: _PageEnd, letters: list[DeadLetter]) -> None:
+        name = self.config.name
+        self._count(scanned=end.scanned, skipped=end.skipped)
+        metrics.BACKFILL_SCANNED.labels(name).inc(end.scanned)
         if self.options.dry_run:
-            self._count(enriched=len(todo) + len(copies))
+            self._count(enriched=end.selected)
             return
-        await self.throttle.wait(len(todo) + len(copies))
-        letters: list[DeadLetter] = []
-        todo.sort(key=lambda item: self._input_chars(item[0]))
-        parts = [todo[i : i + PART_DOCS] for i in range(0, len(todo), PART_DOCS)]
-        enriching: list[asyncio.Task[list[EnrichResult]]] = []
-
-        def enrich_next() -> None:
-            part = parts[len(enriching)]
-            enriching.append(
-                asyncio.create_task(self._enrich([EnrichTask(h.get("_source") or {}, f) for h, f in part]))
-            )
-
-        before = self.counter.texts
-        try:
-            for _ in parts[:PARTS_IN_FLIGHT]:
-                enrich_next()
-            for n, part in enumerate(parts):
-                results = await enriching[n]
-                if len(enriching) < len(parts):
-                    enrich_next()
-                await self._write([(hit, r) for (hit, _), r in zip(part, results, strict=True)], letters)
-        finally:
-            for task in enriching:
-                task.cancel()  # only those still running: after a failure, nothing of theirs is written
-            await asyncio.gather(*enriching, return_exceptions=True)
-            self._count(inferred=self.counter.texts - before)
-        await self._write([(hit, EnrichResult()) for hit in copies], letters)
+        await self._write([(hit, EnrichResult()) for hit in end.copies], letters)
         await self.dead_letters.write(letters)
         failed = len({(letter.topic, letter.key) for letter in letters})  # one per document
         self._count(failed=failed)
         metrics.BACKFILL_FAILED.labels(name).inc(failed)
+        await self._save(end.cursor, done=False)
 
     def _input_chars(self, hit: dict[str, Any]) -> int:
         source = hit.get("_source") or {}

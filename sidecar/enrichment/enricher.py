@@ -30,7 +30,7 @@ from sidecar.inference.types import (
 )
 from sidecar.observability import metrics
 from sidecar.pipelines.schema import FieldConfig
-from sidecar.rank_features import NO_PRUNING, clean_features, max_combine
+from sidecar.rank_features import NO_PRUNING, max_combine, prune
 
 
 def content_hash(spec: FieldConfig, text: str) -> str:
@@ -252,7 +252,7 @@ class Enricher:
             combined = (
                 results[0].embedding if len(results) == 1 else max_combine(r.embedding for r in results)
             )
-            return clean_features(combined, pruning)
+            return prune(combined, pruning)  # the service's answers follow the rules already
         if len(results) != 1 or not isinstance(results[0], DenseEmbedding):
             return DocumentError(
                 "inference_result", f"endpoint [{spec.endpoint}] did not return one dense vector"

@@ -25,6 +25,7 @@ from sidecar.inference.types import (
     SparseEmbedding,
     TaskType,
 )
+from sidecar.rank_features import clean_features
 
 DENSE_KEYS = (("text_embedding", "float"), ("text_embedding_bytes", "byte"), ("text_embedding_bits", "bit"))
 
@@ -67,11 +68,11 @@ class InferenceApiClient:
         out = []
         for row in rows:
             if isinstance(row, dict) and isinstance(row.get("embedding"), dict):
-                weights = {str(k): float(v) for k, v in row["embedding"].items()}
+                # What comes from outside follows the rank_features rules from here on.
+                weights = clean_features(row["embedding"])
                 out.append(SparseEmbedding(weights, bool(row.get("is_truncated", False))))
             elif isinstance(row, dict):  # 8.11: a bare token map
-                numeric = {k: v for k, v in row.items() if isinstance(v, int | float) and not isinstance(v, bool)}
-                out.append(SparseEmbedding({str(k): float(v) for k, v in numeric.items()}))
+                out.append(SparseEmbedding(clean_features(row)))
             else:
                 raise self._failure(f"bad sparse entry {str(row)[:200]}")
         return out

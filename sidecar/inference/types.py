@@ -65,6 +65,9 @@ class InferenceOutput:
 
 
 class InferenceServiceProtocol(Protocol):
+    """What the enricher, search and eval call. Sparse answers already follow the `rank_features`
+    rules (legal names and weights, weight-descending order): callers only prune."""
+
     async def infer(
         self,
         inference_id: str,

@@ -12,6 +12,7 @@ from sidecar.rank_features import (
     clean_features,
     legal_token,
     max_combine,
+    prune,
 )
 
 
@@ -72,3 +73,20 @@ def test_every_output_is_legal_and_deterministic(features: dict[str, float]) -> 
         assert math.isfinite(value) and value >= FLOAT32_MIN_NORMAL
     assert out == clean_features(dict(reversed(list(features.items()))))
     assert list(out) == list(clean_features(features))
+
+
+@given(
+    st.dictionaries(st.text(), st.floats(allow_nan=True, allow_infinity=True, width=64)),
+    st.sampled_from(
+        [Pruning(), Pruning(top_k=3), Pruning(min_weight=0.5), Pruning(max_ratio=0.4), Pruning(2, 0.1, 0.2)]
+    ),
+)
+def test_pruning_a_clean_map_equals_cleaning_it_again(raw: dict[str, float], pruning: Pruning) -> None:
+    # The enricher only prunes what services answer (already clean): the result must be the same.
+    clean = clean_features(raw)
+    assert list(prune(clean, pruning).items()) == list(clean_features(clean, pruning).items())
+    assert list(prune(clean, pruning).items()) == list(clean_features(raw, pruning).items())
+
+
+def test_booleans_are_not_weights() -> None:
+    assert clean_features({"yes": True, "one": 1}) == {"one": 1.0}

@@ -53,6 +53,8 @@ class MemoryScanner(PitScanner):
         self.pits: dict[str, dict[str, dict[str, Any]]] = {}
         self.ids = itertools.count()
         self.expire_next = 0  # the next N searches find their point in time gone
+        self.expire_on_read: set[int] = set()  # page reads (1 first) that find it gone
+        self.reads = 0
         self.opened = 0
 
     async def refresh(self, index: str) -> None:
@@ -69,6 +71,10 @@ class MemoryScanner(PitScanner):
 
     async def _search(self, body: dict[str, Any]) -> dict[str, Any]:
         pit = body["pit"]["id"]
+        if body["size"]:
+            self.reads += 1
+            if self.reads in self.expire_on_read:
+                self.expire_next += 1
         if self.expire_next or pit not in self.pits:
             self.expire_next = max(0, self.expire_next - 1)
             self.pits.pop(pit, None)

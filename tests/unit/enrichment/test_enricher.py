@@ -19,7 +19,7 @@ async def test_rank_features_written_at_nested_target_with_legal_names(service: 
     [doc] = await writer.write([{"title": "Hello big.world", "other": 1}])
     assert isinstance(doc, dict)
     assert doc["other"] == 1 and doc["title"] == "Hello big.world"
-    # "big.world" is not a legal rank_features name: the writer turns the dot into "__".
+    # "big.world" is not a legal rank_features name: the service's answer has "__" instead.
     assert doc["ml"]["tokens"] == {"big__world": pytest.approx(1.9), "hello": pytest.approx(1.5)}
 
 

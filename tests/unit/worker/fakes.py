@@ -1,7 +1,8 @@
 """A tiny deterministic inference service implementing `InferenceServiceProtocol` for unit tests.
 
-Sparse: one feature per lowercase word, weight 1 + len(word) / 10 (dots kept, so the writer's
-legalisation is exercised). Dense: 4 numbers derived from the text. Failures are injectable.
+Sparse: one feature per lowercase word, weight 1 + len(word) / 10, made legal for `rank_features`
+("a.b" becomes "a__b") as the protocol promises of every service. Dense: 4 numbers derived from the
+text. Failures are injectable.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import Any
 from sidecar.errors import InferenceFailedError, NotFoundError, OverloadedError
 from sidecar.inference.types import DenseEmbedding, InferenceOutput, InputType, SparseEmbedding, TaskType
 from sidecar.pipelines.schema import ErrorsConfig, PipelineConfig, SinkConfig
+from sidecar.rank_features import clean_features
 from sidecar.sinks.base import BulkSink, RequestFailure
 
 TASK_TYPES = {".splade-tiny": TaskType.SPARSE_EMBEDDING, ".minilm-l6": TaskType.TEXT_EMBEDDING}
@@ -58,7 +60,7 @@ class FakeService:
         if any(word in text for text in inputs for word in self.poison_words):
             raise InferenceFailedError("model blew up on this input")
         if kind is TaskType.SPARSE_EMBEDDING:
-            return InferenceOutput(kind, [SparseEmbedding(sparse_of(t)) for t in inputs])
+            return InferenceOutput(kind, [SparseEmbedding(clean_features(sparse_of(t))) for t in inputs])
         return InferenceOutput(kind, [DenseEmbedding(dense_of(t)) for t in inputs])
 
     def stream_completion(self, inference_id: str, inputs: list[str], **_: Any) -> AsyncIterator[str]:
