@@ -9,6 +9,7 @@ from elasticsearch import ApiError, AsyncElasticsearch
 from elasticsearch.helpers import async_streaming_bulk
 
 from sidecar.sinks.base import BulkSink, RequestFailure
+from sidecar.sinks.fastjson import es_serializers
 
 
 def make_client(config: Any) -> AsyncElasticsearch:
@@ -26,7 +27,7 @@ def make_client(config: Any) -> AsyncElasticsearch:
         options["api_key"] = auth.api_key.get_secret_value()
     elif auth.username is not None and auth.password is not None:
         options["basic_auth"] = (auth.username, auth.password.get_secret_value())
-    return AsyncElasticsearch(config.urls, **options)
+    return AsyncElasticsearch(config.urls, serializers=es_serializers(), **options)
 
 
 class ElasticsearchSink(BulkSink):

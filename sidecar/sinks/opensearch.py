@@ -8,6 +8,7 @@ from opensearchpy import AsyncOpenSearch, NotFoundError, TransportError
 from opensearchpy.helpers import async_streaming_bulk
 
 from sidecar.sinks.base import BulkSink, RequestFailure
+from sidecar.sinks.fastjson import OsJson
 
 
 def make_client(config: Any) -> AsyncOpenSearch:
@@ -23,7 +24,7 @@ def make_client(config: Any) -> AsyncOpenSearch:
         options["ca_certs"] = auth.ca_file
     if auth.username is not None and auth.password is not None:
         options["http_auth"] = (auth.username, auth.password.get_secret_value())
-    return AsyncOpenSearch(config.urls, **options)
+    return AsyncOpenSearch(config.urls, serializer=OsJson(), **options)
 
 
 class OpenSearchSink(BulkSink):
