@@ -29,7 +29,7 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.pinned import layout, pin_sidecar, servers, servers_cpu_seconds  # noqa: E402
+from benchmarks.pinned import layout, pin_sidecar, servers, servers_cpu_seconds, thread_cpu_seconds  # noqa: E402
 from benchmarks.report import hardware, record_throughput, write_section  # noqa: E402
 from sidecar.backfill.checkpoint import EngineCheckpointStore  # noqa: E402
 from sidecar.backfill.runner import Backfill, BackfillOptions  # noqa: E402
@@ -95,12 +95,14 @@ async def index_corpus(http: httpx.AsyncClient, index: str, docs: list[dict[str,
     await http.post(f"/{index}/_refresh")
 
 
-async def inference_alone(service: Any, titles: list[str], batch: int) -> tuple[float, float]:
-    """Docs/s and this process's CPU seconds."""
-    started, cpu = time.perf_counter(), time.process_time()
+async def inference_alone(service: Any, titles: list[str], batch: int) -> tuple[float, dict[str, float]]:
+    """Docs/s and this process's CPU seconds (`cpu`, and by thread: `loop`, `inference`)."""
+    started, cpu, threads = time.perf_counter(), time.process_time(), thread_cpu_seconds()
     for i in range(0, len(titles), batch):
         await service.infer(ENDPOINT, titles[i : i + batch], task_type=TaskType.SPARSE_EMBEDDING)
-    return len(titles) / (time.perf_counter() - started), time.process_time() - cpu
+    seconds = time.perf_counter() - started
+    used = {k: v - threads[k] for k, v in thread_cpu_seconds().items()}
+    return len(titles) / seconds, {"cpu": time.process_time() - cpu, **used}
 
 
 async def one_backfill(
@@ -132,14 +134,22 @@ async def one_backfill(
     busy.wrap(backfill.store, "save", "save")
     try:
         started, cpu, engine_cpu = time.perf_counter(), time.process_time(), servers_cpu_seconds([engine])
+        threads = thread_cpu_seconds()
         result = await backfill.run()
         seconds = time.perf_counter() - started
         cpu, engine_cpu = time.process_time() - cpu, servers_cpu_seconds([engine]) - engine_cpu
+        used = {k: v - threads[k] for k, v in thread_cpu_seconds().items()}
         assert result.finished and result.run.enriched == len(docs), result
     finally:
         await sink.close()
         await http.delete(f"/{index}")
-    return len(docs) / seconds, {**busy.seconds, "total": seconds, "cpu": cpu, "engine_cpu": engine_cpu}
+    return len(docs) / seconds, {
+        **busy.seconds,
+        "total": seconds,
+        "cpu": cpu,
+        "engine_cpu": engine_cpu,
+        **used,
+    }
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -158,15 +168,15 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         await service.start(preload=[ENDPOINT])
         await inference_alone(service, titles[:512], args.batch_size)  # warm-up
         alone: list[float] = []
-        alone_cpu: list[float] = []
+        alone_cpu: list[dict[str, float]] = []
         backfill: list[float] = []
         phases: list[dict[str, float]] = []
         checkpoints = f"bench-checkpoints-{uuid.uuid4().hex[:8]}"
         async with httpx.AsyncClient(base_url=url, timeout=300) as http:
             for _ in range(repeats):  # alternate, so drifting machine load hits both alike
-                rate, seconds = await inference_alone(service, titles, args.batch_size)
+                rate, used = await inference_alone(service, titles, args.batch_size)
                 alone.append(rate)
-                alone_cpu.append(seconds)
+                alone_cpu.append(used)
                 rate, totals = await one_backfill(
                     service, url, args.engine, docs, args.batch_size, http, checkpoints
                 )
@@ -180,9 +190,15 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     }
     per_1000 = 1000 / count
     cpu = {
-        "alone": statistics.median(alone_cpu) * per_1000,
+        "alone": statistics.median(c["cpu"] for c in alone_cpu) * per_1000,
         "backfill": statistics.median(p["cpu"] for p in phases) * per_1000,
         "engine": statistics.median(p["engine_cpu"] for p in phases) * per_1000,
+        **{
+            f"{k}_alone": statistics.median(c[k] for c in alone_cpu) * per_1000 for k in ("loop", "inference")
+        },
+        **{
+            f"{k}_backfill": statistics.median(p[k] for p in phases) * per_1000 for k in ("loop", "inference")
+        },
     }
     return {
         "docs": count,
@@ -216,9 +232,12 @@ def main() -> None:
         f"inference running {share['enrich']:.0%}, bulk updates running {share['write']:.0%} (mostly while "
         f"the next part is inferred), checkpoints {share['save']:.0%}.\n\n"
         f"CPU seconds per 1,000 documents: inference alone {cpu['alone']:.2f}, backfill process "
-        f"{cpu['backfill']:.2f} (what it adds: {cpu['backfill'] - cpu['alone']:+.2f}), {args.engine} "
-        f"{cpu['engine']:.2f} (its CPUs busy {share['engine_cpu']:.0%} of the backfill's wall time: near "
-        f"100% per server CPU, the engine bounds the backfill).\n\n"
+        f"{cpu['backfill']:.2f} ({cpu['backfill'] - cpu['alone']:+.2f}); by thread, the event loop "
+        f"{cpu['loop_alone']:.2f} alone and {cpu['loop_backfill']:.2f} in the backfill (scan, selection, "
+        f"bulk bodies, checkpoints), the inference threads (tokenizer, model, decoder, the runtime's "
+        f"pool) {cpu['inference_alone']:.2f} alone and {cpu['inference_backfill']:.2f} in the backfill for "
+        f"the same texts; {args.engine} {cpu['engine']:.2f} (its CPU busy {share['engine_cpu']:.0%} of "
+        f"the backfill's wall time).\n\n"
         f"{out['docs']} SciFact documents, titles encoded with `{ENDPOINT}`, median of {out['repeats']} "
         f"alternating runs; {out['layout']}. {hardware()}.\n\n"
         f"`python benchmarks/bench_backfill.py --size {args.size} --engine {args.engine}`"

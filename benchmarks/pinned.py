@@ -22,6 +22,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -189,8 +190,25 @@ def warm_up(url: str, docs: int = 3000) -> None:
 
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process, all its threads."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return _stat_seconds(Path(f"/proc/{pid}/stat"))
+
+
+def _stat_seconds(stat: Path) -> float:
+    fields = stat.read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def thread_cpu_seconds() -> dict[str, float]:
+    """This process's CPU time so far, split: the event loop's thread (`loop`) and every other
+    thread (`inference`: the engine's tokenizer, model and decoder threads and the runtime's pool)."""
+    loop = threading.main_thread().native_id
+    out = {"loop": 0.0, "inference": 0.0}
+    for task in Path("/proc/self/task").iterdir():
+        try:
+            out["loop" if int(task.name) == loop else "inference"] += _stat_seconds(task / "stat")
+        except (OSError, ValueError):
+            pass  # a thread that ended meanwhile
+    return out
 
 
 def servers_cpu_seconds(names: Sequence[str]) -> float:
