@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 from urllib.parse import quote
 
-from sidecar.inference.services.bearer_tokens import BearerTokens
+from sidecar.inference.services.bearer_tokens import BearerTokens, check_scopes, client_credentials
 from sidecar.inference.services.openai_compatible import OpenAICompatibleRuntime
 from sidecar.inference.services.remote import RemoteCaller
 from sidecar.inference.services.validation import Errors
@@ -41,26 +41,16 @@ class AzureOpenAIRuntime(OpenAICompatibleRuntime):
             "chat": f"{deployment}/chat/completions{version}",
             "rerank": None,
         }
-        self.tokens: BearerTokens | None = None
         if secrets.get("api_key"):
             self.headers = {"api-key": str(secrets["api_key"])}
         elif secrets.get("entra_id"):
             self.headers = {"Authorization": f"Bearer {secrets['entra_id']}"}
         else:
-            form = {
-                "grant_type": "client_credentials",
-                "client_id": str(settings["client_id"]),
-                "client_secret": str(secrets["client_secret"]),
-                "scope": " ".join(settings["scopes"]),
-            }
+            form = client_credentials(settings, secrets)
             tenant = quote(str(settings["tenant_id"]), safe="")
             url = f"{self.login_host}/{tenant}/oauth2/v2.0/token"
             self.tokens = BearerTokens(url, form, inference_id, caller.policy.timeout_s)
             self.headers = {}
-
-    async def _headers(self, task_settings: dict[str, Any]) -> dict[str, str]:
-        headers = await super()._headers(task_settings)
-        return {**headers, **(await self.tokens.header())} if self.tokens else headers
 
     @classmethod
     def check_task_settings(cls, task_settings: dict[str, Any], errors: Errors) -> None:
@@ -87,11 +77,7 @@ class AzureOpenAIRuntime(OpenAICompatibleRuntime):
             errors.add("[secret_settings] must have either the [api_key] or the [entra_id] key set")
         elif has_key and has_entra:
             errors.add("[secret_settings] must have only one of the [api_key] or the [entra_id] key set")
-        scopes = service_settings.get("scopes")
-        if scopes is not None and (
-            not isinstance(scopes, list) or not scopes or not all(isinstance(x, str) and x for x in scopes)
-        ):
-            errors.add("[service_settings] [scopes] must be a non-empty list of strings")
+        check_scopes(service_settings, errors)
         errors.raise_any()
         super().check_settings(task_type, service_settings, task_settings)
 

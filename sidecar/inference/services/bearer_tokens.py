@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 
 import httpx
 
 from sidecar.errors import RemoteServiceError
+from sidecar.inference.services.validation import Errors
 
 MARGIN_S = 60.0  # a token is renewed this long before it expires
 
@@ -73,3 +75,21 @@ def _reason(response: httpx.Response) -> str:
             if isinstance(body.get(key), str):
                 return str(body[key])
     return response.reason_phrase
+
+
+def client_credentials(settings: dict[str, Any], secrets: dict[str, Any]) -> dict[str, str]:
+    """The OAuth 2.0 client-credentials form (OpenAI's and Azure OpenAI's OAuth2 settings)."""
+    return {
+        "grant_type": "client_credentials",
+        "client_id": str(settings["client_id"]),
+        "client_secret": str(secrets["client_secret"]),
+        "scope": " ".join(settings["scopes"]),
+    }
+
+
+def check_scopes(service_settings: dict[str, Any], errors: Errors) -> None:
+    scopes = service_settings.get("scopes")
+    if scopes is not None and (
+        not isinstance(scopes, list) or not scopes or not all(isinstance(x, str) and x for x in scopes)
+    ):
+        errors.add("[service_settings] [scopes] must be a non-empty list of strings")

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sidecar.inference.services.bearer_tokens import BearerTokens
+from sidecar.inference.services.bearer_tokens import BearerTokens, check_scopes, client_credentials
 from sidecar.inference.services.openai_compatible import OpenAICompatibleRuntime
 from sidecar.inference.services.remote import RemoteCaller
 from sidecar.inference.services.validation import Errors
@@ -32,23 +32,13 @@ class OpenAIRuntime(OpenAICompatibleRuntime):
         self, inference_id: str, settings: dict[str, Any], secrets: dict[str, Any], caller: RemoteCaller
     ) -> None:
         super().__init__(inference_id, settings, secrets, caller)
-        self.tokens: BearerTokens | None = None
         if secrets.get("client_secret"):
-            form = {
-                "grant_type": "client_credentials",
-                "client_id": str(settings["client_id"]),
-                "client_secret": str(secrets["client_secret"]),
-                "scope": " ".join(settings["scopes"]),
-            }
+            form = client_credentials(settings, secrets)
             self.tokens = BearerTokens(
                 str(settings["token_url"]), form, inference_id, caller.policy.timeout_s
             )
         if settings.get("organization_id"):
             self.headers["OpenAI-Organization"] = str(settings["organization_id"])
-
-    async def _headers(self, task_settings: dict[str, Any]) -> dict[str, str]:
-        headers = await super()._headers(task_settings)
-        return {**headers, **(await self.tokens.header())} if self.tokens else headers
 
     @classmethod
     def check_settings(
@@ -68,10 +58,6 @@ class OpenAIRuntime(OpenAICompatibleRuntime):
             )
         elif not oauth and not service_settings.get("api_key"):
             errors.add("[service_settings] does not contain the required setting [api_key]")
-        scopes = service_settings.get("scopes")
-        if scopes is not None and (
-            not isinstance(scopes, list) or not scopes or not all(isinstance(x, str) and x for x in scopes)
-        ):
-            errors.add("[service_settings] [scopes] must be a non-empty list of strings")
+        check_scopes(service_settings, errors)
         errors.raise_any()
         super().check_settings(task_type, service_settings, task_settings)

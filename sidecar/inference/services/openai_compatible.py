@@ -21,6 +21,7 @@ from typing import Any, ClassVar
 
 from sidecar.errors import StatusError
 from sidecar.inference.services.base import Runtime
+from sidecar.inference.services.bearer_tokens import BearerTokens
 from sidecar.inference.services.remote import RemoteCaller, parse_failure
 from sidecar.inference.services.validation import SIMILARITIES, Errors
 from sidecar.inference.types import CompletionResult, DenseEmbedding, InputType, RankedDocument, TaskType
@@ -55,6 +56,7 @@ class OpenAICompatibleRuntime(Runtime):
         self.model = str(settings[self.model_key]) if settings.get(self.model_key) else None
         self.caller = caller
         self.headers = {"Authorization": f"Bearer {secrets['api_key']}"} if secrets.get("api_key") else {}
+        self.tokens: BearerTokens | None = None  # OAuth2: a fetched token's header joins `headers`
         self.element_type = "float"  # of the embeddings: `float`, `byte` or `bit`
         self.batch_size = self.max_inputs
 
@@ -90,7 +92,8 @@ class OpenAICompatibleRuntime(Runtime):
     async def _headers(self, task_settings: dict[str, Any]) -> dict[str, str]:
         """Auth and the task settings' extra `headers` (async: some providers fetch tokens)."""
         extra = task_settings.get("headers") or {}
-        return {**self.headers, **{str(k): str(v) for k, v in extra.items()}}
+        headers = {**self.headers, **{str(k): str(v) for k, v in extra.items()}}
+        return {**headers, **(await self.tokens.header())} if self.tokens else headers
 
     async def _post(self, kind: str, body: Any, task_settings: dict[str, Any]) -> Any:
         return await self.caller.post(self._endpoint(kind), body, await self._headers(task_settings))

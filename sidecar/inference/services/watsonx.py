@@ -38,14 +38,14 @@ class WatsonxRuntime(OpenAICompatibleRuntime):
         }
         self.project = str(settings["project_id"])
         form = {"grant_type": "urn:ibm:params:oauth:grant-type:apikey", "apikey": str(secrets["api_key"])}
-        self.tokens = BearerTokens(self.iam_url, form, inference_id, caller.policy.timeout_s)
+        self.iam_tokens = BearerTokens(self.iam_url, form, inference_id, caller.policy.timeout_s)
 
     @classmethod
     def check_task_settings(cls, task_settings: dict[str, Any], errors: Errors) -> None:
         errors.positive_int(task_settings, "truncate_input_tokens", "task_settings")
 
     async def _headers(self, task_settings: dict[str, Any]) -> dict[str, str]:
-        return await self.tokens.header()
+        return await self.iam_tokens.header()
 
     def embedding_body(
         self, texts: list[str], input_type: InputType | None, task_settings: dict[str, Any]
