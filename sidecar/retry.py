@@ -83,8 +83,7 @@ def _policy(
     before_wait: Callable[[RetryCallState], None],
 ) -> dict[str, object]:
     def wait(state: RetryCallState) -> float:
-        exc = state.outcome.exception() if state.outcome is not None else None
-        return backoff.delay(state.attempt_number, getattr(exc, "retry_after", None))
+        return backoff.delay(state.attempt_number, getattr(_exception(state), "retry_after", None))
 
     stops: list[stop_base] = []
     if attempts is not None:

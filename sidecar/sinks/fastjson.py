@@ -25,19 +25,15 @@ def _dumps(data: Any) -> bytes | None:
         return None
 
 
-class _Fast(_EsJson):
-    """Both Elasticsearch mimetypes' JSON lines: orjson first, the client's own encoder after."""
+class EsJson(_EsJson):
+    """Elasticsearch's JSON (and, below, NDJSON lines): orjson first, the client's own encoder after."""
 
     def json_dumps(self, data: Any) -> bytes:
         fast = _dumps(data)
         return fast if fast is not None else _EsJson.json_dumps(self, data)
 
 
-class EsJson(_Fast):
-    pass
-
-
-class EsNdjson(_Fast, _EsNdjson):
+class EsNdjson(EsJson, _EsNdjson):
     mimetype: ClassVar[str] = "application/x-ndjson"
 
 
