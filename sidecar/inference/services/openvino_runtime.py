@@ -7,8 +7,12 @@ the vocabulary is projected in blocks of `VOCAB_BLOCK` rows with a max over posi
 (so `[batch, length, vocab]` never exists), the bias is added after the max, then log(1 + relu).
 The dense graph is `DenseBackend.embed`: mean over real tokens, L2-normalised.
 
-Each text is its own inference request (no padding at all), on a model compiled with OpenVINO's
-latency hint (`compile_graph` says why). Precision is fp32 whatever the CPU, so the weights match
+No text is padded: texts of the same token length share one `[texts, length]` request (up to
+`GROUP_TOKENS` tokens), any other text is a request of its own, on a model compiled with OpenVINO's
+latency hint (`compile_graph` says why). Sharing a request reads the vocabulary projection's
+weights (30,522 rows) once for the group instead of once per text: on SciFact titles in
+length-sorted batches of 64, 1.2-1.45x the docs/s of one request per text, with identical
+outputs; long texts rarely share a length and run as before. Precision is fp32 whatever the CPU, so the weights match
 the exact torch path's within `rank_features`' 9 significant bits.
 
 Only model families whose export is tested run here (`EXPORTABLE`); a new export is also checked
@@ -44,15 +48,18 @@ log = logging.getLogger(__name__)
 
 EXPORT_VERSION = 1  # bump when the graphs change: older cache entries are then ignored
 VOCAB_BLOCK = 2048  # vocabulary rows projected (and max-reduced) at once inside the SPLADE graph
-def default_cache_dir() -> Path:
-    """The user's cache (not the working directory): every process, from any folder, reuses one export."""
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "sparse-sidecar" / "openvino"
+GROUP_TOKENS = 512  # most tokens in one request of equal-length texts (titles: 256-1024 ran alike)
 EXPORTABLE = {"bert"}  # `model_type`s whose export is tested (BERT masked LMs, BERT sentence encoders)
 PROBE_TEXTS = ["a probe text for the exported graph", "short", "a longer probe text, " * 12]
 PROBE_TOLERANCE = 1e-4
 
 exports = 0  # graphs exported by this process (a cached graph is read, not exported)
+
+
+def default_cache_dir() -> Path:
+    """The user's cache (not the working directory): every process, from any folder, reuses one export."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "sparse-sidecar" / "openvino"
 
 
 class ExportUnsupported(Exception):
@@ -232,8 +239,8 @@ def compile_graph(model: Any, threads: int | None) -> Any:
 
 
 class OpenVinoBackend:
-    """A batching-engine backend over a compiled graph: `infer` runs each text as its own request
-    (on as many requests at once as the compiled model has streams); subclasses turn the
+    """A batching-engine backend over a compiled graph: `infer` runs each group of equal-length texts
+    as one request (on as many requests at once as the compiled model has streams); subclasses turn the
     `[batch, width]` output into results."""
 
     runtime = "openvino"
@@ -256,28 +263,35 @@ class OpenVinoBackend:
         self.infer(self.tokenize(PROBE_TEXTS))
 
     def infer(self, batch: list[Encoded]) -> Any:
-        """`[batch, width]` float32 output, one request per text (no padding)."""
+        """`[batch, width]` float32 output: texts of one token length share a request (no padding)."""
         longest = max(len(e.ids) for e in batch)
         if longest > self.max_positions:  # torch fails on these too; OpenVINO would not say so
             raise ValueError(f"[{longest}] tokens exceed the model's [{self.max_positions}] positions")
-        # Text i runs on request i mod n, once that request's previous text (i - n) is done and
+        # Group i runs on request i mod n, once that request's previous group (i - n) is done and
         # read: each request's tensors are written only while it is idle. (OpenVINO's
         # AsyncInferQueue may write a running request's input tensors when shapes change: heap
         # corruption.)
         requests = self._requests
+        groups = length_groups(batch, GROUP_TOKENS)
         rows: list[Any] = [None] * len(batch)
+
+        def read(request: Any, group: list[int]) -> None:
+            block = request.get_output_tensor(0).data[: len(group)].copy()  # the buffer is reused
+            for row, index in zip(block, group, strict=True):
+                rows[index] = row
+
         try:
-            for index, enc in enumerate(batch):
-                request = requests[index % len(requests)]
-                if index >= len(requests):
+            for number, group in enumerate(groups):
+                request = requests[number % len(requests)]
+                if number >= len(requests):
                     request.wait()
-                    rows[index - len(requests)] = _output(request)
-                ids = np.asarray([enc.ids], dtype=np.int64)
+                    read(request, groups[number - len(requests)])
+                ids = np.asarray([batch[i].ids for i in group], dtype=np.int64)
                 request.start_async({"input_ids": ids, "attention_mask": np.ones_like(ids)})
-            for index in range(max(0, len(batch) - len(requests)), len(batch)):
-                request = requests[index % len(requests)]
+            for number in range(max(0, len(groups) - len(requests)), len(groups)):
+                request = requests[number % len(requests)]
                 request.wait()
-                rows[index] = _output(request)
+                read(request, groups[number])
         except BaseException:
             for request in requests:  # none may still run when the next batch writes its inputs
                 with contextlib.suppress(Exception):
@@ -286,8 +300,18 @@ class OpenVinoBackend:
         return np.stack(rows)
 
 
-def _output(request: Any) -> Any:
-    return request.get_output_tensor(0).data[0].copy()  # the request's buffer is reused
+def length_groups(batch: list[Encoded], budget: int) -> list[list[int]]:
+    """Positions in `batch` as runs of texts with the same token length, each run at most `budget`
+    tokens (a longer text runs alone): a run is one `[texts, length]` request without padding."""
+    groups: list[list[int]] = []
+    for index in sorted(range(len(batch)), key=lambda i: len(batch[i].ids)):
+        length = len(batch[index].ids)
+        last = groups[-1] if groups else None
+        if last and len(batch[last[0]].ids) == length and (len(last) + 1) * length <= budget:
+            last.append(index)
+        else:
+            groups.append([index])
+    return groups
 
 
 class OpenVinoSparseBackend(OpenVinoBackend):

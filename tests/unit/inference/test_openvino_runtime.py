@@ -149,6 +149,23 @@ def test_texts_spread_over_several_requests_come_back_in_order(
         assert np.allclose(got, expected, rtol=1e-5, atol=1e-6)
 
 
+def test_texts_of_one_length_share_a_request_and_answer_as_alone(ov_sparse: ovr.OpenVinoSparseBackend) -> None:
+    """Titles in a batch: equal-length ones run as one unpadded request each run, in input order,
+    with the weights each would get alone."""
+    titles = [json.loads(line)["title"] for line in (ROOT / "datasets" / "scifact" / "corpus.jsonl").open()][:96]
+    encoded = ov_sparse.tokenize([*titles, *TEXTS])
+    groups = ovr.length_groups(encoded, ovr.GROUP_TOKENS)
+    assert sorted(i for g in groups for i in g) == list(range(len(encoded)))
+    assert len(groups) < len(encoded) // 2  # titles share lengths
+    for group in groups:
+        assert len({len(encoded[i].ids) for i in group}) == 1
+        assert len(group) == 1 or len(group) * len(encoded[group[0]].ids) <= ovr.GROUP_TOKENS
+    got = ov_sparse.infer(encoded)
+    alone = np.stack([ov_sparse.infer([e])[0] for e in encoded])
+    assert got.shape == alone.shape
+    assert np.allclose(got, alone, rtol=1e-5, atol=1e-6)
+
+
 def test_second_load_reads_the_cached_graph_without_exporting(
     cache: Path, ov_sparse: ovr.OpenVinoSparseBackend, ov_dense: ovr.OpenVinoDenseBackend
 ) -> None:
