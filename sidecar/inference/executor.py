@@ -10,6 +10,7 @@ forward pass; decoding already runs on the engine's post-processing thread.
 from __future__ import annotations
 
 import asyncio
+import gc
 from functools import partial
 from typing import Any
 
@@ -100,6 +101,10 @@ def build_engine(
     runs = call_here if getattr(backend, "runtime", "torch") == "openvino" else call
     engine = BatchingEngine(backend, limits, replicas=replicas, call=runs)
     engine.start(warmup=settings.warmup)
+    # A loaded model leaves hundreds of thousands of objects that live as long as the process
+    # (modules, the tokenizer's vocabulary): frozen, the collector's full passes skip them instead
+    # of pausing every thread to walk them all (0.16 s, measured in the middle of a backfill).
+    gc.freeze()
     return engine
 
 
