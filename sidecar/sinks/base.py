@@ -116,6 +116,9 @@ class RequestFailure(Exception):
         self.reason = reason
 
 
+BULK_ANSWER_FIELDS = "errors,items.*.status,items.*.error"
+
+
 def item_error(status: int, info: Mapping[str, Any]) -> DocumentError:
     error = info.get("error")
     if isinstance(error, Mapping):
@@ -165,6 +168,9 @@ class BulkSink(abc.ABC):
             raise_on_exception=True,
             max_retries=0,
             yield_ok=True,
+            # Only what `_judge` reads: every item keeps its status, so answers stay in order, and
+            # the answer to 500 items is 12.5 KB instead of 84 KB to encode, send and decode.
+            filter_path=BULK_ANSWER_FIELDS,
             **extra,
         )
 

@@ -120,8 +120,9 @@ class FaultProxy:
             self.held += 1
             await self._released.wait()
         injected: dict[int, dict[str, Any]] = {}
+        sent: list[str] = []  # ids of the items forwarded, in order (answers may omit them: filter_path)
         if is_bulk:
-            body, injected = self._take_rejections(body)
+            body, injected, sent = self._take_rejections(body)
         if is_bulk and not body.strip():
             answer: dict[str, Any] = {"took": 0, "errors": True, "items": []}
             status, answer_headers = (
@@ -135,7 +136,7 @@ class FaultProxy:
             if not is_bulk or status != 200:
                 return status, answer_headers, response.content
             answer = response.json()
-        self._record_acks(answer)
+        self._record_acks(answer, sent)
         if injected:
             items = list(answer.get("items", []))
             for position in sorted(injected):
@@ -143,9 +144,10 @@ class FaultProxy:
             answer = {**answer, "errors": True, "items": items}
         return status, answer_headers, json.dumps(answer).encode()
 
-    def _take_rejections(self, body: bytes) -> tuple[bytes, dict[int, dict[str, Any]]]:
+    def _take_rejections(self, body: bytes) -> tuple[bytes, dict[int, dict[str, Any]], list[str]]:
         lines = [line for line in body.split(b"\n") if line.strip()]
         kept: list[bytes] = []
+        sent: list[str] = []
         injected: dict[int, dict[str, Any]] = {}
         i = position = 0
         while i < len(lines):
@@ -169,18 +171,20 @@ class FaultProxy:
                 }
             else:
                 kept += lines[i : i + width]
+                sent.append(doc_id)
             i += width
             position += 1
-        return (b"\n".join(kept) + b"\n") if kept else b"", injected
+        return (b"\n".join(kept) + b"\n") if kept else b"", injected, sent
 
-    def _record_acks(self, answer: dict[str, Any]) -> None:
-        for item in answer.get("items", []):
+    def _record_acks(self, answer: dict[str, Any], sent: list[str]) -> None:
+        for item, sent_id in zip(answer.get("items", []), sent, strict=False):
             op, result = next(iter(item.items()))
             status = int(result.get("status", 0))
+            doc_id = str(result.get("_id", sent_id))
             if 200 <= status < 300 or (status == 409 and op == "create"):
-                self.acked.add(str(result.get("_id")))
+                self.acked.add(doc_id)
             if status == 409:
-                self.conflicted.add(str(result.get("_id")))
+                self.conflicted.add(doc_id)
 
 
 async def _read_request(reader: asyncio.StreamReader) -> tuple[str, str, list[tuple[str, str]], bytes] | None:
