@@ -1,7 +1,7 @@
 """One backfill run over one slice: scan, select, enrich, write, dead-letter, checkpoint, repeat.
 
-Documents go to inference in parts of `PART_DOCS` of similar input length (a part is about one
-model batch, padded to its longest text), at most `PARTS_IN_FLIGHT` at once, and each part is
+Documents go to inference in parts of `PART_DOCS` of similar input length (a part is about two
+model batches), at most `PARTS_IN_FLIGHT` at once, and each part is
 written as soon as it is enriched while the next ones are inferred: the engine's work overlaps the
 model's instead of adding to it. Pages are read ahead and their parts queued across page
 boundaries, so a page's last write and its checkpoint do not idle the model either. A crash costs
@@ -44,7 +44,12 @@ from sidecar.sinks.base import BulkItem, BulkSink
 
 log = logging.getLogger("sidecar.backfill")
 
-PART_DOCS = 64  # a part: one model batch of short texts on CPU (its default 64 texts per batch)
+# A part: two model batches of short texts on CPU (64 texts each). With two parts in flight the
+# model's queue holds 256 texts, as a request of a page would, so its batches are cut from as wide a
+# choice of lengths (on OpenVINO, texts of one length share a request) and each bulk request, with
+# its translog sync, carries 128 updates: on SciFact titles 91% of inference alone's docs/s against
+# 78-86% with parts of 64, and the engine's CPU per document halved.
+PART_DOCS = 128
 PARTS_IN_FLIGHT = 2  # the next part waits in the model's queue while one runs: no idle model between parts
 
 
