@@ -33,7 +33,7 @@ from sidecar.pipelines.schema import OnMalformed, Operation, PipelineConfig, Tar
 from sidecar.retry import Backoff, retry_async
 from sidecar.settings import Settings, load_settings
 from sidecar.sinks import BulkItem, BulkSink, create_sink
-from sidecar.sinks.base import offset_version
+from sidecar.sinks.base import RequestFailure, offset_version
 from sidecar.sinks.setup import index_settings, pipeline_mappings, setup_pipeline, template_name
 from sidecar.sinks.target import TargetWriter
 from sidecar.sources.kafka import KafkaSource, Message
@@ -227,12 +227,15 @@ class PipelineRunner:
         return dims
 
     async def _with_engine_retry(self, call: Any) -> Any:
+        def failure_of(exc: BaseException) -> RequestFailure | None:
+            return self.sink.request_failure(exc) if isinstance(exc, Exception) else None
+
         def unreachable(exc: BaseException) -> bool:
-            failure = self.sink.request_failure(exc) if isinstance(exc, Exception) else None
+            failure = failure_of(exc)
             return failure is not None and failure.status is None and not self._stopping.is_set()
 
         def on_retry(_attempt: int, exc: BaseException) -> None:
-            failure = self.sink.request_failure(exc) if isinstance(exc, Exception) else None
+            failure = failure_of(exc)
             reason = failure.reason if failure is not None else exc
             log.warning("pipeline [%s]: engine unreachable at start (%s); retrying", self.name, reason)
 

@@ -185,12 +185,7 @@ class AmazonBedrockRuntime(Runtime):
             raise self._fail(f"missing {exc}") from exc
         return [CompletionResult(text)]
 
-    async def stream_completion(
-        self, texts: list[str], *, task_settings: dict[str, Any]
-    ) -> AsyncIterator[str]:
-        """The whole completion as one delta (ConverseStream's binary event stream is not spoken)."""
-        for result in await self.complete(texts, task_settings=task_settings, time_limit=None):
-            yield result.result
+    stream_completion = Runtime.whole_completion_as_delta  # ConverseStream's binary event stream is not spoken
 
     async def stream_chat(
         self, request: dict[str, Any], *, task_settings: dict[str, Any]

@@ -68,6 +68,14 @@ class Runtime:
         """Completion deltas as they arrive."""
         raise StatusError("this service does not support streaming task type [completion]")
 
+    async def whole_completion_as_delta(
+        self, texts: list[str], *, task_settings: dict[str, Any]
+    ) -> AsyncIterator[str]:
+        """`stream_completion` for a service whose streaming wire format is not spoken (an AWS binary
+        event stream): the whole completion as one delta."""
+        for result in await self.complete(texts, task_settings=task_settings, time_limit=None):
+            yield result.result
+
     def stream_chat(
         self, request: dict[str, Any], *, task_settings: dict[str, Any]
     ) -> AsyncIterator[dict[str, Any]]:

@@ -23,7 +23,7 @@ from urllib.parse import quote
 
 from sidecar.errors import StatusError
 from sidecar.inference.services.aws_sigv4 import SigV4
-from sidecar.inference.services.base import CHAT, COMPLETION, DENSE, RERANK, SPARSE
+from sidecar.inference.services.base import CHAT, COMPLETION, DENSE, RERANK, SPARSE, Runtime
 from sidecar.inference.services.openai_compatible import (
     OpenAICompatibleRuntime,
     completion_chunk,
@@ -235,12 +235,7 @@ class SageMakerRuntime(OpenAICompatibleRuntime):
         body.pop("model", None)
         return body
 
-    async def stream_completion(
-        self, texts: list[str], *, task_settings: dict[str, Any]
-    ) -> AsyncIterator[str]:
-        """The whole completion as one delta (the response stream's binary event framing is not spoken)."""
-        for result in await self.complete(texts, task_settings=task_settings, time_limit=None):
-            yield result.result
+    stream_completion = Runtime.whole_completion_as_delta  # the response stream's binary event framing is not spoken
 
     async def stream_chat(
         self, request: dict[str, Any], *, task_settings: dict[str, Any]
