@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from opensearchpy.helpers import expand_action
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -122,17 +123,14 @@ ML_MAPPING = {"tokens": {"type": "rank_features"}, "tokens_hash": {"type": "keyw
 
 
 def bulk_body(actions: list[dict[str, Any]], index: str) -> str:
-    """NDJSON of helper-style actions (as `BulkItem.action()` gives them), aimed at `index`."""
+    """NDJSON of helper-style actions (as `BulkItem.action()` gives them), aimed at `index`, in the
+    client helpers' own translation (`expand_action`)."""
     lines = []
     for action in actions:
-        body = dict(action)
-        op = body.pop("_op_type")
-        body.pop("_index")
-        meta = {"_index": index, "_id": body.pop("_id")}
-        for key in ("routing", "retry_on_conflict"):
-            if key in body:
-                meta[key] = body.pop(key)
-        lines += [json.dumps({op: meta}), json.dumps(body)]
+        meta, source = expand_action({**action, "_index": index})
+        lines.append(json.dumps(meta))
+        if source is not None:
+            lines.append(json.dumps(source))
     return "\n".join(lines) + "\n"
 
 

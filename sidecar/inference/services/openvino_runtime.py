@@ -12,8 +12,8 @@ No text is padded: texts of the same token length share one `[texts, length]` re
 latency hint (`compile_graph` says why). Sharing a request reads the vocabulary projection's
 weights (30,522 rows) once for the group instead of once per text: on SciFact titles in
 length-sorted batches of 64, 1.1-1.4x the docs/s of one request per text, with identical
-outputs; long texts rarely share a length and run as before. Precision is fp32 whatever the CPU, so the weights match
-the exact torch path's within `rank_features`' 9 significant bits.
+outputs; long texts rarely share a length and run as before. Precision is fp32 whatever the CPU,
+so the weights match the exact torch path's within `rank_features`' 9 significant bits.
 
 Only model families whose export is tested run here (`EXPORTABLE`); a new export is also checked
 against the eager torch module on probe texts before it is cached. Anything else — OpenVINO not

@@ -152,7 +152,8 @@ def test_texts_spread_over_several_requests_come_back_in_order(
 def test_texts_of_one_length_share_a_request_and_answer_as_alone(ov_sparse: ovr.OpenVinoSparseBackend) -> None:
     """Titles in a batch: equal-length ones run as one unpadded request each run, in input order,
     with the weights each would get alone."""
-    titles = [json.loads(line)["title"] for line in (ROOT / "datasets" / "scifact" / "corpus.jsonl").open()][:96]
+    corpus = (ROOT / "datasets" / "scifact" / "corpus.jsonl").read_text(encoding="utf-8").splitlines()
+    titles = [json.loads(line)["title"] for line in corpus[:96]]
     encoded = ov_sparse.tokenize([*titles, *TEXTS])
     groups = ovr.length_groups(encoded, ovr.GROUP_TOKENS)
     assert sorted(i for g in groups for i in g) == list(range(len(encoded)))
